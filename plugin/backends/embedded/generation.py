@@ -1,0 +1,232 @@
+"""One generation of an embedded index: a tantivy index plus one vector file per field.
+
+Layout of `<data_dir>/embedded/indices/<name>/`:
+    meta.json          mapping, status (building|ready), doc count, next key, revision
+    tantivy/           the lexical index, filters, aggregations and `_source` (source of truth)
+    <field>.usearch    HNSW graph of a dense_vector field
+
+Writers bump `revision` in meta.json on each commit; readers compare it per request and
+reload, so a serving process sees updates from a loader process without restarting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import tantivy
+
+from shoprank.errors import BadRequestError, ShoprankError
+
+from .schema import ENGLISH, IndexSchema, english_analyzer
+from .vectors import FloatArray, VectorField
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that readers see either the old or the new file, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    return orjson.loads(path.read_bytes())
+
+
+class Generation:
+    """A concrete index (`products-000003`) that aliases point at."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.name = directory.name
+        self.meta: dict[str, Any] = read_json(directory / "meta.json")
+        self.schema = IndexSchema(self.meta["mapping"])
+        self._index = self._open_tantivy()
+        self.vectors = {
+            f.path: VectorField(directory / f"{f.path}.usearch", dims=f.dims)
+            for f in self.schema.vector_fields
+        }
+        self._meta_mtime = self._stat_meta()
+        self._lock = threading.Lock()
+        self._writer: tantivy.IndexWriter | None = None
+
+    @classmethod
+    def create(cls, directory: Path, *, mapping: dict[str, Any], alias: str | None) -> Generation:
+        directory.mkdir(parents=True, exist_ok=False)
+        (directory / "tantivy").mkdir()
+        meta = {
+            "name": directory.name,
+            "alias": alias,
+            "mapping": mapping,
+            "status": "building",
+            "created": time.time(),
+            "doc_count": 0,
+            "next_key": 1,
+            "revision": 0,
+        }
+        write_json_atomic(directory / "meta.json", meta)
+        return cls(directory)
+
+    def _open_tantivy(self) -> tantivy.Index:
+        path = str(self.dir / "tantivy")
+        if tantivy.Index.exists(path):
+            index = tantivy.Index.open(path)
+        else:
+            index = tantivy.Index(self.schema.tantivy_schema, path=path)
+        index.register_tokenizer(ENGLISH, english_analyzer())
+        return index
+
+    def _stat_meta(self) -> float:
+        try:
+            return (self.dir / "meta.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0.0
+
+    @property
+    def tantivy_index(self) -> tantivy.Index:
+        return self._index
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", "building"))
+
+    def refresh_if_changed(self) -> None:
+        """Pick up commits made by another process since the last look."""
+        mtime = self._stat_meta()
+        if mtime == self._meta_mtime:
+            return
+        with self._lock:
+            if mtime == self._meta_mtime:
+                return
+            meta = read_json(self.dir / "meta.json")
+            if meta.get("revision") != self.meta.get("revision"):
+                self._index.reload()
+                for path, field in list(self.vectors.items()):
+                    self.vectors[path] = VectorField(field.path, dims=field.dims)
+            self.meta = meta
+            self._meta_mtime = mtime
+
+    def searcher(self) -> tantivy.Searcher:
+        self.refresh_if_changed()
+        return self._index.searcher()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _get_writer(self) -> tantivy.IndexWriter:
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(heap_size=128_000_000, num_threads=1)
+            except ValueError as exc:
+                raise ShoprankError(
+                    f"index [{self.name}] is being written by another process ({exc}); "
+                    "wait for that load to finish"
+                ) from exc
+        return self._writer
+
+    def _keys_of(self, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        self._index.reload()
+        searcher = self._index.searcher()
+        query = tantivy.Query.term_set_query(self.schema.tantivy_schema, "_id", ids)
+        result = searcher.search(query, limit=max(len(ids), 1) * 2)
+        addresses = [addr for _, addr in result.hits]
+        keys = searcher.fast_field_values("_key", addresses)
+        found: dict[str, int] = {}
+        for addr, key in zip(addresses, keys, strict=True):
+            found[str(searcher.doc(addr)["_id"][0])] = int(key)
+        return found
+
+    def upsert(
+        self, docs: list[dict[str, Any]], vectors: dict[str, FloatArray] | None = None
+    ) -> int:
+        """Add or replace documents by `_id`; `vectors[field]` rows align with `docs`."""
+        vectors = vectors or {}
+        for field, matrix in vectors.items():
+            if field not in self.vectors:
+                raise BadRequestError(f"[{field}] is not a dense_vector field of [{self.name}]")
+            if len(matrix) != len(docs):
+                raise BadRequestError(f"{len(matrix)} vectors for {len(docs)} documents")
+        writer = self._get_writer()
+        ids = [str(d["_id"]) for d in docs]
+        old = self._keys_of(ids) if self.meta["doc_count"] else {}
+        start = int(self.meta["next_key"])
+        keys = np.arange(start, start + len(docs), dtype=np.uint64)
+        for pid in ids:
+            writer.delete_documents_by_term("_id", pid)
+        matrices = {f: np.ascontiguousarray(m, dtype=np.float32) for f, m in vectors.items()}
+        for row, (doc, key) in enumerate(zip(docs, keys, strict=True)):
+            source = {k: v for k, v in doc.items() if k != "_id"}
+            raw = {f: m[row].tobytes() for f, m in matrices.items()}
+            writer.add_document(
+                self.schema.document(doc, key=int(key), source=orjson.dumps(source), vectors=raw)
+            )
+        for field, store in self.vectors.items():
+            store.remove(list(old.values()))
+            if field in matrices:
+                store.add(keys, matrices[field])
+        self.meta["next_key"] = start + len(docs)
+        return len(docs)
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete documents by `_id`; returns how many existed."""
+        writer = self._get_writer()
+        old = self._keys_of([str(i) for i in ids])
+        for pid in old:
+            writer.delete_documents_by_term("_id", pid)
+        for store in self.vectors.values():
+            store.remove(list(old.values()))
+        return len(old)
+
+    def commit(self, *, status: str | None = None) -> int:
+        """Make writes durable and visible; returns the document count."""
+        if self._writer is not None:
+            self._writer.commit()
+            self._writer.wait_merging_threads()
+            self._writer = None
+        for store in self.vectors.values():
+            store.save()
+        self._index.reload()
+        self.meta["doc_count"] = self._index.searcher().num_docs
+        self.meta["revision"] = int(self.meta["revision"]) + 1
+        if status:
+            self.meta["status"] = status
+        write_json_atomic(self.dir / "meta.json", self.meta)
+        self._meta_mtime = self._stat_meta()
+        return int(self.meta["doc_count"])
+
+    def rebuild_vectors(self) -> int:
+        """Rebuild every HNSW file from the vectors stored in tantivy (the source of truth)."""
+        self._index.reload()
+        searcher = self._index.searcher()
+        result = searcher.search(tantivy.Query.all_query(), limit=max(searcher.num_docs, 1))
+        addresses = [addr for _, addr in result.hits]
+        keys = searcher.fast_field_values("_key", addresses)
+        for path, store in self.vectors.items():
+            fresh = VectorField(store.path.with_suffix(".rebuild"), dims=store.dims)
+            tname = self.schema.fields[path].tantivy
+            got_keys, rows = [], []
+            for addr, key in zip(addresses, keys, strict=True):
+                raw = searcher.doc(addr).get_first(tname)
+                if raw:
+                    got_keys.append(int(key))
+                    rows.append(np.frombuffer(raw, dtype=np.float32))
+            if rows:
+                fresh.add(np.asarray(got_keys, dtype=np.uint64), np.vstack(rows))
+            fresh.path = store.path
+            fresh.save()
+            self.vectors[path] = fresh
+        return len(addresses)
+
+    def abandon(self) -> None:
+        if self._writer is not None:
+            self._writer.rollback()
+            self._writer = None

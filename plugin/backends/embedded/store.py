@@ -1,0 +1,151 @@
+"""Index generations behind aliases, on local disk.
+
+`aliases.json` maps alias → generation name and is replaced atomically (write + rename), so
+a reader sees the old or the new target and a load that dies part-way leaves the alias on
+the previous, complete generation. Generations that never reached `ready` are never
+pointed at and are swept by the next load.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from shoprank.errors import BadRequestError, IndexNotFoundError
+
+from .generation import Generation, read_json, write_json_atomic
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,200}$")
+
+
+def check_index_name(name: str) -> str:
+    if not _NAME.match(name) or name in (".", ".."):
+        raise BadRequestError(
+            f"invalid index name [{name}]: use lowercase letters, digits, '-', '_' or '.'",
+        )
+    return name
+
+
+class EmbeddedStore:
+    """All embedded indices of one data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.indices_dir = root / "indices"
+        self.indices_dir.mkdir(parents=True, exist_ok=True)
+        self._aliases_path = root / "aliases.json"
+        self._open: dict[str, Generation] = {}
+        self._lock = threading.Lock()
+        self._aliases_mtime = -1
+        self._aliases: dict[str, str] = {}
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    def aliases(self) -> dict[str, str]:
+        try:
+            mtime = self._aliases_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if mtime != self._aliases_mtime:
+            self._aliases = dict(read_json(self._aliases_path))
+            self._aliases_mtime = mtime
+        return dict(self._aliases)
+
+    def swap_alias(self, alias: str, generation: str) -> str | None:
+        """Point `alias` at `generation` in one atomic step; returns the previous target."""
+        check_index_name(alias)
+        gen = self.generation(generation)
+        if gen.status != "ready":
+            raise BadRequestError(f"generation [{generation}] is not ready ({gen.status})")
+        if (self.indices_dir / alias).exists():
+            raise BadRequestError(f"an index named [{alias}] exists; an alias cannot shadow it")
+        with self._lock:
+            aliases = self.aliases()
+            previous = aliases.get(alias)
+            aliases[alias] = generation
+            write_json_atomic(self._aliases_path, aliases)
+            return previous
+
+    # -- generations -----------------------------------------------------------------------
+
+    def resolve(self, name: str) -> str:
+        """The generation behind an alias or concrete index name."""
+        aliases = self.aliases()
+        if name in aliases:
+            return aliases[name]
+        if (self.indices_dir / name / "meta.json").exists():
+            return name
+        raise IndexNotFoundError(name)
+
+    def generation(self, name: str) -> Generation:
+        target = self.resolve(name)
+        with self._lock:
+            gen = self._open.get(target)
+            if gen is None:
+                if not (self.indices_dir / target / "meta.json").exists():
+                    raise IndexNotFoundError(name)
+                gen = Generation(self.indices_dir / target)
+                self._open[target] = gen
+        return gen
+
+    def generations(self, alias: str | None = None) -> list[dict[str, Any]]:
+        """Metadata of every generation (of one alias), oldest first."""
+        out = []
+        for meta_path in sorted(self.indices_dir.glob("*/meta.json")):
+            meta = read_json(meta_path)
+            if alias is None or meta.get("alias") == alias:
+                out.append({k: v for k, v in meta.items() if k != "mapping"})
+        return sorted(out, key=lambda m: m["name"])
+
+    def create_generation(self, alias: str, mapping: dict[str, Any]) -> Generation:
+        """A new empty generation `<alias>-NNNNNN`, status `building`."""
+        check_index_name(alias)
+        numbers = [
+            int(p.name.rsplit("-", 1)[1])
+            for p in self.indices_dir.glob(f"{alias}-*")
+            if p.name.rsplit("-", 1)[1].isdigit()
+        ]
+        name = f"{alias}-{max(numbers, default=0) + 1:06d}"
+        gen = Generation.create(self.indices_dir / name, mapping=mapping, alias=alias)
+        with self._lock:
+            self._open[name] = gen
+        return gen
+
+    def drop_generation(self, name: str) -> None:
+        if name in self.aliases().values():
+            raise BadRequestError(f"generation [{name}] is behind an alias; swap it first")
+        with self._lock:
+            self._open.pop(name, None)
+        shutil.rmtree(self.indices_dir / name, ignore_errors=True)
+
+    def prune(self, alias: str, *, keep: int) -> list[str]:
+        """Drop unfinished generations and all but `keep` previous ready ones of `alias`."""
+        live = self.aliases().get(alias)
+        dropped = []
+        older_ready = []
+        for meta in self.generations(alias):
+            if meta["name"] == live:
+                continue
+            if meta.get("status") != "ready":
+                dropped.append(meta["name"])
+            else:
+                older_ready.append(meta["name"])
+        dropped += older_ready[: max(0, len(older_ready) - keep)]
+        for name in dropped:
+            self.drop_generation(name)
+        return dropped
+
+    def rollback(self, alias: str) -> str:
+        """Point `alias` back at the newest ready generation older than the live one."""
+        live = self.resolve(alias)
+        older = [
+            m["name"] for m in self.generations(alias)
+            if m.get("status") == "ready" and m["name"] < live
+        ]
+        if not older:
+            raise BadRequestError(f"alias [{alias}] has no older ready generation to roll back to")
+        self.swap_alias(alias, older[-1])
+        return older[-1]

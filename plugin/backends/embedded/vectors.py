@@ -1,0 +1,99 @@
+"""Dense vectors of one field of one generation: usearch HNSW plus exact filtered search.
+
+Keys are the generation's u64 document keys (tantivy's `_key` fast field). Unfiltered kNN
+walks the HNSW graph; a filtered kNN scores exactly the documents that pass the filter when
+they are few, and otherwise over-fetches from HNSW and post-filters, falling back to exact
+search if too few survive, so a filter never returns documents that do not match it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from usearch.index import Index
+
+FloatArray = npt.NDArray[np.float32]
+KeyArray = npt.NDArray[np.uint64]
+EXACT_LIMIT = 4_096
+OVERFETCH = 4
+
+
+class VectorField:
+    """One usearch index file holding the vectors of one `dense_vector` field."""
+
+    def __init__(self, path: Path, *, dims: int) -> None:
+        self.path = path
+        self.dims = dims
+        self.index = Index(ndim=dims, metric="cos", dtype="f32", connectivity=16,
+                           expansion_add=64, expansion_search=128)
+        if path.exists():
+            self.index.load(str(path))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, keys: KeyArray, vectors: FloatArray) -> None:
+        if len(keys):
+            self.index.add(keys, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def remove(self, keys: list[int]) -> None:
+        present = [k for k in keys if k in self.index]
+        if present:
+            self.index.remove(np.asarray(present, dtype=np.uint64))
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        self.index.save(str(tmp))
+        tmp.replace(self.path)
+
+    def search(
+        self,
+        query: FloatArray,
+        *,
+        k: int,
+        num_candidates: int,
+        allowed: KeyArray | None = None,
+    ) -> tuple[KeyArray, FloatArray]:
+        """Top-k (keys, cosine similarities), best first, restricted to `allowed` if given."""
+        if len(self.index) == 0 or k <= 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if query.shape[0] != self.dims:
+            from shoprank.errors import BadRequestError
+
+            raise BadRequestError(
+                f"the query vector has {query.shape[0]} dimensions, "
+                f"but the field has {self.dims}"
+            )
+        if allowed is not None:
+            if len(allowed) <= EXACT_LIMIT:
+                return self._exact(query, allowed, k)
+            want = max(k, num_candidates) * OVERFETCH
+            keys, sims = self._hnsw(query, want)
+            keep = np.isin(keys, allowed)
+            if keep.sum() >= k or want >= len(self.index):
+                return keys[keep][:k], sims[keep][:k]
+            return self._exact(query, allowed, k)
+        keys, sims = self._hnsw(query, max(k, num_candidates))
+        return keys[:k], sims[:k]
+
+    def _hnsw(self, query: FloatArray, count: int) -> tuple[KeyArray, FloatArray]:
+        matches = self.index.search(query, min(count, len(self.index)))
+        keys = np.asarray(matches.keys, dtype=np.uint64)
+        sims = (1.0 - np.asarray(matches.distances, dtype=np.float32)).astype(np.float32)
+        return keys, sims
+
+    def _exact(self, query: FloatArray, allowed: KeyArray, k: int) -> tuple[KeyArray, FloatArray]:
+        if len(allowed):
+            allowed = allowed[np.asarray(self.index.contains(allowed), dtype=bool)]
+        if len(allowed) == 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
+        got = self.index.get(allowed, dtype=np.float32)
+        matrix = np.vstack(got) if isinstance(got, tuple) else np.asarray(got)
+        matrix = matrix.reshape(len(allowed), self.dims)
+        norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+        sims = (matrix @ query) / np.where(norms == 0, 1.0, norms)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return allowed[top], sims[top].astype(np.float32)
