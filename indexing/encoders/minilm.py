@@ -358,6 +358,13 @@ def _layer_norm_inplace(x: F32, gamma: F32, beta: F32, eps: float) -> None:
     x += beta
 
 
+def _linear(x: F32, weight: F32, bias: F32) -> F32:
+    """x @ weight + bias with a pre-transposed (in, out) weight."""
+    y: F32 = np.matmul(x, weight)
+    y += bias
+    return y
+
+
 def _forward(bert: _Bert, ids: npt.NDArray[np.int64], mask: F32) -> F32:
     """Mean-pooled, L2-normalised sentence vectors for one padded batch (B, L)."""
     batch, length = ids.shape
@@ -370,33 +377,29 @@ def _forward(bert: _Bert, ids: npt.NDArray[np.int64], mask: F32) -> F32:
     x += bert.token_type0
     _layer_norm_inplace(x, bert.emb_ln_g, bert.emb_ln_b, cfg.eps)
     # Padded keys get a large negative score before the softmax.
-    key_bias = ((mask - 1.0) * np.float32(1e30))[:, None, None, :]
+    key_bias = ((mask - np.float32(1.0)) * np.float32(1e30))[:, None, None, :]
 
     for layer in bert.layers:
-        qkv = x @ layer.qkv_w
-        qkv += layer.qkv_b
+        qkv = _linear(x, layer.qkv_w, layer.qkv_b)
         qkv5 = qkv.reshape(batch, length, 3, heads, head_dim)
         q = np.ascontiguousarray(qkv5[:, :, 0].transpose(0, 2, 1, 3))  # (B, h, L, d)
         k = np.ascontiguousarray(qkv5[:, :, 1].transpose(0, 2, 3, 1))  # (B, h, d, L)
         v = np.ascontiguousarray(qkv5[:, :, 2].transpose(0, 2, 1, 3))  # (B, h, L, d)
-        scores = q @ k
+        scores: F32 = np.matmul(q, k)
         scores += key_bias
         scores -= scores.max(axis=-1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=-1, keepdims=True)
-        context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, hidden)
+        context: F32 = np.matmul(scores, v).transpose(0, 2, 1, 3).reshape(batch * length, hidden)
 
-        attn = context @ layer.attn_out_w
-        attn += layer.attn_out_b
+        attn = _linear(context, layer.attn_out_w, layer.attn_out_b)
         attn += x
         _layer_norm_inplace(attn, layer.ln1_g, layer.ln1_b, cfg.eps)
         x = attn
 
-        inter = x @ layer.inter_w
-        inter += layer.inter_b
+        inter = _linear(x, layer.inter_w, layer.inter_b)
         _gelu_inplace(inter)
-        out = inter @ layer.out_w
-        out += layer.out_b
+        out = _linear(inter, layer.out_w, layer.out_b)
         out += x
         _layer_norm_inplace(out, layer.ln2_g, layer.ln2_b, cfg.eps)
         x = out
@@ -509,7 +512,7 @@ class TorchSentenceEncoder:
 
     @property
     def model_id(self) -> str:
-        """`<name>@<sha256[:12] of the weights>`, equal to the numpy encoder's for the same files."""
+        """`<name>@<sha256[:12] of the weights>`: the numpy encoder's id for the same files."""
         if self._id is None:
             with self._lock:
                 if self._id is None:
@@ -520,9 +523,9 @@ class TorchSentenceEncoder:
     def dims(self) -> int:
         """Sentence-embedding width reported by the loaded model (loads it)."""
         st = self._loaded()
-        getter = getattr(st, "get_embedding_dimension", None) or getattr(
-            st, "get_sentence_embedding_dimension"
-        )
+        getter = getattr(st, "get_embedding_dimension", None)
+        if getter is None:  # sentence-transformers < 5
+            getter = st.get_sentence_embedding_dimension
         return int(getter())
 
     def warm_up(self) -> None:

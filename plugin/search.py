@@ -1,0 +1,380 @@
+"""The search pipeline behind the drop-in `_search`: mode → legs → fusion → page.
+
+Modes (`ext.shoprank.mode`): `lexical` runs the body as the backend would; `vector` runs a
+kNN leg built from the query text; `hybrid` fuses both over a top-N window; `full` is
+hybrid plus every configured reranking stage. The client's filters apply to every leg,
+and aggregations always come from the lexical query with its filters.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from shoprank.errors import BadRequestError, ShoprankError, UnsupportedQueryError
+from shoprank.indexing.encoders.protocol import TextEncoder
+from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
+from shoprank.plugin.backends.protocol import SearchBackend
+from shoprank.plugin.fusion import FusedHit, LegHit, fuse
+from shoprank.plugin.shapes import int_param, search_response, total_hits
+from shoprank.rerankers.protocol import Candidate, Reranker, RerankContext
+from shoprank.settings import Settings
+
+Mode = Literal["lexical", "vector", "hybrid", "full"]
+MODES: tuple[Mode, ...] = ("lexical", "vector", "hybrid", "full")
+EXT_KEYS = {"mode", "user_id", "explain", "fusion", "window", "query", "vector_field"}
+TEXT_QUERIES = ("match", "match_phrase", "multi_match")
+
+
+def extract_query_text(query: Any) -> str | None:
+    """The shopper's words in an ES query: the text of its match/multi_match clauses."""
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for name, body in node.items():
+            if name in ("filter", "must_not", "post_filter"):
+                continue
+            if name == "multi_match" and isinstance(body, dict):
+                if isinstance(body.get("query"), str):
+                    parts.append(body["query"])
+            elif name in ("match", "match_phrase") and isinstance(body, dict):
+                for value in body.values():
+                    text = value.get("query") if isinstance(value, dict) else value
+                    if isinstance(text, str):
+                        parts.append(text)
+            elif name in ("bool", "dis_max", "must", "should", "queries", "constant_score"):
+                walk(body)
+            elif isinstance(body, dict | list) and name not in TEXT_QUERIES:
+                walk(body)
+
+    walk(query)
+    text = " ".join(p.strip() for p in parts if p.strip())
+    return text or None
+
+
+def extract_filters(query: Any) -> list[dict[str, Any]]:
+    """The hard constraints of a query (its top-level bool filter / must_not)."""
+    if not isinstance(query, dict) or "bool" not in query or not isinstance(query["bool"], dict):
+        return []
+    body = query["bool"]
+    filters: list[dict[str, Any]] = []
+    for clause in _listify(body.get("filter")):
+        filters.append(clause)
+    must_not = _listify(body.get("must_not"))
+    if must_not:
+        filters.append({"bool": {"must_not": must_not}})
+    return filters
+
+
+def _listify(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+@dataclass
+class Request:
+    """One search as shoprank sees it, after peeling off `ext.shoprank`."""
+
+    index: str
+    body: dict[str, Any]
+    mode: Mode
+    user_id: str | None
+    explain: bool
+    fusion: Literal["rrf", "linear"]
+    window: int
+    query_text: str | None
+    vector_field: str
+    notes: list[str] = field(default_factory=list)
+
+
+class SearchService:
+    """Runs searches against one backend; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        backend: SearchBackend,
+        settings: Settings,
+        encoder: Callable[[], TextEncoder] | None = None,
+        rerankers: Sequence[Reranker] = (),
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self._encoder_factory = encoder
+        self.rerankers = list(rerankers)
+        self._vector_cache: OrderedDict[str, list[float]] = OrderedDict()
+        self.vector_cache_size = 1024
+
+    # -- request parsing -------------------------------------------------------------------
+
+    def parse(self, index: str, body: dict[str, Any] | None, *, user_id: str | None) -> Request:
+        body = copy.deepcopy(body) if body else {}
+        if not isinstance(body, dict):
+            raise BadRequestError("the search body must be a JSON object")
+        ext = body.pop("ext", None) or {}
+        if not isinstance(ext, dict):
+            raise BadRequestError("[ext] must be an object")
+        unknown_ext = set(ext) - {"shoprank"}
+        if unknown_ext:
+            raise UnsupportedQueryError(f"search [ext] section(s) {sorted(unknown_ext)} are not "
+                                        "supported; shoprank reads ext.shoprank")
+        opts = ext.get("shoprank") or {}
+        if not isinstance(opts, dict):
+            raise BadRequestError("[ext.shoprank] must be an object")
+        unknown = set(opts) - EXT_KEYS
+        if unknown:
+            raise BadRequestError(
+                f"unknown ext.shoprank option(s) {sorted(unknown)}; known: {sorted(EXT_KEYS)}"
+            )
+        mode = opts.get("mode", self.settings.default_mode)
+        if mode not in MODES:
+            raise BadRequestError(
+                f"ext.shoprank.mode must be one of {', '.join(MODES)}, got {mode!r}"
+            )
+        fusion = opts.get("fusion", self.settings.fusion)
+        if fusion not in ("rrf", "linear"):
+            raise BadRequestError(f"ext.shoprank.fusion must be rrf or linear, got {fusion!r}")
+        window = int_param(opts, "window", self.settings.window_size, minimum=1)
+        if window > self.settings.max_window_size:
+            raise BadRequestError(f"ext.shoprank.window must be at most "
+                                  f"{self.settings.max_window_size}, got {window}")
+        user = opts.get("user_id", user_id)
+        text = opts.get("query") or extract_query_text(body.get("query"))
+        return Request(
+            index=index, body=body, mode=mode, user_id=str(user) if user is not None else None,
+            explain=bool(opts.get("explain", False)), fusion=fusion, window=window,
+            query_text=text, vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
+        )
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    def embed_query(self, text: str) -> list[float]:
+        cached = self._vector_cache.get(text)
+        if cached is not None:
+            self._vector_cache.move_to_end(text)
+            return cached
+        if self._encoder_factory is None:
+            raise ShoprankError("no text encoder is configured for query embeddings")
+        vector = self._encoder_factory().encode([text])[0]
+        values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
+        if self.vector_cache_size > 0:
+            self._vector_cache[text] = values
+            if len(self._vector_cache) > self.vector_cache_size:
+                self._vector_cache.popitem(last=False)
+        return values
+
+    def _resolve_vector_builders(self, body: dict[str, Any]) -> None:
+        """ES's `query_vector_builder.text_embedding` is computed by shoprank itself."""
+        for spec in _listify(body.get("knn")):
+            if not isinstance(spec, dict) or "query_vector_builder" not in spec:
+                continue
+            builder = spec.pop("query_vector_builder")
+            text = (builder or {}).get("text_embedding", {}).get("model_text")
+            if not isinstance(text, str) or not text.strip():
+                raise BadRequestError(
+                    "[query_vector_builder] needs text_embedding.model_text (a non-empty string)"
+                )
+            spec["query_vector"] = self.embed_query(text)
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(
+        self, index: str, body: dict[str, Any] | None, *, user_id: str | None = None
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        request = self.parse(index, body, user_id=user_id)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        self._resolve_vector_builders(request.body)
+        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+        applied = self._effective_mode(request)
+        if applied == "lexical":
+            response = self.backend.search(index, request.body)
+            stages = ["lexical"]
+        else:
+            response, stages = self._fused(request, applied, timings)
+        if request.explain:
+            response["_shoprank"] = {
+                "mode": request.mode,
+                "mode_applied": applied,
+                "query_text": request.query_text,
+                "fusion": request.fusion if applied != "lexical" else None,
+                "window": request.window,
+                "user_id": request.user_id,
+                "stages": stages,
+                "notes": request.notes,
+                "timings_ms": {k: round(v, 3) for k, v in timings.items()},
+            }
+        response["took"] = int((time.perf_counter() - started) * 1000)
+        return response
+
+    def _effective_mode(self, request: Request) -> Mode:
+        body = request.body
+        if request.mode == "lexical":
+            return "lexical"
+        sort = body.get("sort")
+        if sort and _listify(sort) not in (["_score"], [{"_score": "desc"}],
+                                           [{"_score": {"order": "desc"}}]):
+            request.notes.append("explicit sort: results follow the sort, fusion skipped")
+            return "lexical"
+        if body.get("min_score") is not None:
+            request.notes.append("min_score applies to lexical scores: fusion skipped")
+            return "lexical"
+        if request.query_text is None and not body.get("knn"):
+            request.notes.append("no query text to embed: lexical only")
+            return "lexical"
+        return request.mode
+
+    def _fused(
+        self, request: Request, mode: Mode, timings: dict[str, float]
+    ) -> tuple[dict[str, Any], list[str]]:
+        body = request.body
+        start = int_param(body, "from", 0)
+        size = int_param(body, "size", 10)
+        window = max(request.window, start + size)
+        if window > self.settings.max_window_size:
+            raise BadRequestError(
+                f"from + size [{start + size}] is beyond shoprank's {mode} window "
+                f"[{self.settings.max_window_size}]; page with mode lexical for deep pages",
+                es_type="illegal_argument_exception",
+            )
+        legs: dict[str, list[LegHit]] = {}
+        aggs = body.get("aggs", body.get("aggregations"))
+        has_query = body.get("query") is not None
+
+        t0 = time.perf_counter()
+        lexical_body: dict[str, Any] = {
+            "size": window if mode != "vector" else 0,
+            "_source": False,
+            "track_total_hits": True,
+        }
+        for key in ("query", "post_filter"):
+            if body.get(key) is not None:
+                lexical_body[key] = body[key]
+        if aggs:
+            lexical_body["aggs"] = aggs
+        lexical = None
+        if mode != "vector" or aggs:
+            lexical = self.backend.search(request.index, lexical_body)
+            if mode != "vector" and has_query:
+                legs["lexical"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                                   for i, h in enumerate(lexical["hits"]["hits"])]
+        timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        knn_specs = _listify(body.get("knn"))
+        if not knn_specs and request.query_text:
+            t1 = time.perf_counter()
+            vector = self.embed_query(request.query_text)
+            timings["embed_ms"] += (time.perf_counter() - t1) * 1000
+            spec: dict[str, Any] = {
+                "field": request.vector_field, "query_vector": vector, "k": window,
+                "num_candidates": max(2 * window, 100),
+            }
+            filters = extract_filters(body.get("query"))
+            if filters:
+                spec["filter"] = filters
+            knn_specs = [spec]
+        else:
+            for spec in knn_specs:
+                spec["k"] = max(int(spec.get("k", window)), window)
+                spec["num_candidates"] = max(int(spec.get("num_candidates", 0)), spec["k"])
+        vector_body: dict[str, Any] = {"knn": knn_specs, "size": window, "_source": False,
+                                       "track_total_hits": True}
+        if body.get("post_filter") is not None:
+            vector_body["post_filter"] = body["post_filter"]
+        try:
+            vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
+        except BadRequestError as exc:
+            if body.get("knn"):
+                raise
+            request.notes.append(f"vector leg skipped: {exc.reason}")
+            vector_hits = []
+        legs["vector"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                          for i, h in enumerate(vector_hits)]
+        timings["vector_ms"] = (time.perf_counter() - t0) * 1000
+
+        fused = fuse(legs, method=request.fusion, rrf_k=self.settings.rrf_k,
+                     vector_weight=self.settings.linear_vector_weight)
+        stages = [f"retrieve:{leg}" for leg in legs] + [f"fuse:{request.fusion}"]
+        if mode == "full" and self.rerankers:
+            fused, applied = self._rerank(request, fused, timings)
+            stages += applied
+
+        t0 = time.perf_counter()
+        page = fused[start:start + size]
+        source_spec = body.get("_source", True)
+        sources = self.backend.mget(request.index, [h.id for h in page], source=source_spec)
+        concrete = self.backend.resolve(request.index)
+        hits = []
+        for position, hit in enumerate(page, start=start + 1):
+            out: dict[str, Any] = {"_index": concrete, "_id": hit.id, "_score": hit.score}
+            if source_spec is not False and hit.id in sources:
+                out["_source"] = sources[hit.id]
+            if request.explain:
+                out["_shoprank"] = {
+                    "rank": position,
+                    "legs": {leg: {"rank": lh.rank, "score": lh.score}
+                             for leg, lh in hit.legs.items()},
+                }
+            hits.append(out)
+        timings["fetch_ms"] = (time.perf_counter() - t0) * 1000
+
+        total = self._total(lexical, legs, fused, has_query, mode)
+        response = search_response(
+            took_ms=0, hits=hits, total=total_hits(total[0], body.get("track_total_hits")),
+            aggregations=lexical.get("aggregations") if lexical and aggs else None,
+        )
+        if total[1] == "gte" and response["hits"].get("total"):
+            response["hits"]["total"]["relation"] = "gte"
+        return response, stages
+
+    @staticmethod
+    def _total(
+        lexical: dict[str, Any] | None,
+        legs: dict[str, list[LegHit]],
+        fused: list[FusedHit],
+        has_query: bool,
+        mode: Mode,
+    ) -> tuple[int, str]:
+        """Matches of the lexical query plus vector-only hits of the window."""
+        if mode == "vector" or lexical is None or not has_query:
+            return len(fused), "eq"
+        lexical_total = int(lexical["hits"]["total"]["value"])
+        lexical_ids = {h.id for h in legs.get("lexical", [])}
+        vector_only = sum(1 for h in legs.get("vector", []) if h.id not in lexical_ids)
+        complete = len(lexical_ids) >= lexical_total
+        return lexical_total + vector_only, "eq" if complete else "gte"
+
+    def _rerank(
+        self, request: Request, fused: list[FusedHit], timings: dict[str, float]
+    ) -> tuple[list[FusedHit], list[str]]:
+        context = RerankContext(index=request.index, query_text=request.query_text,
+                                user_id=request.user_id, body=request.body)
+        by_id = {h.id: h for h in fused}
+        candidates = [Candidate(h.id, h.score) for h in fused]
+        applied = []
+        for reranker in self.rerankers:
+            t0 = time.perf_counter()
+            candidates = reranker.rerank(context, candidates)
+            timings[f"{reranker.name}_ms"] = (time.perf_counter() - t0) * 1000
+            applied.append(f"rerank:{reranker.name}")
+        out = []
+        for cand in candidates:
+            hit = by_id[cand.id]
+            hit.score = cand.score
+            out.append(hit)
+        return out, applied
