@@ -161,6 +161,11 @@ class SearchService:
 
     # -- embeddings ------------------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Load the query encoder now rather than on the first search."""
+        if self._encoder_factory is not None:
+            self._encoder_factory().warm_up()
+
     def embed_query(self, text: str) -> list[float]:
         cached = self._vector_cache.get(text)
         if cached is not None:
@@ -276,10 +281,16 @@ class SearchService:
 
         t0 = time.perf_counter()
         knn_specs = _listify(body.get("knn"))
+        vector: list[float] | None = None
         if not knn_specs and request.query_text:
             t1 = time.perf_counter()
-            vector = self.embed_query(request.query_text)
+            try:
+                vector = self.embed_query(request.query_text)
+            except ShoprankError as exc:
+                # No encoder (or it failed to load): degrade to the lexical leg, say so.
+                request.notes.append(f"vector leg skipped: {exc.reason}")
             timings["embed_ms"] += (time.perf_counter() - t1) * 1000
+        if vector is not None:
             spec: dict[str, Any] = {
                 "field": request.vector_field, "query_vector": vector, "k": window,
                 "num_candidates": max(2 * window, 100),
@@ -292,19 +303,20 @@ class SearchService:
             for spec in knn_specs:
                 spec["k"] = max(int(spec.get("k", window)), window)
                 spec["num_candidates"] = max(int(spec.get("num_candidates", 0)), spec["k"])
-        vector_body: dict[str, Any] = {"knn": knn_specs, "size": window, "_source": False,
-                                       "track_total_hits": True}
-        if body.get("post_filter") is not None:
-            vector_body["post_filter"] = body["post_filter"]
-        try:
-            vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
-        except BadRequestError as exc:
-            if body.get("knn"):
-                raise
-            request.notes.append(f"vector leg skipped: {exc.reason}")
-            vector_hits = []
-        legs["vector"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
-                          for i, h in enumerate(vector_hits)]
+        vector_hits: list[dict[str, Any]] = []
+        if knn_specs:
+            vector_body: dict[str, Any] = {"knn": knn_specs, "size": window, "_source": False,
+                                           "track_total_hits": True}
+            if body.get("post_filter") is not None:
+                vector_body["post_filter"] = body["post_filter"]
+            try:
+                vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
+            except BadRequestError as exc:
+                if body.get("knn"):
+                    raise
+                request.notes.append(f"vector leg skipped: {exc.reason}")
+            legs["vector"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                              for i, h in enumerate(vector_hits)]
         timings["vector_ms"] = (time.perf_counter() - t0) * 1000
 
         fused = fuse(legs, method=request.fusion, rrf_k=self.settings.rrf_k,

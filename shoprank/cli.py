@@ -51,6 +51,11 @@ def _serve(settings: Settings, *, host: str, port: int, log_level: str = "info")
     from shoprank.wiring import make_service
 
     service = make_service(settings)
+    try:
+        service.warm_up()
+    except ShoprankError as exc:
+        click.echo(f"warning: query encoder unavailable ({exc.reason}); "
+                   "vector legs will be skipped", err=True)
     app = create_app(service)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 

@@ -1,0 +1,94 @@
+"""Integration fixtures: real `shoprank` processes (CLI loads, the HTTP server on loopback)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+ICECAT = SHARED_DATA / "icecat-products.jsonl.gz"
+
+
+def cli(*args: str, data_dir: Path, check: bool = True, timeout: float = 600,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `shoprank` command line."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-m", "shoprank.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True, text=True, timeout=timeout, env=full_env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"shoprank {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`shoprank serve` in a subprocess, on a free loopback port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shoprank.cli", "--data-dir", str(self.data_dir),
+                 "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--log-level", "warning"],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the seeded demo catalog (400 products) loaded as `demo`."""
+    data_dir = tmp_path_factory.mktemp("demo-data")
+    from shoprank.indexing.demo import write_demo_catalog
+
+    catalog = write_demo_catalog(data_dir / "catalog.jsonl", n=400, seed=11)
+    cli("index", "load", str(catalog), "--index", "demo", data_dir=data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def server(demo_data_dir: Path) -> Iterator[Server]:
+    srv = Server(demo_data_dir).start()
+    yield srv
+    srv.stop()
