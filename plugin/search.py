@@ -261,22 +261,16 @@ class SearchService:
         has_query = body.get("query") is not None
 
         t0 = time.perf_counter()
-        lexical_body: dict[str, Any] = {
-            "size": window if mode != "vector" else 0,
-            "_source": False,
-            "track_total_hits": True,
-        }
-        for key in ("query", "post_filter"):
-            if body.get(key) is not None:
-                lexical_body[key] = body[key]
-        if aggs:
-            lexical_body["aggs"] = aggs
-        lexical = None
-        if mode != "vector" or aggs:
-            lexical = self.backend.search(request.index, lexical_body)
-            if mode != "vector" and has_query:
-                legs["lexical"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
-                                   for i, h in enumerate(lexical["hits"]["hits"])]
+        # The lexical leg carries every client option shoprank does not manage itself, so
+        # the backend validates them (an unsupported option is a 400, never dropped).
+        managed = {"from", "size", "knn", "_source", "track_total_hits", "sort"}
+        lexical_body: dict[str, Any] = {k: v for k, v in body.items() if k not in managed}
+        lexical_body.update({"size": window if mode != "vector" else 0, "_source": False,
+                             "track_total_hits": True})
+        lexical = self.backend.search(request.index, lexical_body)
+        if mode != "vector" and has_query:
+            legs["lexical"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                               for i, h in enumerate(lexical["hits"]["hits"])]
         timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
@@ -348,7 +342,7 @@ class SearchService:
         total = self._total(lexical, legs, fused, has_query, mode)
         response = search_response(
             took_ms=0, hits=hits, total=total_hits(total[0], body.get("track_total_hits")),
-            aggregations=lexical.get("aggregations") if lexical and aggs else None,
+            aggregations=lexical.get("aggregations") if aggs else None,
         )
         if total[1] == "gte" and response["hits"].get("total"):
             response["hits"]["total"]["relation"] = "gte"
@@ -356,14 +350,14 @@ class SearchService:
 
     @staticmethod
     def _total(
-        lexical: dict[str, Any] | None,
+        lexical: dict[str, Any],
         legs: dict[str, list[LegHit]],
         fused: list[FusedHit],
         has_query: bool,
         mode: Mode,
     ) -> tuple[int, str]:
         """Matches of the lexical query plus vector-only hits of the window."""
-        if mode == "vector" or lexical is None or not has_query:
+        if mode == "vector" or not has_query:
             return len(fused), "eq"
         lexical_total = int(lexical["hits"]["total"]["value"])
         lexical_ids = {h.id for h in legs.get("lexical", [])}

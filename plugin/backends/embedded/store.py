@@ -108,7 +108,13 @@ class EmbeddedStore:
             for p in self.indices_dir.glob(f"{alias}-*")
             if p.name.rsplit("-", 1)[1].isdigit()
         ]
-        name = f"{alias}-{max(numbers, default=0) + 1:06d}"
+        # Numbers never repeat, even after a crashed generation is swept, so a name always
+        # means one build.
+        seq_path = self.root / f".seq-{alias}"
+        high = int(seq_path.read_text()) if seq_path.exists() else 0
+        number = max(max(numbers, default=0), high) + 1
+        seq_path.write_text(str(number))
+        name = f"{alias}-{number:06d}"
         gen = Generation.create(self.indices_dir / name, mapping=mapping, alias=alias)
         with self._lock:
             self._open[name] = gen

@@ -1,0 +1,117 @@
+"""A load killed part-way leaves the previous generation serving, and is cleaned up later."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shoprank.indexing.demo import write_demo_catalog
+
+from .conftest import Server, cli
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
+    small = write_demo_catalog(tmp_path / "v1.jsonl", n=150, seed=1)
+    big = write_demo_catalog(tmp_path / "v2.jsonl", n=4000, seed=2)
+    cli("index", "load", str(small), "--index", "shop", data_dir=tmp_path)
+    aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
+    assert aliases == {"shop": "shop-000001"}
+
+    server = Server(tmp_path).start()
+    try:
+        loader = subprocess.Popen(
+            [sys.executable, "-m", "shoprank.cli", "--data-dir", str(tmp_path), "index", "load",
+             str(big), "--index", "shop", "--batch-size", "64"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        partial = tmp_path / "embedded" / "indices" / "shop-000002"
+        _wait_for(lambda: (partial / "meta.json").exists(), 120, "the new generation")
+        time.sleep(3)  # let it embed and write a few chunks
+        assert loader.poll() is None, "the load finished before it could be killed"
+        loader.send_signal(signal.SIGKILL)
+        loader.wait(timeout=10)
+
+        meta = json.loads((partial / "meta.json").read_text())
+        assert meta["status"] == "building"
+        aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
+        assert aliases == {"shop": "shop-000001"}
+        count = httpx.post(server.url + "/shop/_count", json={}).json()["count"]
+        assert count == 150
+        resp = httpx.post(server.url + "/shop/_search",
+                          json={"query": {"match": {"title": "tent"}}, "size": 50}).json()
+        assert {h["_index"] for h in resp["hits"]["hits"]} <= {"shop-000001"}
+    finally:
+        server.stop()
+
+    # The next load succeeds, swaps, and sweeps the half-built generation.
+    cli("index", "load", str(small), "--index", "shop", data_dir=tmp_path)
+    aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
+    assert aliases == {"shop": "shop-000003"}
+    assert not partial.exists()
+    listing = cli("index", "list", data_dir=tmp_path).stdout
+    assert "shop-000001" in listing and "* shop-000003" in listing
+
+
+def test_rollback_returns_to_previous_generation(tmp_path: Path) -> None:
+    first = write_demo_catalog(tmp_path / "a.jsonl", n=60, seed=3)
+    second = write_demo_catalog(tmp_path / "b.jsonl", n=90, seed=4)
+    cli("index", "load", str(first), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    cli("index", "load", str(second), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    out = cli("index", "rollback", "shop", data_dir=tmp_path).stdout
+    assert "shop-000001" in out
+    search = cli("search", "shop", "tent", "--mode", "lexical", data_dir=tmp_path)
+    assert search.returncode == 0
+    aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
+    assert aliases == {"shop": "shop-000001"}
+
+
+def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
+    catalog = tmp_path / "bad.jsonl"
+    catalog.write_text(
+        '{"id": "a", "title": "Good kettle", "price": 20}\n'
+        '{"id": "b", "price": 3}\n'
+        "{not json\n"
+        '{"id": "c", "title": "Bad price", "price": "cheap"}\n'
+        '{"id": "d", "title": "Good tent", "price": 99.5}\n'
+    )
+    result = cli("index", "load", str(catalog), "--index", "shop", "--no-vectors", "--json",
+                 data_dir=tmp_path)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["documents"] == 2
+    assert [e["line"] for e in report["errors"]] == [2, 3, 4]
+    assert "title" in report["errors"][0]["reason"]
+    assert "JSON" in report["errors"][1]["reason"]
+    assert "price" in report["errors"][2]["reason"]
+
+
+def test_catalog_with_no_valid_rows_keeps_alias(tmp_path: Path) -> None:
+    good = write_demo_catalog(tmp_path / "good.jsonl", n=20, seed=5)
+    cli("index", "load", str(good), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"id": "x"}\n')
+    result = cli("index", "load", str(empty), "--index", "shop", "--no-vectors",
+                 data_dir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "left unchanged" in result.stderr
+    aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
+    assert aliases == {"shop": "shop-000001"}
