@@ -1,0 +1,1 @@
+"""Catalog reading, the index mapping, text encoders and index loading (`shoprank.indexing`)."""

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,9 +81,10 @@ class CatalogReport:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark.
+    if path.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
 
 
 def _catalog_format(path: Path) -> str:
@@ -147,12 +149,10 @@ def parse_price(value: Any, multiplier: float) -> float | None:
     if isinstance(value, int | float):
         number = float(value)
     else:
-        cleaned = str(value).strip().replace("€", "").replace("$", "").replace("£", "")
-        cleaned = cleaned.replace(" ", "")
-        if "," in cleaned and "." not in cleaned:
-            cleaned = cleaned.replace(",", ".")
-        else:
-            cleaned = cleaned.replace(",", "")
+        cleaned = str(value).strip()
+        for symbol in ("€", "$", "£", "EUR", "USD", "GBP", " ", "\u00a0"):
+            cleaned = cleaned.replace(symbol, "")
+        cleaned = _normalise_separators(cleaned)
         try:
             number = float(cleaned)
         except ValueError:
@@ -162,12 +162,31 @@ def parse_price(value: Any, multiplier: float) -> float | None:
     return round(number * multiplier, 6)
 
 
+def _normalise_separators(text: str) -> str:
+    """`1,299.00` and `1.299,00` → `1299.00`; `12,50` → `12.50`; `1,299` → `1299`."""
+    if "," in text and "." in text:
+        if text.rfind(",") > text.rfind("."):
+            return text.replace(".", "").replace(",", ".")
+        return text.replace(",", "")
+    if "," in text:
+        if _THOUSANDS_COMMA.match(text):
+            return text.replace(",", "")
+        return text.replace(",", ".")
+    if _THOUSANDS_DOT.match(text):
+        return text.replace(".", "")
+    return text
+
+
+_THOUSANDS_COMMA = re.compile(r"^\d{1,3}(,\d{3})+$")
+_THOUSANDS_DOT = re.compile(r"^\d{1,3}(\.\d{3}){2,}$")
+
+
 def parse_category(value: Any) -> list[str]:
     """Category levels from `A > B > C`, `A/B/C` is *not* split (slashes occur in names)."""
     if value is None:
         return []
     if isinstance(value, list):
-        levels = [str(v).strip() for v in value if str(v).strip()]
+        levels = [str(v).strip() for v in value if v is not None and str(v).strip()]
     else:
         levels = [p.strip() for p in str(value).split(">") if p.strip()]
     return levels

@@ -45,13 +45,22 @@ class LoadReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "index": self.index, "generation": self.generation, "previous": self.previous,
-            "documents": self.documents, "rows": self.catalog.rows,
-            "skipped": len(self.catalog.errors), "duplicates": self.catalog.duplicates,
-            "seconds": {"read": round(self.read_s, 3), "embed": round(self.embed_s, 3),
-                        "write": round(self.write_s, 3), "commit": round(self.commit_s, 3),
-                        "total": round(self.total_s, 3)},
-            "products_per_s": round(self.products_per_s, 1), "pruned": self.pruned,
+            "index": self.index,
+            "generation": self.generation,
+            "previous": self.previous,
+            "documents": self.documents,
+            "rows": self.catalog.rows,
+            "skipped": len(self.catalog.errors),
+            "duplicates": self.catalog.duplicates,
+            "seconds": {
+                "read": round(self.read_s, 3),
+                "embed": round(self.embed_s, 3),
+                "write": round(self.write_s, 3),
+                "commit": round(self.commit_s, 3),
+                "total": round(self.total_s, 3),
+            },
+            "products_per_s": round(self.products_per_s, 1),
+            "pruned": self.pruned,
         }
 
 
@@ -90,8 +99,9 @@ def load_catalog(
     with alias_lock(lock_dir, index):
         t0 = time.perf_counter()
         products: dict[str, dict[str, Any]] = {}
-        for doc in read_catalog(path, roles=roles, price_multiplier=price_multiplier,
-                                report=report.catalog):
+        for doc in read_catalog(
+            path, roles=roles, price_multiplier=price_multiplier, report=report.catalog
+        ):
             if doc["id"] in products:
                 report.catalog.duplicates += 1
             products[doc["id"]] = doc
@@ -110,7 +120,7 @@ def load_catalog(
         if progress:
             progress(0, len(docs))
         for start in range(0, len(docs), batch_size):
-            chunk = docs[start:start + batch_size]
+            chunk = docs[start : start + batch_size]
             vectors = None
             if encoder is not None:
                 t0 = time.perf_counter()
@@ -118,8 +128,7 @@ def load_catalog(
                 report.embed_s += time.perf_counter() - t0
                 vectors = {TEXT_VECTOR_FIELD: matrix}
             t0 = time.perf_counter()
-            backend.bulk_upsert(report.generation, [{"_id": d["id"], **d} for d in chunk],
-                                vectors)
+            backend.bulk_upsert(report.generation, [{"_id": d["id"], **d} for d in chunk], vectors)
             report.write_s += time.perf_counter() - t0
             done += len(chunk)
             if progress:

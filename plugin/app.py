@@ -22,11 +22,29 @@ from shoprank.plugin.shapes import SHARDS
 ES_VERSION = "9.0.0"
 # Query-string parameters that do not change what shoprank returns.
 HARMLESS_PARAMS = {
-    "pretty", "human", "error_trace", "filter_path", "ignore_unavailable", "allow_no_indices",
-    "expand_wildcards", "preference", "routing", "request_cache", "timeout", "typed_keys",
-    "batched_reduce_size", "ccs_minimize_roundtrips", "max_concurrent_shard_requests",
-    "pre_filter_shard_size", "search_type", "allow_partial_search_results", "source",
-    "rest_total_hits_as_int", "max_concurrent_searches", "realtime", "refresh",
+    "pretty",
+    "human",
+    "error_trace",
+    "filter_path",
+    "ignore_unavailable",
+    "allow_no_indices",
+    "expand_wildcards",
+    "preference",
+    "routing",
+    "request_cache",
+    "timeout",
+    "typed_keys",
+    "batched_reduce_size",
+    "ccs_minimize_roundtrips",
+    "max_concurrent_shard_requests",
+    "pre_filter_shard_size",
+    "search_type",
+    "allow_partial_search_results",
+    "source",
+    "rest_total_hits_as_int",
+    "max_concurrent_searches",
+    "realtime",
+    "refresh",
 }
 SEARCH_PARAMS = {"size", "from", "q", "_source", "track_total_hits", "sort"}
 
@@ -37,12 +55,14 @@ class ESResponse(Response):
     media_type = "application/json"
 
     def __init__(self, content: Any, status_code: int = 200, *, accept: str = "") -> None:
-        super().__init__(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-                         status_code=status_code)
+        super().__init__(
+            orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status_code
+        )
         self.headers["X-Elastic-Product"] = "Elasticsearch"
         if "vnd.elasticsearch+json" in accept:
-            version = accept.split("compatible-with=")[-1][:1] if "compatible-with" in accept \
-                else "9"
+            version = (
+                accept.split("compatible-with=")[-1][:1] if "compatible-with" in accept else "9"
+            )
             self.headers["content-type"] = (
                 f"application/vnd.elasticsearch+json;compatible-with={version}"
             )
@@ -91,8 +111,9 @@ def _apply_search_params(body: dict[str, Any] | None, params: dict[str, str]) ->
         body["query"] = {"multi_match": {"query": params["q"]}}
     if "_source" in params:
         value = params["_source"]
-        body["_source"] = value.lower() != "false" if value.lower() in ("true", "false") \
-            else value.split(",")
+        body["_source"] = (
+            value.lower() != "false" if value.lower() in ("true", "false") else value.split(",")
+        )
     if "track_total_hits" in params:
         value = params["track_total_hits"].lower()
         body["track_total_hits"] = value == "true" if value in ("true", "false") else int(value)
@@ -114,11 +135,19 @@ def _hits_as_int(response: dict[str, Any], params: dict[str, str]) -> dict[str, 
 
 
 def create_app(
-    service: SearchService, *, cluster_name: str = "shoprank", health: Callable[[], Any] | None = None
+    service: SearchService,
+    *,
+    cluster_name: str = "shoprank",
+    health: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """The ASGI app serving `service`; cheap to build, nothing is loaded until used."""
-    app = FastAPI(title="shoprank", version=__version__, docs_url="/_shoprank/docs",
-                  openapi_url="/_shoprank/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="shoprank",
+        version=__version__,
+        docs_url="/_shoprank/docs",
+        openapi_url="/_shoprank/openapi.json",
+        redoc_url=None,
+    )
     cluster_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"shoprank:{cluster_name}").hex[:22]
 
     @app.exception_handler(ShoprankError)
@@ -143,36 +172,46 @@ def create_app(
 
     @app.api_route("/", methods=["GET", "HEAD"])
     def root(request: Request) -> ESResponse:
-        return ESResponse({
-            "name": "shoprank",
-            "cluster_name": cluster_name,
-            "cluster_uuid": cluster_uuid,
-            "version": {
-                "number": ES_VERSION,
-                "build_flavor": "default",
-                "build_type": "shoprank",
-                "lucene_version": "10.0.0",
-                "minimum_wire_compatibility_version": "8.18.0",
-                "minimum_index_compatibility_version": "8.0.0",
-                "shoprank": __version__,
-                "backend": service.backend.name,
+        return ESResponse(
+            {
+                "name": "shoprank",
+                "cluster_name": cluster_name,
+                "cluster_uuid": cluster_uuid,
+                "version": {
+                    "number": ES_VERSION,
+                    "build_flavor": "default",
+                    "build_type": "shoprank",
+                    "lucene_version": "10.0.0",
+                    "minimum_wire_compatibility_version": "8.18.0",
+                    "minimum_index_compatibility_version": "8.0.0",
+                    "shoprank": __version__,
+                    "backend": service.backend.name,
+                },
+                "tagline": "You Know, for Search",
             },
-            "tagline": "You Know, for Search",
-        }, accept=_accept(request))
+            accept=_accept(request),
+        )
 
     @app.get("/_shoprank/health")
     def shoprank_health(request: Request) -> ESResponse:
         info = health() if health else {}
-        return ESResponse({"status": "green", "version": __version__,
-                           "backend": service.backend.name, **(info or {})},
-                          accept=_accept(request))
+        return ESResponse(
+            {
+                "status": "green",
+                "version": __version__,
+                "backend": service.backend.name,
+                **(info or {}),
+            },
+            accept=_accept(request),
+        )
 
     async def _search(request: Request, index: str) -> ESResponse:
         params = _check_params(request, SEARCH_PARAMS)
         body = _apply_search_params(await _json_body(request), params)
         user = user_of(request)
-        response = run(request, lambda: _hits_as_int(
-            service.search(index, body, user_id=user), params))
+        response = run(
+            request, lambda: _hits_as_int(service.search(index, body, user_id=user), params)
+        )
         return response
 
     @app.api_route("/{index}/_search", methods=["GET", "POST"])
@@ -184,17 +223,22 @@ def create_app(
 
     @app.api_route("/_search", methods=["GET", "POST"])
     async def search_no_index(request: Request) -> ESResponse:
-        return _error(BadRequestError(
-            "shoprank searches one index or alias at a time: use /{index}/_search"), request)
+        return _error(
+            BadRequestError("shoprank searches one index or alias at a time: use /{index}/_search"),
+            request,
+        )
 
     async def _msearch(request: Request, default_index: str | None) -> ESResponse:
         _check_params(request, set())
         raw = await request.body()
         lines = [ln for ln in raw.split(b"\n") if ln.strip()]
         if len(lines) % 2:
-            return _error(BadRequestError(
-                "msearch body must be header/body line pairs (NDJSON), got an odd line count"),
-                request)
+            return _error(
+                BadRequestError(
+                    "msearch body must be header/body line pairs (NDJSON), got an odd line count"
+                ),
+                request,
+            )
         user = user_of(request)
 
         def one(header_raw: bytes, body_raw: bytes) -> dict[str, Any]:
@@ -249,14 +293,16 @@ def create_app(
                 body = {"query": {"multi_match": {"query": params["q"]}}}
         except ShoprankError as exc:
             return _error(exc, request)
-        return run(request, lambda: {"count": service.backend.count(index, body),
-                                     "_shards": dict(SHARDS)})
+        return run(
+            request, lambda: {"count": service.backend.count(index, body), "_shards": dict(SHARDS)}
+        )
 
     @app.api_route("/{index}/_doc/{doc_id}", methods=["GET", "HEAD"])
     def get_doc(request: Request, index: str, doc_id: str) -> ESResponse:
         try:
-            params = _check_params(request, {"_source", "_source_includes", "_source_excludes",
-                                             "stored_fields"})
+            params = _check_params(
+                request, {"_source", "_source_includes", "_source_excludes", "stored_fields"}
+            )
             result = service.backend.get(index, doc_id)
         except (KeyboardInterrupt, SystemExit):
             raise
@@ -269,9 +315,10 @@ def create_app(
             if params.get("_source", "").lower() == "false":
                 spec = False
             elif "_source_includes" in params or "_source_excludes" in params:
-                spec = {"includes": [p for p in params.get("_source_includes", "").split(",") if p],
-                        "excludes": [p for p in params.get("_source_excludes", "").split(",")
-                                     if p]}
+                spec = {
+                    "includes": [p for p in params.get("_source_includes", "").split(",") if p],
+                    "excludes": [p for p in params.get("_source_excludes", "").split(",") if p],
+                }
             elif params.get("_source") and params["_source"].lower() != "true":
                 spec = params["_source"].split(",")
             filtered = filter_source(result["_source"], spec)

@@ -69,7 +69,7 @@ def fuse(
     present = {leg: hits for leg, hits in legs.items() if hits}
     if len(present) == 1:
         # One leg found anything: keep its own scores (fusion would only flatten them).
-        (leg, hits), = present.items()
+        ((leg, hits),) = present.items()
         return [FusedHit(h.id, h.score, {leg: h}) for h in hits]
     if method == "rrf":
         return rrf(legs, k=rrf_k)

@@ -23,7 +23,7 @@ from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
 from shoprank.plugin.backends.protocol import SearchBackend
 from shoprank.plugin.fusion import FusedHit, LegHit, fuse
 from shoprank.plugin.shapes import int_param, search_response, total_hits
-from shoprank.rerankers.protocol import Candidate, Reranker, RerankContext
+from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
 from shoprank.settings import Settings
 
 Mode = Literal["lexical", "vector", "hybrid", "full"]
@@ -54,8 +54,6 @@ def extract_query_text(query: Any) -> str | None:
                     text = value.get("query") if isinstance(value, dict) else value
                     if isinstance(text, str):
                         parts.append(text)
-            elif name in ("bool", "dis_max", "must", "should", "queries", "constant_score"):
-                walk(body)
             elif isinstance(body, dict | list) and name not in TEXT_QUERIES:
                 walk(body)
 
@@ -129,8 +127,10 @@ class SearchService:
             raise BadRequestError("[ext] must be an object")
         unknown_ext = set(ext) - {"shoprank"}
         if unknown_ext:
-            raise UnsupportedQueryError(f"search [ext] section(s) {sorted(unknown_ext)} are not "
-                                        "supported; shoprank reads ext.shoprank")
+            raise UnsupportedQueryError(
+                f"search [ext] section(s) {sorted(unknown_ext)} are not "
+                "supported; shoprank reads ext.shoprank"
+            )
         opts = ext.get("shoprank") or {}
         if not isinstance(opts, dict):
             raise BadRequestError("[ext.shoprank] must be an object")
@@ -149,14 +149,25 @@ class SearchService:
             raise BadRequestError(f"ext.shoprank.fusion must be rrf or linear, got {fusion!r}")
         window = int_param(opts, "window", self.settings.window_size, minimum=1)
         if window > self.settings.max_window_size:
-            raise BadRequestError(f"ext.shoprank.window must be at most "
-                                  f"{self.settings.max_window_size}, got {window}")
+            raise BadRequestError(
+                f"ext.shoprank.window must be at most {self.settings.max_window_size}, got {window}"
+            )
         user = opts.get("user_id", user_id)
+        if user is not None and not isinstance(user, str | int):
+            raise BadRequestError(f"ext.shoprank.user_id must be a string, got {user!r}")
+        if opts.get("query") is not None and not isinstance(opts["query"], str):
+            raise BadRequestError(f"ext.shoprank.query must be a string, got {opts['query']!r}")
         text = opts.get("query") or extract_query_text(body.get("query"))
         return Request(
-            index=index, body=body, mode=mode, user_id=str(user) if user is not None else None,
-            explain=bool(opts.get("explain", False)), fusion=fusion, window=window,
-            query_text=text, vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
+            index=index,
+            body=body,
+            mode=mode,
+            user_id=str(user) if user is not None else None,
+            explain=bool(opts.get("explain", False)),
+            fusion=fusion,
+            window=window,
+            query_text=text,
+            vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
         )
 
     # -- embeddings ------------------------------------------------------------------------
@@ -187,7 +198,8 @@ class SearchService:
             if not isinstance(spec, dict) or "query_vector_builder" not in spec:
                 continue
             builder = spec.pop("query_vector_builder")
-            text = (builder or {}).get("text_embedding", {}).get("model_text")
+            embedding = builder.get("text_embedding") if isinstance(builder, dict) else None
+            text = embedding.get("model_text") if isinstance(embedding, dict) else None
             if not isinstance(text, str) or not text.strip():
                 raise BadRequestError(
                     "[query_vector_builder] needs text_embedding.model_text (a non-empty string)"
@@ -231,8 +243,11 @@ class SearchService:
         if request.mode == "lexical":
             return "lexical"
         sort = body.get("sort")
-        if sort and _listify(sort) not in (["_score"], [{"_score": "desc"}],
-                                           [{"_score": {"order": "desc"}}]):
+        if sort and _listify(sort) not in (
+            ["_score"],
+            [{"_score": "desc"}],
+            [{"_score": {"order": "desc"}}],
+        ):
             request.notes.append("explicit sort: results follow the sort, fusion skipped")
             return "lexical"
         if body.get("min_score") is not None:
@@ -265,12 +280,15 @@ class SearchService:
         # the backend validates them (an unsupported option is a 400, never dropped).
         managed = {"from", "size", "knn", "_source", "track_total_hits", "sort"}
         lexical_body: dict[str, Any] = {k: v for k, v in body.items() if k not in managed}
-        lexical_body.update({"size": window if mode != "vector" else 0, "_source": False,
-                             "track_total_hits": True})
+        lexical_body.update(
+            {"size": window if mode != "vector" else 0, "_source": False, "track_total_hits": True}
+        )
         lexical = self.backend.search(request.index, lexical_body)
         if mode != "vector" and has_query:
-            legs["lexical"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
-                               for i, h in enumerate(lexical["hits"]["hits"])]
+            legs["lexical"] = [
+                LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                for i, h in enumerate(lexical["hits"]["hits"])
+            ]
         timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
@@ -286,7 +304,9 @@ class SearchService:
             timings["embed_ms"] += (time.perf_counter() - t1) * 1000
         if vector is not None:
             spec: dict[str, Any] = {
-                "field": request.vector_field, "query_vector": vector, "k": window,
+                "field": request.vector_field,
+                "query_vector": vector,
+                "k": window,
                 "num_candidates": max(2 * window, 100),
             }
             filters = extract_filters(body.get("query"))
@@ -295,12 +315,18 @@ class SearchService:
             knn_specs = [spec]
         else:
             for spec in knn_specs:
-                spec["k"] = max(int(spec.get("k", window)), window)
-                spec["num_candidates"] = max(int(spec.get("num_candidates", 0)), spec["k"])
+                if not isinstance(spec, dict):
+                    raise BadRequestError("[knn] must be an object or a list of objects")
+                spec["k"] = max(int_param(spec, "k", window, minimum=1), window)
+                spec["num_candidates"] = max(int_param(spec, "num_candidates", 0), spec["k"])
         vector_hits: list[dict[str, Any]] = []
         if knn_specs:
-            vector_body: dict[str, Any] = {"knn": knn_specs, "size": window, "_source": False,
-                                           "track_total_hits": True}
+            vector_body: dict[str, Any] = {
+                "knn": knn_specs,
+                "size": window,
+                "_source": False,
+                "track_total_hits": True,
+            }
             if body.get("post_filter") is not None:
                 vector_body["post_filter"] = body["post_filter"]
             try:
@@ -309,19 +335,25 @@ class SearchService:
                 if body.get("knn"):
                     raise
                 request.notes.append(f"vector leg skipped: {exc.reason}")
-            legs["vector"] = [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
-                              for i, h in enumerate(vector_hits)]
+            legs["vector"] = [
+                LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                for i, h in enumerate(vector_hits)
+            ]
         timings["vector_ms"] = (time.perf_counter() - t0) * 1000
 
-        fused = fuse(legs, method=request.fusion, rrf_k=self.settings.rrf_k,
-                     vector_weight=self.settings.linear_vector_weight)
+        fused = fuse(
+            legs,
+            method=request.fusion,
+            rrf_k=self.settings.rrf_k,
+            vector_weight=self.settings.linear_vector_weight,
+        )
         stages = [f"retrieve:{leg}" for leg in legs] + [f"fuse:{request.fusion}"]
         if mode == "full" and self.rerankers:
             fused, applied = self._rerank(request, fused, timings)
             stages += applied
 
         t0 = time.perf_counter()
-        page = fused[start:start + size]
+        page = fused[start : start + size]
         source_spec = body.get("_source", True)
         sources = self.backend.mget(request.index, [h.id for h in page], source=source_spec)
         concrete = self.backend.resolve(request.index)
@@ -333,15 +365,18 @@ class SearchService:
             if request.explain:
                 out["_shoprank"] = {
                     "rank": position,
-                    "legs": {leg: {"rank": lh.rank, "score": lh.score}
-                             for leg, lh in hit.legs.items()},
+                    "legs": {
+                        leg: {"rank": lh.rank, "score": lh.score} for leg, lh in hit.legs.items()
+                    },
                 }
             hits.append(out)
         timings["fetch_ms"] = (time.perf_counter() - t0) * 1000
 
         total = self._total(lexical, legs, fused, has_query, mode)
         response = search_response(
-            took_ms=0, hits=hits, total=total_hits(total[0], body.get("track_total_hits")),
+            took_ms=0,
+            hits=hits,
+            total=total_hits(total[0], body.get("track_total_hits")),
             aggregations=lexical.get("aggregations") if aggs else None,
         )
         if total[1] == "gte" and response["hits"].get("total"):
@@ -362,14 +397,21 @@ class SearchService:
         lexical_total = int(lexical["hits"]["total"]["value"])
         lexical_ids = {h.id for h in legs.get("lexical", [])}
         vector_only = sum(1 for h in legs.get("vector", []) if h.id not in lexical_ids)
-        complete = len(lexical_ids) >= lexical_total
-        return lexical_total + vector_only, "eq" if complete else "gte"
+        if len(lexical_ids) >= lexical_total:
+            # Every lexical match is in the window, so vector-only hits are new documents.
+            return lexical_total + vector_only, "eq"
+        # Vector-only hits may be lexical matches beyond the window: a lower bound only.
+        return max(lexical_total, len(fused)), "gte"
 
     def _rerank(
         self, request: Request, fused: list[FusedHit], timings: dict[str, float]
     ) -> tuple[list[FusedHit], list[str]]:
-        context = RerankContext(index=request.index, query_text=request.query_text,
-                                user_id=request.user_id, body=request.body)
+        context = RerankContext(
+            index=request.index,
+            query_text=request.query_text,
+            user_id=request.user_id,
+            body=request.body,
+        )
         by_id = {h.id: h for h in fused}
         candidates = [Candidate(h.id, h.score) for h in fused]
         applied = []

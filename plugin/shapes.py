@@ -78,8 +78,9 @@ def _source_patterns(spec: Any) -> tuple[list[str], list[str]] | None:
         if spec.get("enabled") is False:
             return None
         return inc, exc
-    raise BadRequestError(f"[_source] must be a boolean, a field list or includes/excludes, "
-                          f"got {spec!r}")
+    raise BadRequestError(
+        f"[_source] must be a boolean, a field list or includes/excludes, got {spec!r}"
+    )
 
 
 def source_wanted(spec: Any) -> bool:
@@ -97,19 +98,50 @@ def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
     return _filter(source, "", includes, excludes)
 
 
+def _matches(path: str, patterns: list[str]) -> bool:
+    """True when `path` or one of its ancestors matches a pattern (ES field semantics)."""
+    parts = path.split(".")
+    prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(p, pat) for p in prefixes for pat in patterns)
+
+
+def _could_match_below(path: str, patterns: list[str]) -> bool:
+    return any(
+        pat.startswith(path + ".") or pat.startswith("*") or "*" in pat.split(".")[0]
+        for pat in patterns
+    )
+
+
 def _filter(obj: dict[str, Any], prefix: str, inc: list[str], exc: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in obj.items():
-        path = f"{prefix}{key}"
-        if any(fnmatch.fnmatchcase(path, p) for p in exc):
-            continue
-        included = not inc or any(fnmatch.fnmatchcase(path, p) for p in inc)
-        if included and not any(p.startswith(path + ".") for p in exc):
-            out[key] = value
-        elif isinstance(value, dict):
-            deeper = [p for p in inc if p.startswith(path + ".") or p == "*"]
-            if deeper or (included and exc):
-                nested = _filter(value, path + ".", deeper if not included else [], exc)
-                if nested:
-                    out[key] = nested
+        kept = _filter_value(value, f"{prefix}{key}", inc, exc)
+        if kept is not _DROP:
+            out[key] = kept
     return out
+
+
+_DROP = object()
+
+
+def _filter_value(value: Any, path: str, inc: list[str], exc: list[str]) -> Any:
+    if _matches(path, exc):
+        return _DROP
+    included = not inc or _matches(path, inc)
+    if isinstance(value, dict):
+        if not included and not _could_match_below(path, inc):
+            return _DROP
+        nested = _filter(value, path + ".", [] if included else inc, exc)
+        return nested if nested or (included and not value) else _DROP
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        items = []
+        for item in value:
+            kept = (
+                _filter_value(item, path, inc, exc)
+                if isinstance(item, dict)
+                else (item if included else _DROP)
+            )
+            if kept is not _DROP:
+                items.append(kept)
+        return items if items or included else _DROP
+    return value if included else _DROP

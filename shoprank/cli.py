@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -27,8 +28,12 @@ def _fail(exc: ShoprankError) -> None:
 
 
 @click.group()
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Overrides SHOPRANK_DATA_DIR (where indices and stores live).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Overrides SHOPRANK_DATA_DIR (where indices and stores live).",
+)
 @click.version_option(package_name="shoprank")
 def main(data_dir: str | None) -> None:
     """shoprank: shopper-aware product search behind an Elasticsearch-compatible API."""
@@ -54,8 +59,10 @@ def _serve(settings: Settings, *, host: str, port: int, log_level: str = "info")
     try:
         service.warm_up()
     except ShoprankError as exc:
-        click.echo(f"warning: query encoder unavailable ({exc.reason}); "
-                   "vector legs will be skipped", err=True)
+        click.echo(
+            f"warning: query encoder unavailable ({exc.reason}); vector legs will be skipped",
+            err=True,
+        )
     app = create_app(service)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
@@ -69,21 +76,46 @@ def index() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--index", "index_name", required=True, help="Alias to load into, e.g. products.")
 @click.option("--fields", default="", help="Column roles: id=sku,title=name,brand=supplier,...")
-@click.option("--price-multiplier", default=1.0, show_default=True, type=float,
-              help="Multiply prices by this (0.01 for prices in cents).")
+@click.option(
+    "--price-multiplier",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Multiply prices by this (0.01 for prices in cents).",
+)
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--keep", default=None, type=click.IntRange(0, 100),
-              help="Previous generations to keep (default SHOPRANK_KEEP_GENERATIONS).")
+@click.option(
+    "--keep",
+    default=None,
+    type=click.IntRange(0, 100),
+    help="Previous generations to keep (default SHOPRANK_KEEP_GENERATIONS).",
+)
 @click.option("--no-vectors", is_flag=True, help="Lexical only: skip text embeddings.")
 @click.option("--json", "as_json", is_flag=True, help="Print the load report as JSON.")
 @click.pass_context
-def index_load(ctx: click.Context, path: Path, index_name: str, fields: str,
-               price_multiplier: float, batch_size: int, keep: int | None, no_vectors: bool,
-               as_json: bool) -> None:
+def index_load(
+    ctx: click.Context,
+    path: Path,
+    index_name: str,
+    fields: str,
+    price_multiplier: float,
+    batch_size: int,
+    keep: int | None,
+    no_vectors: bool,
+    as_json: bool,
+) -> None:
     """Load a JSONL or CSV catalog into a new generation and swap the alias to it."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
-                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
@@ -100,20 +132,33 @@ def index_load(ctx: click.Context, path: Path, index_name: str, fields: str,
         roles = FieldRoles.parse(fields)
         backend = make_backend(settings)
         encoder = None if no_vectors else text_encoder(settings)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      RateColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                      disable=as_json or not console.is_terminal) as bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            RateColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=as_json or not console.is_terminal,
+        ) as bar:
             task = bar.add_task(f"loading {index_name}", total=None)
 
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = load_catalog(path, index=index_name, backend=backend, encoder=encoder,
-                                  lock_dir=settings.data_dir / "locks", roles=roles,
-                                  price_multiplier=price_multiplier, batch_size=batch_size,
-                                  keep=settings.keep_generations if keep is None else keep,
-                                  progress=progress)
+            report = load_catalog(
+                path,
+                index=index_name,
+                backend=backend,
+                encoder=encoder,
+                lock_dir=settings.data_dir / "locks",
+                roles=roles,
+                price_multiplier=price_multiplier,
+                batch_size=batch_size,
+                keep=settings.keep_generations if keep is None else keep,
+                progress=progress,
+            )
     except ShoprankError as exc:
         _fail(exc)
         return
@@ -123,8 +168,14 @@ def index_load(ctx: click.Context, path: Path, index_name: str, fields: str,
     if len(errors) > 20:
         console.print(f"[yellow]… and {len(errors) - 20} more skipped rows[/]")
     if as_json:
-        click.echo(json.dumps({**report.as_dict(), "errors": [
-            {"line": e.line, "reason": e.reason} for e in errors]}))
+        click.echo(
+            json.dumps(
+                {
+                    **report.as_dict(),
+                    "errors": [{"line": e.line, "reason": e.reason} for e in errors],
+                }
+            )
+        )
     else:
         d = report.as_dict()
         click.echo(
@@ -146,10 +197,8 @@ def index_list(ctx: click.Context, alias: str | None) -> None:
     backend = make_backend(_settings(ctx))
     live = set()
     for gen in backend.generations(alias):
-        try:
+        with contextlib.suppress(ShoprankError):
             live.add(backend.resolve(gen["alias"]))
-        except ShoprankError:
-            pass
     for gen in backend.generations(alias):
         marker = "*" if gen["name"] in live else " "
         click.echo(f"{marker} {gen['name']:<28} {gen['status']:<9} {gen['doc_count']:>8} docs")
@@ -173,8 +222,12 @@ def index_rollback(ctx: click.Context, alias: str) -> None:
 @main.command()
 @click.argument("index_name")
 @click.argument("text")
-@click.option("--mode", type=click.Choice(["lexical", "vector", "hybrid", "full"]),
-              default="full", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["lexical", "vector", "hybrid", "full"]),
+    default="full",
+    show_default=True,
+)
 @click.option("--size", default=10, show_default=True, type=int)
 @click.pass_context
 def search(ctx: click.Context, index_name: str, text: str, mode: str, size: int) -> None:
@@ -183,8 +236,11 @@ def search(ctx: click.Context, index_name: str, text: str, mode: str, size: int)
 
     settings = _settings(ctx)
     fields = settings.default_text_fields.split(",")
-    body = {"query": {"multi_match": {"query": text, "fields": fields}}, "size": size,
-            "ext": {"shoprank": {"mode": mode}}}
+    body = {
+        "query": {"multi_match": {"query": text, "fields": fields}},
+        "size": size,
+        "ext": {"shoprank": {"mode": mode}},
+    }
     try:
         result = make_service(settings).search(index_name, body)
     except ShoprankError as exc:
@@ -193,8 +249,10 @@ def search(ctx: click.Context, index_name: str, text: str, mode: str, size: int)
     for rank, hit in enumerate(result["hits"]["hits"], start=1):
         src = hit.get("_source", {})
         price = f"{src['price']:.2f}" if isinstance(src.get("price"), int | float) else "-"
-        click.echo(f"{rank:>3}. {hit['_score']:.4f}  {src.get('title', hit['_id'])}  "
-                   f"[{src.get('brand', '')}] {price}")
+        click.echo(
+            f"{rank:>3}. {hit['_score']:.4f}  {src.get('title', hit['_id'])}  "
+            f"[{src.get('brand', '')}] {price}"
+        )
 
 
 @main.command()
@@ -204,33 +262,41 @@ def search(ctx: click.Context, index_name: str, text: str, mode: str, size: int)
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Only build the demo index.")
 @click.pass_context
-def demo(ctx: click.Context, host: str, port: int, products: int, seed: int,
-         no_serve: bool) -> None:
+def demo(
+    ctx: click.Context, host: str, port: int, products: int, seed: int, no_serve: bool
+) -> None:
     """Generate a demo catalog, index it as `demo`, and serve it."""
     from shoprank.indexing.demo import write_demo_catalog
     from shoprank.indexing.loader import load_catalog
     from shoprank.wiring import make_backend, text_encoder
 
     settings = _settings(ctx)
-    path = write_demo_catalog(settings.data_dir / "demo" / "catalog.jsonl", n=products,
-                              seed=seed)
+    path = write_demo_catalog(settings.data_dir / "demo" / "catalog.jsonl", n=products, seed=seed)
     click.echo(f"demo catalog: {products} products → {path}")
     try:
-        report = load_catalog(path, index="demo", backend=make_backend(settings),
-                              encoder=text_encoder(settings),
-                              lock_dir=settings.data_dir / "locks",
-                              keep=settings.keep_generations)
+        report = load_catalog(
+            path,
+            index="demo",
+            backend=make_backend(settings),
+            encoder=text_encoder(settings),
+            lock_dir=settings.data_dir / "locks",
+            keep=settings.keep_generations,
+        )
     except ShoprankError as exc:
         _fail(exc)
         return
     d = report.as_dict()
-    click.echo(f"indexed {report.documents} products into demo ({report.generation}) in "
-               f"{d['seconds']['total']}s")
+    click.echo(
+        f"indexed {report.documents} products into demo ({report.generation}) in "
+        f"{d['seconds']['total']}s"
+    )
     if no_serve:
         return
-    click.echo(f"\nsearch it:\n  curl -s 'http://{host}:{port}/demo/_search' "
-               "-H 'Content-Type: application/json' "
-               "-d '{\"query\": {\"match\": {\"title\": \"running shoes\"}}}'\n")
+    click.echo(
+        f"\nsearch it:\n  curl -s 'http://{host}:{port}/demo/_search' "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"query": {"match": {"title": "running shoes"}}}\'\n'
+    )
     _serve(settings, host=host, port=port)
 
 

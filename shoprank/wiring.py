@@ -22,8 +22,11 @@ def make_backend(settings: Settings) -> SearchBackend:
 def text_encoder(settings: Settings) -> TextEncoder:
     from shoprank.indexing.encoders import get_text_encoder
 
-    return get_text_encoder(backend=settings.encoder_backend, model=settings.text_model,
-                            max_length=settings.max_text_tokens)
+    return get_text_encoder(
+        backend=settings.encoder_backend,
+        model=settings.text_model,
+        max_length=settings.max_text_tokens,
+    )
 
 
 def make_service(settings: Settings, backend: SearchBackend | None = None) -> SearchService:

@@ -17,17 +17,27 @@ SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ICECAT = SHARED_DATA / "icecat-products.jsonl.gz"
 
 
-def cli(*args: str, data_dir: Path, check: bool = True, timeout: float = 600,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    data_dir: Path,
+    check: bool = True,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the real `shoprank` command line."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "shoprank.cli", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"shoprank {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"shoprank {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -51,10 +61,23 @@ class Server:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shoprank.cli", "--data-dir", str(self.data_dir),
-                 "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--log-level", "warning"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "shoprank.cli",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

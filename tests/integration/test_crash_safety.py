@@ -39,9 +39,22 @@ def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
     server = Server(tmp_path).start()
     try:
         loader = subprocess.Popen(
-            [sys.executable, "-m", "shoprank.cli", "--data-dir", str(tmp_path), "index", "load",
-             str(big), "--index", "shop", "--batch-size", "64"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "shoprank.cli",
+                "--data-dir",
+                str(tmp_path),
+                "index",
+                "load",
+                str(big),
+                "--index",
+                "shop",
+                "--batch-size",
+                "64",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         partial = tmp_path / "embedded" / "indices" / "shop-000002"
@@ -57,8 +70,9 @@ def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
         assert aliases == {"shop": "shop-000001"}
         count = httpx.post(server.url + "/shop/_count", json={}).json()["count"]
         assert count == 150
-        resp = httpx.post(server.url + "/shop/_search",
-                          json={"query": {"match": {"title": "tent"}}, "size": 50}).json()
+        resp = httpx.post(
+            server.url + "/shop/_search", json={"query": {"match": {"title": "tent"}}, "size": 50}
+        ).json()
         assert {h["_index"] for h in resp["hits"]["hits"]} <= {"shop-000001"}
     finally:
         server.stop()
@@ -94,8 +108,16 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
         '{"id": "c", "title": "Bad price", "price": "cheap"}\n'
         '{"id": "d", "title": "Good tent", "price": 99.5}\n'
     )
-    result = cli("index", "load", str(catalog), "--index", "shop", "--no-vectors", "--json",
-                 data_dir=tmp_path)
+    result = cli(
+        "index",
+        "load",
+        str(catalog),
+        "--index",
+        "shop",
+        "--no-vectors",
+        "--json",
+        data_dir=tmp_path,
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["documents"] == 2
     assert [e["line"] for e in report["errors"]] == [2, 3, 4]
@@ -109,8 +131,16 @@ def test_catalog_with_no_valid_rows_keeps_alias(tmp_path: Path) -> None:
     cli("index", "load", str(good), "--index", "shop", "--no-vectors", data_dir=tmp_path)
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"id": "x"}\n')
-    result = cli("index", "load", str(empty), "--index", "shop", "--no-vectors",
-                 data_dir=tmp_path, check=False)
+    result = cli(
+        "index",
+        "load",
+        str(empty),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+        check=False,
+    )
     assert result.returncode != 0
     assert "left unchanged" in result.stderr
     aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())

@@ -37,8 +37,12 @@ def test_info_passes_the_es_product_check(es: elasticsearch.Elasticsearch) -> No
 
 
 def test_es_search_finds_tents(es: elasticsearch.Elasticsearch) -> None:
-    resp = es.search(index="demo", query={"match": {"title": "tent"}}, size=5,
-                     ext={"shoprank": {"mode": "lexical"}})
+    resp = es.search(
+        index="demo",
+        query={"match": {"title": "tent"}},
+        size=5,
+        ext={"shoprank": {"mode": "lexical"}},
+    )
     hits = resp["hits"]["hits"]
     assert hits, "a lexical search for 'tent' found nothing"
     assert all("tent" in h["_source"]["title"].lower() for h in hits)
@@ -51,8 +55,12 @@ def test_es_search_hybrid_with_filter_and_aggs(
     brand = next(p["brand"] for p in catalog if "Running Shoes" in p["category"])
     resp = es.search(
         index="demo",
-        query={"bool": {"must": {"match": {"title": "running shoes"}},
-                        "filter": {"term": {"brand": brand}}}},
+        query={
+            "bool": {
+                "must": {"match": {"title": "running shoes"}},
+                "filter": {"term": {"brand": brand}},
+            }
+        },
         aggs={"brands": {"terms": {"field": "brand"}}},
         size=20,
         ext={"shoprank": {"mode": "hybrid"}},
@@ -74,10 +82,14 @@ def test_es_count_and_get(es: elasticsearch.Elasticsearch, catalog: list[dict[st
 
 
 def test_es_msearch(es: elasticsearch.Elasticsearch) -> None:
-    resp = es.msearch(searches=[
-        {"index": "demo"}, {"query": {"match": {"title": "kettle"}}, "size": 1},
-        {"index": "missing-index"}, {"query": {"match_all": {}}},
-    ])
+    resp = es.msearch(
+        searches=[
+            {"index": "demo"},
+            {"query": {"match": {"title": "kettle"}}, "size": 1},
+            {"index": "missing-index"},
+            {"query": {"match_all": {}}},
+        ]
+    )
     first, second = resp["responses"]
     assert first["status"] == 200 and first["hits"]["hits"]
     assert second["status"] == 404
@@ -109,8 +121,11 @@ def test_opensearch_client(osc: OpenSearch, catalog: list[dict[str, Any]]) -> No
 
 
 def test_raw_http_errors_have_es_shape(server: Server) -> None:
-    bad_json = httpx.post(server.url + "/demo/_search", content=b"{not json",
-                          headers={"content-type": "application/json"})
+    bad_json = httpx.post(
+        server.url + "/demo/_search",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert bad_json.status_code == 400
     assert bad_json.json()["error"]["type"] == "parsing_exception"
     bad_param = httpx.get(server.url + "/demo/_search?bogus=1")
@@ -123,9 +138,14 @@ def test_raw_http_errors_have_es_shape(server: Server) -> None:
 
 
 def test_user_header_and_explain(server: Server) -> None:
-    resp = httpx.post(server.url + "/demo/_search", headers={"X-Shoprank-User": "u-42"},
-                      json={"query": {"match": {"title": "espresso"}},
-                            "ext": {"shoprank": {"mode": "full", "explain": True}}})
+    resp = httpx.post(
+        server.url + "/demo/_search",
+        headers={"X-Shoprank-User": "u-42"},
+        json={
+            "query": {"match": {"title": "espresso"}},
+            "ext": {"shoprank": {"mode": "full", "explain": True}},
+        },
+    )
     body = resp.json()
     assert resp.status_code == 200
     assert body["_shoprank"]["user_id"] == "u-42"

@@ -27,7 +27,8 @@ def test_hybrid_search_does_not_import_torch(demo_data_dir: Path) -> None:
         assert not heavy, heavy
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from shoprank.indexing.demo import (
     CATEGORY_PATHS,
     REFERENCE_DATE,

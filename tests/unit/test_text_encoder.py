@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from shoprank.errors import ConfigError
 from shoprank.indexing.encoders import (
     DEFAULT_MODEL,
     NumpyBertEncoder,
@@ -24,8 +26,6 @@ from shoprank.indexing.encoders import (
     resolve_model_dir,
 )
 from shoprank.indexing.encoders.minilm import _gelu_inplace
-
-from shoprank.errors import ConfigError
 
 _REPO = Path(__file__).resolve().parents[2]
 _ICECAT_CANDIDATES = (

@@ -84,9 +84,14 @@ class AggregationCompiler:
             if kind == "terms":
                 size = int(body.get("size", 10))
                 if size < 1:
-                    raise BadRequestError(f"[size] must be greater than 0. Found [{size}] in [{name}]")
-                request = {"field": field, "size": size,
-                           "min_doc_count": int(body.get("min_doc_count", 1))}
+                    raise BadRequestError(
+                        f"[size] must be greater than 0. Found [{size}] in [{name}]"
+                    )
+                request = {
+                    "field": field,
+                    "size": size,
+                    "min_doc_count": int(body.get("min_doc_count", 1)),
+                }
                 order = body.get("order")
                 if order is not None:
                     request["order"] = self._order(name, order)
@@ -94,19 +99,28 @@ class AggregationCompiler:
                 ranges = body.get("ranges")
                 if not isinstance(ranges, list) or not ranges:
                     raise BadRequestError(f"[range] aggregation [{name}] requires [ranges]")
-                request = {"field": field, "ranges": [
-                    {k: (float(v) if k in ("from", "to") else v) for k, v in r.items()
-                     if k in ("from", "to", "key") and v is not None}
-                    for r in ranges
-                ]}
+                request = {
+                    "field": field,
+                    "ranges": [
+                        {
+                            k: (float(v) if k in ("from", "to") else v)
+                            for k, v in r.items()
+                            if k in ("from", "to", "key") and v is not None
+                        }
+                        for r in ranges
+                    ],
+                }
             elif kind == "histogram":
                 interval = body.get("interval")
                 if not isinstance(interval, int | float) or interval <= 0:
                     raise BadRequestError(
                         f"[histogram] aggregation [{name}] requires a positive [interval]"
                     )
-                request = {"field": field, "interval": float(interval),
-                           "min_doc_count": int(body.get("min_doc_count", 0))}
+                request = {
+                    "field": field,
+                    "interval": float(interval),
+                    "min_doc_count": int(body.get("min_doc_count", 0)),
+                }
                 for key in ("offset",):
                     if key in body:
                         request[key] = float(body[key])
@@ -132,7 +146,7 @@ class AggregationCompiler:
             order = order[0]
         if not isinstance(order, dict) or len(order) != 1:
             raise BadRequestError(f"[order] of terms aggregation [{name}] is malformed")
-        (key, direction), = order.items()
+        ((key, direction),) = order.items()
         if key not in ("_count", "_key") or direction not in ("asc", "desc"):
             raise UnsupportedQueryError(
                 f"terms [order] {order} is not supported; use _count or _key, asc or desc"
@@ -166,14 +180,18 @@ class AggregationCompiler:
                 buckets.append(shaped)
             if kind == "terms":
                 out[name] = {
-                    "doc_count_error_upper_bound": int(result.get("doc_count_error_upper_bound", 0)),
+                    "doc_count_error_upper_bound": int(
+                        result.get("doc_count_error_upper_bound", 0)
+                    ),
                     "sum_other_doc_count": int(result.get("sum_other_doc_count", 0)),
                     "buckets": buckets,
                 }
             elif kind == "range":
-                out[name] = {"buckets": [
-                    self._range_key(b, r) for b, r in zip(buckets, body["ranges"], strict=False)
-                ]}
+                out[name] = {
+                    "buckets": [
+                        self._range_key(b, r) for b, r in zip(buckets, body["ranges"], strict=False)
+                    ]
+                }
             else:
                 out[name] = {"buckets": buckets}
         return out

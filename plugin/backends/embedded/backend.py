@@ -30,12 +30,35 @@ Q = tantivy.Query
 Occur = tantivy.Occur
 
 SEARCH_KEYS = {
-    "query", "knn", "from", "size", "sort", "_source", "aggs", "aggregations", "post_filter",
-    "track_total_hits", "timeout", "min_score", "track_scores", "explain", "profile", "version",
-    "seq_no_primary_term", "stored_fields",
+    "query",
+    "knn",
+    "from",
+    "size",
+    "sort",
+    "_source",
+    "aggs",
+    "aggregations",
+    "post_filter",
+    "track_total_hits",
+    "timeout",
+    "min_score",
+    "track_scores",
+    "explain",
+    "profile",
+    "version",
+    "seq_no_primary_term",
+    "stored_fields",
 }
-KNN_KEYS = {"field", "query_vector", "k", "num_candidates", "filter", "similarity", "boost",
-            "_name"}
+KNN_KEYS = {
+    "field",
+    "query_vector",
+    "k",
+    "num_candidates",
+    "filter",
+    "similarity",
+    "boost",
+    "_name",
+}
 MAX_RESULT_WINDOW = 10_000
 
 
@@ -56,7 +79,7 @@ def _parse_sort(spec: Any) -> list[_SortKey]:
         if isinstance(item, str):
             field, opts = item, {}
         elif isinstance(item, dict) and len(item) == 1:
-            (field, opts), = item.items()
+            ((field, opts),) = item.items()
             if isinstance(opts, str):
                 opts = {"order": opts}
             if not isinstance(opts, dict):
@@ -96,8 +119,10 @@ class EmbeddedBackend:
         with self._lock:
             pair = self._compilers.get(gen.name)
             if pair is None:
-                pair = (QueryCompiler(gen.schema, gen.tantivy_index),
-                        AggregationCompiler(gen.schema))
+                pair = (
+                    QueryCompiler(gen.schema, gen.tantivy_index),
+                    AggregationCompiler(gen.schema),
+                )
                 self._compilers[gen.name] = pair
         return pair
 
@@ -116,8 +141,10 @@ class EmbeddedBackend:
                 construct=sorted(unknown)[0],
             )
         if body.get("explain") or body.get("profile"):
-            raise UnsupportedQueryError("[explain] and [profile] are not supported; use "
-                                        "ext.shoprank.explain for shoprank's explanations")
+            raise UnsupportedQueryError(
+                "[explain] and [profile] are not supported; use "
+                "ext.shoprank.explain for shoprank's explanations"
+            )
         gen = self.store.generation(index)
         searcher = gen.searcher()
         queries, aggs = self._compilers_for(gen)
@@ -162,8 +189,8 @@ class EmbeddedBackend:
         sort_values: list[list[Any]] | None = None
         if sort and not (len(sort) == 1 and sort[0].field == "_score" and sort[0].order == "desc"):
             scored, sort_values = self._sorted(gen, searcher, scored, sort)
-        page = scored[start:start + size]
-        page_sorts = sort_values[start:start + size] if sort_values is not None else None
+        page = scored[start : start + size]
+        page_sorts = sort_values[start : start + size] if sort_values is not None else None
         hits = self._hits(gen, searcher, page, body.get("_source"))
         if page_sorts is not None:
             keep_scores = bool(body.get("track_scores"))
@@ -188,8 +215,7 @@ class EmbeddedBackend:
     def _with_filter(query: tantivy.Query, extra: tantivy.Query | None) -> tantivy.Query:
         if extra is None:
             return query
-        return Q.boolean_query([(Occur.Must, query),
-                                (Occur.Must, Q.const_score_query(extra, 0.0))])
+        return Q.boolean_query([(Occur.Must, query), (Occur.Must, Q.const_score_query(extra, 0.0))])
 
     def _keys_query(self, gen: Generation, keys: list[int]) -> tantivy.Query:
         return Q.term_set_query(gen.schema.tantivy_schema, "_key", keys)
@@ -232,8 +258,10 @@ class EmbeddedBackend:
             raise BadRequestError("[knn] must be an object or a list of objects")
         unknown = set(spec) - KNN_KEYS
         if "query_vector_builder" in unknown:
-            raise BadRequestError("[query_vector_builder] must be resolved before the backend; "
-                                  "send it through shoprank's endpoint")
+            raise BadRequestError(
+                "[query_vector_builder] must be resolved before the backend; "
+                "send it through shoprank's endpoint"
+            )
         if unknown:
             raise UnsupportedQueryError(f"[knn] option(s) {sorted(unknown)} are not supported")
         field = spec.get("field")
@@ -251,7 +279,9 @@ class EmbeddedBackend:
         k = int_param(spec, "k", 10, minimum=1)
         num_candidates = int_param(spec, "num_candidates", max(k, 100), minimum=1)
         if num_candidates < k:
-            raise BadRequestError(f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})")
+            raise BadRequestError(
+                f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})"
+            )
         filters = [queries.compile(f) for f in _as_list(spec.get("filter"))]
         if post is not None:
             filters.append(post)
@@ -259,8 +289,12 @@ class EmbeddedBackend:
         if filters:
             combined = Q.boolean_query([(Occur.Must, f) for f in filters])
             allowed = self._matching_keys(searcher, combined)
-        keys, sims = store.search(np.asarray(vector, dtype=np.float32), k=k,
-                                  num_candidates=num_candidates, allowed=allowed)
+        keys, sims = store.search(
+            np.asarray(vector, dtype=np.float32),
+            k=k,
+            num_candidates=num_candidates,
+            allowed=allowed,
+        )
         boost = float(spec.get("boost", 1.0))
         threshold = spec.get("similarity")
         out: dict[int, float] = {}
@@ -285,13 +319,14 @@ class EmbeddedBackend:
         if knn_scores:
             keyed = self._keys_query(gen, list(knn_scores))
             hits, _ = self._all(searcher, keyed)
-            for (_, addr), key in zip(hits, searcher.fast_field_values("_key",
-                                                                        [a for _, a in hits]),
-                                      strict=True):
+            for (_, addr), key in zip(
+                hits, searcher.fast_field_values("_key", [a for _, a in hits]), strict=True
+            ):
                 addresses[int(key)] = addr
             if query is not None:
-                both = Q.boolean_query([(Occur.Must, query), (Occur.Must,
-                                        Q.const_score_query(keyed, 0.0))])
+                both = Q.boolean_query(
+                    [(Occur.Must, query), (Occur.Must, Q.const_score_query(keyed, 0.0))]
+                )
                 lex, _ = self._all(searcher, both)
                 lex_keys = searcher.fast_field_values("_key", [a for _, a in lex])
                 for (score, _), key in zip(lex, lex_keys, strict=True):
@@ -368,8 +403,11 @@ class EmbeddedBackend:
         want = source_wanted(source_spec)
         for score, addr in page:
             doc = searcher.doc(addr)
-            hit: dict[str, Any] = {"_index": gen.name, "_id": doc.get_first("_id"),
-                                   "_score": float(score)}
+            hit: dict[str, Any] = {
+                "_index": gen.name,
+                "_id": doc.get_first("_id"),
+                "_score": float(score),
+            }
             if want:
                 hit["_source"] = filter_source(orjson.loads(doc.get_first("_source")), source_spec)
             hits.append(hit)
@@ -406,8 +444,14 @@ class EmbeddedBackend:
         body: dict[str, Any] = {"_index": gen_name, "_id": doc_id}
         if doc_id not in found:
             return {**body, "found": False}
-        return {**body, "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": True,
-                "_source": found[doc_id]}
+        return {
+            **body,
+            "_version": 1,
+            "_seq_no": 0,
+            "_primary_term": 1,
+            "found": True,
+            "_source": found[doc_id],
+        }
 
     # -- writing ---------------------------------------------------------------------------
 

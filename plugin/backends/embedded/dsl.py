@@ -23,8 +23,19 @@ Q = tantivy.Query
 Occur = tantivy.Occur
 FIELD_NAMES = "_field_names"
 SUPPORTED_QUERIES = (
-    "match_all", "match_none", "match", "match_phrase", "multi_match", "term", "terms",
-    "range", "exists", "ids", "bool", "constant_score", "dis_max",
+    "match_all",
+    "match_none",
+    "match",
+    "match_phrase",
+    "multi_match",
+    "term",
+    "terms",
+    "range",
+    "exists",
+    "ids",
+    "bool",
+    "constant_score",
+    "dis_max",
 )
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -94,9 +105,9 @@ class QueryCompiler:
             return Q.all_query()
         if not isinstance(query, dict) or len(query) != 1:
             raise BadRequestError(
-                "a query must be an object with exactly one query type, e.g. {\"match_all\": {}}"
+                'a query must be an object with exactly one query type, e.g. {"match_all": {}}'
             )
-        (name, body), = query.items()
+        ((name, body),) = query.items()
         handler = getattr(self, f"_q_{name}", None)
         if handler is None:
             raise UnsupportedQueryError(
@@ -203,14 +214,26 @@ class QueryCompiler:
             spec = {"query": spec}
         if "query" not in spec:
             raise BadRequestError("[match] requires a [query]")
-        unknown = set(spec) - {"query", "operator", "minimum_should_match", "boost",
-                               "fuzziness", "_name", "analyzer", "zero_terms_query"}
+        unknown = set(spec) - {
+            "query",
+            "operator",
+            "minimum_should_match",
+            "boost",
+            "fuzziness",
+            "_name",
+            "analyzer",
+            "zero_terms_query",
+        }
         if unknown:
             raise UnsupportedQueryError(f"[match] option(s) {sorted(unknown)} are not supported")
         info = self.schema.field(path)
-        query = self._text_match(info, spec["query"], operator=spec.get("operator", "or"),
-                                 msm=spec.get("minimum_should_match"),
-                                 fuzziness=spec.get("fuzziness"))
+        query = self._text_match(
+            info,
+            spec["query"],
+            operator=spec.get("operator", "or"),
+            msm=spec.get("minimum_should_match"),
+            fuzziness=spec.get("fuzziness"),
+        )
         return _boosted(query, spec.get("boost"))
 
     def _phrase(self, info: FieldInfo, text: Any, slop: int) -> tantivy.Query:
@@ -227,8 +250,9 @@ class QueryCompiler:
         path, spec = _single(body, "match_phrase")
         if not isinstance(spec, dict):
             spec = {"query": spec}
-        query = self._phrase(self.schema.field(path), spec.get("query", ""),
-                             int(spec.get("slop", 0)))
+        query = self._phrase(
+            self.schema.field(path), spec.get("query", ""), int(spec.get("slop", 0))
+        )
         return _boosted(query, spec.get("boost"))
 
     def expand_fields(self, fields: list[str] | None) -> list[tuple[FieldInfo, float]]:
@@ -240,8 +264,11 @@ class QueryCompiler:
             name, _, boost_text = str(item).partition("^")
             boost = _number(boost_text, f"boost of {item}") if boost_text else 1.0
             if any(c in name for c in "*?"):
-                out += [(f, boost) for p, f in self.schema.fields.items()
-                        if fnmatch.fnmatchcase(p, name) and f.kind in ("text", "keyword")]
+                out += [
+                    (f, boost)
+                    for p, f in self.schema.fields.items()
+                    if fnmatch.fnmatchcase(p, name) and f.kind in ("text", "keyword")
+                ]
             else:
                 out.append((self.schema.field(name), boost))
         return out
@@ -258,9 +285,13 @@ class QueryCompiler:
             if mm_type == "phrase":
                 q = self._phrase(info, body["query"], int(body.get("slop", 0)))
             elif mm_type in ("best_fields", "most_fields"):
-                q = self._text_match(info, body["query"], operator=body.get("operator", "or"),
-                                     msm=body.get("minimum_should_match"),
-                                     fuzziness=body.get("fuzziness"))
+                q = self._text_match(
+                    info,
+                    body["query"],
+                    operator=body.get("operator", "or"),
+                    msm=body.get("minimum_should_match"),
+                    fuzziness=body.get("fuzziness"),
+                )
             else:
                 raise UnsupportedQueryError(
                     f"[multi_match] type [{mm_type}] is not supported by the embedded backend; "
@@ -288,7 +319,7 @@ class QueryCompiler:
     def _q_terms(self, body: Any) -> tantivy.Query:
         path, values = _single(body, "terms")
         if not isinstance(values, list):
-            raise BadRequestError("[terms] expects a list of values, e.g. {\"brand\": [\"HP\"]}")
+            raise BadRequestError('[terms] expects a list of values, e.g. {"brand": ["HP"]}')
         info = self.schema.field(path)
         if not values:
             return Q.empty_query()
@@ -319,8 +350,15 @@ class QueryCompiler:
         if lo is None and hi is None:
             query = self._q_exists({"field": path})
         elif info.kind == "number":
-            query = Q.range_query(self.ts, info.tantivy, tantivy.FieldType.Float, lo, hi,
-                                  include_lower=inc_lo, include_upper=inc_hi)
+            query = Q.range_query(
+                self.ts,
+                info.tantivy,
+                tantivy.FieldType.Float,
+                lo,
+                hi,
+                include_lower=inc_lo,
+                include_upper=inc_hi,
+            )
         elif info.kind == "dynamic":
             query = self._dynamic_range(info, lo, hi, inc_lo, inc_hi)
         else:
@@ -350,8 +388,15 @@ class QueryCompiler:
     def _q_bool(self, body: Any) -> tantivy.Query:
         if not isinstance(body, dict):
             raise BadRequestError("[bool] query malformed, expected an object")
-        unknown = set(body) - {"must", "should", "filter", "must_not", "minimum_should_match",
-                               "boost", "_name"}
+        unknown = set(body) - {
+            "must",
+            "should",
+            "filter",
+            "must_not",
+            "minimum_should_match",
+            "boost",
+            "_name",
+        }
         if unknown:
             raise BadRequestError(f"[bool] query does not support {sorted(unknown)}")
         must, should = self._clauses(body, "must"), self._clauses(body, "should")
@@ -384,7 +429,8 @@ class QueryCompiler:
         if not isinstance(queries, list) or not queries:
             raise BadRequestError("[dis_max] requires a non-empty list of [queries]")
         return _boosted(
-            Q.disjunction_max_query([self.compile(q) for q in queries],
-                                    tie_breaker=float(body.get("tie_breaker", 0.0))),
+            Q.disjunction_max_query(
+                [self.compile(q) for q in queries], tie_breaker=float(body.get("tie_breaker", 0.0))
+            ),
             body.get("boost"),
         )

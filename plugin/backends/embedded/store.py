@@ -148,7 +148,8 @@ class EmbeddedStore:
         """Point `alias` back at the newest ready generation older than the live one."""
         live = self.resolve(alias)
         older = [
-            m["name"] for m in self.generations(alias)
+            m["name"]
+            for m in self.generations(alias)
             if m.get("status") == "ready" and m["name"] < live
         ]
         if not older:

@@ -26,8 +26,14 @@ class VectorField:
     def __init__(self, path: Path, *, dims: int) -> None:
         self.path = path
         self.dims = dims
-        self.index = Index(ndim=dims, metric="cos", dtype="f32", connectivity=16,
-                           expansion_add=64, expansion_search=128)
+        self.index = Index(
+            ndim=dims,
+            metric="cos",
+            dtype="f32",
+            connectivity=16,
+            expansion_add=64,
+            expansion_search=128,
+        )
         if path.exists():
             self.index.load(str(path))
 
@@ -64,8 +70,7 @@ class VectorField:
             from shoprank.errors import BadRequestError
 
             raise BadRequestError(
-                f"the query vector has {query.shape[0]} dimensions, "
-                f"but the field has {self.dims}"
+                f"the query vector has {query.shape[0]} dimensions, but the field has {self.dims}"
             )
         if allowed is not None:
             if len(allowed) <= EXACT_LIMIT:

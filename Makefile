@@ -1,0 +1,39 @@
+# The few commands a newcomer needs. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 9200
+
+.PHONY: install demo test test-fast lint typecheck bench clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned to the local CPU build, so nothing pulls multi-GB CUDA wheels.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[ml,dev]'
+	touch $@
+
+demo: install
+	HF_HUB_OFFLINE=1 $(VENV)/bin/shoprank --data-dir ./data demo --port $(PORT)
+
+test: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy shoprank plugin rerankers indexing workers
+
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_embedded.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
