@@ -152,3 +152,45 @@ def load_catalog(
 def _without_vectors(mapping: dict[str, Any]) -> dict[str, Any]:
     mapping["properties"].pop(TEXT_VECTOR_FIELD, None)
     return mapping
+
+
+def upsert_catalog(
+    path: Path,
+    *,
+    index: str,
+    backend: SearchBackend,
+    encoder: TextEncoder | None,
+    roles: FieldRoles | None = None,
+    price_multiplier: float = 1.0,
+    batch_size: int = 256,
+) -> LoadReport:
+    """Add or replace products of a catalog file in the live generation of `index`."""
+    report = LoadReport(index=index)
+    started = time.perf_counter()
+    generation = backend.resolve(index)
+    report.generation = generation
+    wants_vectors = TEXT_VECTOR_FIELD in backend.vector_fields(generation)
+    products: dict[str, dict[str, Any]] = {}
+    for doc in read_catalog(
+        path, roles=roles, price_multiplier=price_multiplier, report=report.catalog
+    ):
+        if doc["id"] in products:
+            report.catalog.duplicates += 1
+        products[doc["id"]] = doc
+    docs = list(products.values())
+    for start in range(0, len(docs), batch_size):
+        chunk = docs[start : start + batch_size]
+        vectors = None
+        if encoder is not None and wants_vectors:
+            t0 = time.perf_counter()
+            vectors = {TEXT_VECTOR_FIELD: encoder.encode([embedding_text(d) for d in chunk])}
+            report.embed_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        backend.bulk_upsert(generation, [{"_id": d["id"], **d} for d in chunk], vectors)
+        report.write_s += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    backend.commit(generation)
+    report.commit_s = time.perf_counter() - t0
+    report.documents = len(docs)
+    report.total_s = time.perf_counter() - started
+    return report

@@ -187,6 +187,61 @@ def index_load(
         )
 
 
+@index.command("upsert")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--index", "index_name", required=True, help="Alias whose live generation to update.")
+@click.option("--fields", default="", help="Column roles, as for `index load`.")
+@click.option("--price-multiplier", default=1.0, show_default=True, type=float)
+@click.pass_context
+def index_upsert(
+    ctx: click.Context, path: Path, index_name: str, fields: str, price_multiplier: float
+) -> None:
+    """Add or replace the products of PATH in the live index (no new generation)."""
+    from shoprank.indexing.catalog import FieldRoles
+    from shoprank.indexing.loader import upsert_catalog
+    from shoprank.wiring import make_backend, text_encoder
+
+    settings = _settings(ctx)
+    try:
+        report = upsert_catalog(
+            path,
+            index=index_name,
+            backend=make_backend(settings),
+            encoder=text_encoder(settings),
+            roles=FieldRoles.parse(fields),
+            price_multiplier=price_multiplier,
+        )
+    except ShoprankError as exc:
+        _fail(exc)
+        return
+    for err in report.catalog.errors[:20]:
+        click.echo(f"skipped line {err.line}: {err.reason}", err=True)
+    click.echo(f"{index_name} ({report.generation}): {report.documents} products upserted")
+
+
+@index.command("delete")
+@click.option("--index", "index_name", required=True)
+@click.argument("ids", nargs=-1, required=True)
+@click.pass_context
+def index_delete(ctx: click.Context, index_name: str, ids: tuple[str, ...]) -> None:
+    """Delete products by id from the live index."""
+    from shoprank.wiring import make_backend
+
+    try:
+        backend = make_backend(_settings(ctx))
+        generation = backend.resolve(index_name)
+        deleted = backend.delete(generation, list(ids))
+        backend.commit(generation)
+    except ShoprankError as exc:
+        _fail(exc)
+        return
+    missing = len(ids) - deleted
+    click.echo(
+        f"{index_name} ({generation}): {deleted} deleted"
+        + (f", {missing} not found" if missing else "")
+    )
+
+
 @index.command("list")
 @click.option("--index", "alias", default=None, help="Only generations of this alias.")
 @click.pass_context

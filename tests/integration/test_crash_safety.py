@@ -145,3 +145,43 @@ def test_catalog_with_no_valid_rows_keeps_alias(tmp_path: Path) -> None:
     assert "left unchanged" in result.stderr
     aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
     assert aliases == {"shop": "shop-000001"}
+
+
+def test_upsert_and_delete_are_seen_by_a_running_server(tmp_path: Path) -> None:
+    catalog = write_demo_catalog(tmp_path / "c.jsonl", n=80, seed=6)
+    cli("index", "load", str(catalog), "--index", "shop", data_dir=tmp_path)
+    server = Server(tmp_path).start()
+    try:
+        update = tmp_path / "update.jsonl"
+        update.write_text(
+            json.dumps({"id": "SR-000001", "title": "Zanzibar teapot deluxe", "price": 12.5})
+            + "\n"
+            + json.dumps({"id": "NEW-1", "title": "Zanzibar kettle", "price": 30})
+            + "\n"
+        )
+        cli("index", "upsert", str(update), "--index", "shop", data_dir=tmp_path)
+        found = httpx.post(
+            server.url + "/shop/_search",
+            json={
+                "query": {"match": {"title": "zanzibar"}},
+                "ext": {"shoprank": {"mode": "lexical"}},
+            },
+        ).json()
+        assert {h["_id"] for h in found["hits"]["hits"]} == {"SR-000001", "NEW-1"}
+        assert httpx.post(server.url + "/shop/_count", json={}).json()["count"] == 81
+        vector = httpx.post(
+            server.url + "/shop/_search",
+            json={
+                "query": {"match": {"title": "zanzibar teapot"}},
+                "ext": {"shoprank": {"mode": "vector"}},
+                "size": 3,
+            },
+        ).json()
+        assert vector["hits"]["hits"][0]["_id"] == "SR-000001"
+
+        out = cli("index", "delete", "--index", "shop", "NEW-1", "nope", data_dir=tmp_path)
+        assert "1 deleted, 1 not found" in out.stdout
+        assert httpx.get(server.url + "/shop/_doc/NEW-1").status_code == 404
+        assert httpx.post(server.url + "/shop/_count", json={}).json()["count"] == 80
+    finally:
+        server.stop()

@@ -455,6 +455,10 @@ class EmbeddedBackend:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def vector_fields(self, index: str) -> dict[str, int]:
+        gen = self.store.generation(index)
+        return {path: store.dims for path, store in gen.vectors.items()}
+
     def create_generation(self, alias: str, mapping: dict[str, Any]) -> str:
         return self.store.create_generation(alias, mapping).name
 
