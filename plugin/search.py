@@ -236,7 +236,7 @@ class SearchService:
                 "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             }
         response["took"] = int((time.perf_counter() - started) * 1000)
-        return response
+        return dict(response)
 
     def _effective_mode(self, request: Request) -> Mode:
         body = request.body

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 import tantivy
 
-from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.errors import BadRequestError, ShoprankError, UnsupportedQueryError
 from shoprank.plugin.shapes import (
     filter_source,
     int_param,
@@ -77,7 +77,7 @@ def _parse_sort(spec: Any) -> list[_SortKey]:
     keys: list[_SortKey] = []
     for item in _as_list(spec):
         if isinstance(item, str):
-            field, opts = item, {}
+            field, opts = item, cast(dict[str, Any], {})
         elif isinstance(item, dict) and len(item) == 1:
             ((field, opts),) = item.items()
             if isinstance(opts, str):
@@ -181,7 +181,7 @@ class EmbeddedBackend:
                 scored, count = self._all(searcher, hits_query)
             else:
                 result = searcher.search(hits_query, limit=max(start + size, 1), count=True)
-                scored, count = list(result.hits), int(result.count)
+                scored, count = list(result.hits), _count(result)
         if min_score is not None:
             scored = [(s, a) for s, a in scored if s >= float(min_score)]
             count = len(scored)
@@ -204,12 +204,13 @@ class EmbeddedBackend:
         if agg_spec:
             agg_query = self._agg_query(gen, base, knn_scores)
             aggregations = aggs.run(searcher, agg_query, agg_spec)
-        return search_response(
+        response: dict[str, Any] = search_response(
             took_ms=(time.perf_counter() - started) * 1000,
             hits=hits,
             total=total_hits(count, body.get("track_total_hits")),
             aggregations=aggregations,
         )
+        return response
 
     @staticmethod
     def _with_filter(query: tantivy.Query, extra: tantivy.Query | None) -> tantivy.Query:
@@ -237,7 +238,7 @@ class EmbeddedBackend:
         if query is None:
             return [], 0
         result = searcher.search(query, limit=max(searcher.num_docs, 1), count=True)
-        return list(result.hits), int(result.count)
+        return list(result.hits), _count(result)
 
     def _matching_keys(
         self, searcher: tantivy.Searcher, query: tantivy.Query
@@ -322,7 +323,7 @@ class EmbeddedBackend:
             for (_, addr), key in zip(
                 hits, searcher.fast_field_values("_key", [a for _, a in hits]), strict=True
             ):
-                addresses[int(key)] = addr
+                addresses[_key(key)] = addr
             if query is not None:
                 both = Q.boolean_query(
                     [(Occur.Must, query), (Occur.Must, Q.const_score_query(keyed, 0.0))]
@@ -330,14 +331,14 @@ class EmbeddedBackend:
                 lex, _ = self._all(searcher, both)
                 lex_keys = searcher.fast_field_values("_key", [a for _, a in lex])
                 for (score, _), key in zip(lex, lex_keys, strict=True):
-                    scores[int(key)] += score
+                    scores[_key(key)] += score
         knn_only = {k for k in knn_scores if k in addresses}
         if query is not None:
             result = searcher.search(query, limit=max(window, 1), count=True)
-            count = int(result.count)
+            count = _count(result)
             top_keys = searcher.fast_field_values("_key", [a for _, a in result.hits])
-            for (score, addr), key in zip(result.hits, top_keys, strict=True):
-                key = int(key)
+            for (score, addr), raw_key in zip(result.hits, top_keys, strict=True):
+                key = _key(raw_key)
                 addresses[key] = addr
                 if key not in knn_scores:
                     scores[key] = score
@@ -409,7 +410,7 @@ class EmbeddedBackend:
                 "_score": float(score),
             }
             if want:
-                hit["_source"] = filter_source(orjson.loads(doc.get_first("_source")), source_spec)
+                hit["_source"] = filter_source(_source_of(doc), source_spec)
             hits.append(hit)
         return hits
 
@@ -422,7 +423,7 @@ class EmbeddedBackend:
         searcher = gen.searcher()
         queries, _ = self._compilers_for(gen)
         query = queries.compile(body.get("query")) if body.get("query") else Q.all_query()
-        return int(searcher.search(query, limit=1, count=True).count)
+        return _count(searcher.search(query, limit=1, count=True))
 
     def mget(self, index: str, ids: list[str], *, source: Any = True) -> dict[str, dict[str, Any]]:
         if not ids:
@@ -434,7 +435,7 @@ class EmbeddedBackend:
         out: dict[str, dict[str, Any]] = {}
         for _, addr in result.hits:
             doc = searcher.doc(addr)
-            filtered = filter_source(orjson.loads(doc.get_first("_source")), source)
+            filtered = filter_source(_source_of(doc), source)
             out[str(doc.get_first("_id"))] = filtered if filtered is not None else {}
         return out
 
@@ -490,6 +491,22 @@ class EmbeddedBackend:
 
     def generations(self, alias: str | None = None) -> list[dict[str, Any]]:
         return self.store.generations(alias)
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    """Matching documents of a search (the stub file lacks `count`)."""
+    return int(result.count)  # type: ignore[attr-defined]
+
+
+def _key(value: int | float | None) -> int:
+    if value is None:
+        raise ShoprankError("a document has no _key; rebuild the index generation")
+    return int(value)
+
+
+def _source_of(doc: tantivy.Document) -> dict[str, Any]:
+    raw = doc.get_first("_source")
+    return cast(dict[str, Any], orjson.loads(raw)) if raw else {}
 
 
 def _plain(value: Any) -> Any:

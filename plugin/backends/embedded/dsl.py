@@ -244,7 +244,8 @@ class QueryCompiler:
             return Q.empty_query()
         if len(tokens) == 1:
             return Q.term_query(self.ts, info.tantivy, tokens[0])
-        return Q.phrase_query(self.ts, info.tantivy, tokens, slop)
+        words: list[str | tuple[int, str]] = list(tokens)
+        return Q.phrase_query(self.ts, info.tantivy, words, slop)
 
     def _q_match_phrase(self, body: Any) -> tantivy.Query:
         path, spec = _single(body, "match_phrase")

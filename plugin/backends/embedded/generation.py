@@ -142,7 +142,8 @@ class Generation:
         keys = searcher.fast_field_values("_key", addresses)
         found: dict[str, int] = {}
         for addr, key in zip(addresses, keys, strict=True):
-            found[str(searcher.doc(addr)["_id"][0])] = int(key)
+            if key is not None:
+                found[str(searcher.doc(addr)["_id"][0])] = int(key)
         return found
 
     def upsert(
@@ -216,7 +217,7 @@ class Generation:
             got_keys, rows = [], []
             for addr, key in zip(addresses, keys, strict=True):
                 raw = searcher.doc(addr).get_first(tname)
-                if raw:
+                if raw and key is not None:
                     got_keys.append(int(key))
                     rows.append(np.frombuffer(raw, dtype=np.float32))
             if rows:

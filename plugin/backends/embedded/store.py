@@ -154,5 +154,6 @@ class EmbeddedStore:
         ]
         if not older:
             raise BadRequestError(f"alias [{alias}] has no older ready generation to roll back to")
-        self.swap_alias(alias, older[-1])
-        return older[-1]
+        target = str(older[-1])
+        self.swap_alias(alias, target)
+        return target

@@ -9,6 +9,7 @@ search if too few survive, so a filter never returns documents that do not match
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -95,7 +96,7 @@ class VectorField:
             allowed = allowed[np.asarray(self.index.contains(allowed), dtype=bool)]
         if len(allowed) == 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
-        got = self.index.get(allowed, dtype=np.float32)
+        got: Any = self.index.get(allowed, dtype="f32")
         matrix = np.vstack(got) if isinstance(got, tuple) else np.asarray(got)
         matrix = matrix.reshape(len(allowed), self.dims)
         norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
