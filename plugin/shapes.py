@@ -33,7 +33,14 @@ def total_hits(count: int, track: Any) -> dict[str, Any] | None:
         return None
     if track is True:
         return {"value": count, "relation": "eq"}
-    limit = DEFAULT_TRACK_TOTAL if track is None else int(track)
+    if track is None:
+        limit = DEFAULT_TRACK_TOTAL
+    elif isinstance(track, int):
+        limit = track
+    else:
+        raise BadRequestError(
+            f"[track_total_hits] must be true, false or an integer, got {track!r}"
+        )
     if count > limit:
         return {"value": limit, "relation": "gte"}
     return {"value": count, "relation": "eq"}
@@ -73,8 +80,13 @@ def _source_patterns(spec: Any) -> tuple[list[str], list[str]] | None:
     if isinstance(spec, dict):
         inc = spec.get("includes", spec.get("include", []))
         exc = spec.get("excludes", spec.get("exclude", []))
-        inc = [inc] if isinstance(inc, str) else list(inc or [])
-        exc = [exc] if isinstance(exc, str) else list(exc or [])
+        inc = [inc] if isinstance(inc, str) else inc or []
+        exc = [exc] if isinstance(exc, str) else exc or []
+        for patterns in (inc, exc):
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise BadRequestError(
+                    f"[_source] includes/excludes must be field names, got {spec!r}"
+                )
         if spec.get("enabled") is False:
             return None
         return inc, exc

@@ -78,67 +78,71 @@ class AggregationCompiler:
             raise BadRequestError("[aggs] must be an object of named aggregations")
         out: dict[str, Any] = {}
         for name, spec in aggs.items():
-            kind, body = _agg_type(name, spec)
-            field = self._field(kind, name, body)
-            request: dict[str, Any]
-            if kind == "terms":
-                size = int(body.get("size", 10))
-                if size < 1:
-                    raise BadRequestError(
-                        f"[size] must be greater than 0. Found [{size}] in [{name}]"
-                    )
-                request = {
-                    "field": field,
-                    "size": size,
-                    "min_doc_count": int(body.get("min_doc_count", 1)),
-                }
-                order = body.get("order")
-                if order is not None:
-                    request["order"] = self._order(name, order)
-            elif kind == "range":
-                ranges = body.get("ranges")
-                if not isinstance(ranges, list) or not ranges:
-                    raise BadRequestError(f"[range] aggregation [{name}] requires [ranges]")
-                request = {
-                    "field": field,
-                    "ranges": [
-                        {
-                            k: (float(v) if k in ("from", "to") else v)
-                            for k, v in r.items()
-                            if k in ("from", "to", "key") and v is not None
-                        }
-                        for r in ranges
-                    ],
-                }
-            elif kind == "histogram":
-                interval = body.get("interval")
-                if not isinstance(interval, int | float) or interval <= 0:
-                    raise BadRequestError(
-                        f"[histogram] aggregation [{name}] requires a positive [interval]"
-                    )
-                request = {
-                    "field": field,
-                    "interval": float(interval),
-                    "min_doc_count": int(body.get("min_doc_count", 0)),
-                }
-                for key in ("offset",):
-                    if key in body:
-                        request[key] = float(body[key])
-                if "extended_bounds" in body:
-                    eb = body["extended_bounds"]
-                    request["extended_bounds"] = {"min": float(eb["min"]), "max": float(eb["max"])}
-            else:
-                request = {"field": field}
-            entry: dict[str, Any] = {kind: request}
-            sub = _sub_aggs(spec)
-            if sub:
-                if kind not in BUCKET:
-                    raise BadRequestError(
-                        f"aggregator [{name}] of type [{kind}] cannot accept sub-aggregations"
-                    )
-                entry["aggs"] = self.compile(sub)
-            out[name] = entry
+            try:
+                out[name] = self._compile_one(name, spec)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                raise BadRequestError(f"aggregation [{name}] is malformed: {exc}") from None
         return out
+
+    def _compile_one(self, name: str, spec: Any) -> dict[str, Any]:
+        kind, body = _agg_type(name, spec)
+        field = self._field(kind, name, body)
+        request: dict[str, Any]
+        if kind == "terms":
+            size = int(body.get("size", 10))
+            if size < 1:
+                raise BadRequestError(f"[size] must be greater than 0. Found [{size}] in [{name}]")
+            request = {
+                "field": field,
+                "size": size,
+                "min_doc_count": int(body.get("min_doc_count", 1)),
+            }
+            order = body.get("order")
+            if order is not None:
+                request["order"] = self._order(name, order)
+        elif kind == "range":
+            ranges = body.get("ranges")
+            if not isinstance(ranges, list) or not ranges:
+                raise BadRequestError(f"[range] aggregation [{name}] requires [ranges]")
+            request = {
+                "field": field,
+                "ranges": [
+                    {
+                        k: (float(v) if k in ("from", "to") else v)
+                        for k, v in r.items()
+                        if k in ("from", "to", "key") and v is not None
+                    }
+                    for r in ranges
+                ],
+            }
+        elif kind == "histogram":
+            interval = body.get("interval")
+            if not isinstance(interval, int | float) or interval <= 0:
+                raise BadRequestError(
+                    f"[histogram] aggregation [{name}] requires a positive [interval]"
+                )
+            request = {
+                "field": field,
+                "interval": float(interval),
+                "min_doc_count": int(body.get("min_doc_count", 0)),
+            }
+            for key in ("offset",):
+                if key in body:
+                    request[key] = float(body[key])
+            if "extended_bounds" in body:
+                eb = body["extended_bounds"]
+                request["extended_bounds"] = {"min": float(eb["min"]), "max": float(eb["max"])}
+        else:
+            request = {"field": field}
+        entry: dict[str, Any] = {kind: request}
+        sub = _sub_aggs(spec)
+        if sub:
+            if kind not in BUCKET:
+                raise BadRequestError(
+                    f"aggregator [{name}] of type [{kind}] cannot accept sub-aggregations"
+                )
+            entry["aggs"] = self.compile(sub)
+        return entry
 
     @staticmethod
     def _order(name: str, order: Any) -> dict[str, str]:
@@ -187,11 +191,9 @@ class AggregationCompiler:
                     "buckets": buckets,
                 }
             elif kind == "range":
-                out[name] = {
-                    "buckets": [
-                        self._range_key(b, r) for b, r in zip(buckets, body["ranges"], strict=False)
-                    ]
-                }
+                # tantivy adds buckets for the gaps between requested ranges; ES does not.
+                requested = [b for b in buckets if self._requested(b, body["ranges"])]
+                out[name] = {"buckets": [self._range_key(b, body["ranges"]) for b in requested]}
             else:
                 out[name] = {"buckets": buckets}
         return out
@@ -210,13 +212,34 @@ class AggregationCompiler:
         return shaped
 
     @staticmethod
-    def _range_key(bucket: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _requested(bucket: dict[str, Any], ranges: list[dict[str, Any]]) -> bool:
+        def same(a: Any, b: Any) -> bool:
+            if a is None or b is None:
+                return a is None and b is None
+            return float(a) == float(b)
+
+        return any(
+            same(r.get("from"), bucket.get("from")) and same(r.get("to"), bucket.get("to"))
+            for r in ranges
+        )
+
+    @staticmethod
+    def _range_key(bucket: dict[str, Any], ranges: list[dict[str, Any]]) -> dict[str, Any]:
+        """Label a bucket with the key of the requested range that has its bounds."""
+        lo, hi = bucket.get("from"), bucket.get("to")
+
+        def same(a: Any, b: Any) -> bool:
+            return (a is None and b is None) or (
+                a is not None and b is not None and float(a) == float(b)
+            )
+
+        spec = next((r for r in ranges if same(r.get("from"), lo) and same(r.get("to"), hi)), {})
         if spec.get("key") is not None:
             bucket["key"] = spec["key"]
         else:
-            lo = "*" if spec.get("from") is None else repr(float(spec["from"]))
-            hi = "*" if spec.get("to") is None else repr(float(spec["to"]))
-            bucket["key"] = f"{lo}-{hi}"
+            left = "*" if lo is None else repr(float(lo))
+            right = "*" if hi is None else repr(float(hi))
+            bucket["key"] = f"{left}-{right}"
         return bucket
 
     @staticmethod

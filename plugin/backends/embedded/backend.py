@@ -129,6 +129,17 @@ class EmbeddedBackend:
     # -- reading ---------------------------------------------------------------------------
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._search(index, body)
+        except (ShoprankError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - tantivy panics are BaseException
+            raise ShoprankError(
+                f"the embedded engine failed on this request ({type(exc).__name__}: {exc})",
+                es_type="search_engine_exception",
+            ) from None
+
+    def _search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         body = body or {}
         if not isinstance(body, dict):
@@ -157,23 +168,33 @@ class EmbeddedBackend:
                 es_type="illegal_argument_exception",
             )
         query = queries.compile(body["query"]) if body.get("query") is not None else None
-        post = queries.compile(body["post_filter"]) if body.get("post_filter") else None
+        post = queries.compile(body["post_filter"]) if body.get("post_filter") is not None else None
         sort = _parse_sort(body.get("sort"))
         knn_specs = _as_list(body.get("knn"))
         min_score = body.get("min_score")
+        if min_score is not None:
+            min_score = _float_param(min_score, "min_score")
 
+        # kNN hits feed aggregations unfiltered; the post_filter only narrows the hits.
         knn_scores: dict[int, float] = {}
         for spec in knn_specs:
-            for key, score in self._knn(gen, searcher, queries, spec, post).items():
+            for key, score in self._knn(gen, searcher, queries, spec).items():
                 knn_scores[key] = knn_scores.get(key, 0.0) + score
+        hit_knn = knn_scores
+        if post is not None and knn_scores:
+            passing = set(self._matching_keys(searcher, post).tolist())
+            hit_knn = {k: v for k, v in knn_scores.items() if k in passing}
 
         base = query if query is not None else (None if knn_specs else Q.all_query())
         hits_query = self._with_filter(base, post) if base is not None else None
+        score_desc_only = not sort or (
+            len(sort) == 1 and sort[0].field == "_score" and sort[0].order == "desc"
+        )
 
         scored: list[tuple[float, tantivy.DocAddress]]
         if knn_specs:
-            scored, count = self._combine(gen, searcher, hits_query, knn_scores, start + size)
-        elif sort and not (len(sort) == 1 and sort[0].field == "_score"):
+            scored, count = self._combine(gen, searcher, hits_query, hit_knn, start + size)
+        elif not score_desc_only:
             scored, count = self._all(searcher, hits_query)
         else:
             assert hits_query is not None
@@ -183,11 +204,11 @@ class EmbeddedBackend:
                 result = searcher.search(hits_query, limit=max(start + size, 1), count=True)
                 scored, count = list(result.hits), _count(result)
         if min_score is not None:
-            scored = [(s, a) for s, a in scored if s >= float(min_score)]
+            scored = [(s, a) for s, a in scored if s >= min_score]
             count = len(scored)
 
         sort_values: list[list[Any]] | None = None
-        if sort and not (len(sort) == 1 and sort[0].field == "_score" and sort[0].order == "desc"):
+        if not score_desc_only:
             scored, sort_values = self._sorted(gen, searcher, scored, sort)
         page = scored[start : start + size]
         page_sorts = sort_values[start : start + size] if sort_values is not None else None
@@ -253,7 +274,6 @@ class EmbeddedBackend:
         searcher: tantivy.Searcher,
         queries: QueryCompiler,
         spec: Any,
-        post: tantivy.Query | None,
     ) -> dict[int, float]:
         if not isinstance(spec, dict):
             raise BadRequestError("[knn] must be an object or a list of objects")
@@ -284,8 +304,6 @@ class EmbeddedBackend:
                 f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})"
             )
         filters = [queries.compile(f) for f in _as_list(spec.get("filter"))]
-        if post is not None:
-            filters.append(post)
         allowed = None
         if filters:
             combined = Q.boolean_query([(Occur.Must, f) for f in filters])
@@ -296,11 +314,13 @@ class EmbeddedBackend:
             num_candidates=num_candidates,
             allowed=allowed,
         )
-        boost = float(spec.get("boost", 1.0))
+        boost = _float_param(spec.get("boost", 1.0), "knn.boost")
         threshold = spec.get("similarity")
+        if threshold is not None:
+            threshold = _float_param(threshold, "knn.similarity")
         out: dict[int, float] = {}
         for key, sim in zip(keys.tolist(), sims.tolist(), strict=True):
-            if threshold is not None and sim < float(threshold):
+            if threshold is not None and sim < threshold:
                 continue
             out[int(key)] = (1.0 + sim) / 2.0 * boost
         return out
@@ -316,6 +336,7 @@ class EmbeddedBackend:
         """ES semantics for query + knn: the union, each hit scored by the sum."""
         scores: dict[int, float] = dict(knn_scores)
         addresses: dict[int, tantivy.DocAddress] = {}
+        also_lexical: set[int] = set()
         count = 0
         if knn_scores:
             keyed = self._keys_query(gen, list(knn_scores))
@@ -332,7 +353,9 @@ class EmbeddedBackend:
                 lex_keys = searcher.fast_field_values("_key", [a for _, a in lex])
                 for (score, _), key in zip(lex, lex_keys, strict=True):
                     scores[_key(key)] += score
-        knn_only = {k for k in knn_scores if k in addresses}
+                    also_lexical.add(_key(key))
+        # Documents the query does not match, found by kNN only: counted on top of the query.
+        knn_only = {k for k in knn_scores if k in addresses and k not in also_lexical}
         if query is not None:
             result = searcher.search(query, limit=max(window, 1), count=True)
             count = _count(result)
@@ -342,8 +365,6 @@ class EmbeddedBackend:
                 addresses[key] = addr
                 if key not in knn_scores:
                     scores[key] = score
-                else:
-                    knn_only.discard(key)
             count += len(knn_only)
         else:
             count = len(knn_only)
@@ -383,10 +404,12 @@ class EmbeddedBackend:
                 missing = value is None
                 if isinstance(value, tuple):
                     value = value[0] * 10**9 + value[1]
+                if missing and key.missing not in ("_last", "_first"):
+                    value, missing = _float_param(key.missing, "sort.missing"), False
                 number = 0.0 if missing else float(value)
                 if key.order == "desc":
                     number = -number
-                parts.append((missing if key.missing == "_last" else not missing, number))
+                parts.append((missing if key.missing != "_first" else not missing, number))
             return tuple(parts)
 
         rows.sort(key=row_key)
@@ -491,6 +514,15 @@ class EmbeddedBackend:
 
     def generations(self, alias: str | None = None) -> list[dict[str, Any]]:
         return self.store.generations(alias)
+
+
+def _float_param(value: Any, what: str) -> float:
+    if isinstance(value, bool):
+        raise BadRequestError(f"[{what}] must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadRequestError(f"[{what}] must be a number, got {value!r}") from None
 
 
 def _count(result: tantivy.SearchResult) -> int:

@@ -115,7 +115,12 @@ class QueryCompiler:
                 + ", ".join(SUPPORTED_QUERIES),
                 construct=name,
             )
-        result: tantivy.Query = handler(body)
+        try:
+            result: tantivy.Query = handler(body)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            # Malformed values (a string boost, a list where an object belongs, ...) are the
+            # client's error: answer 400 naming the query, never 500.
+            raise BadRequestError(f"[{name}] query malformed: {exc}") from None
         return result
 
     # -- leaf helpers ----------------------------------------------------------------------
@@ -160,16 +165,24 @@ class QueryCompiler:
         if not _SAFE_PATH.match(info.path):
             raise BadRequestError(f"field name [{info.path}] cannot be used in a range")
 
-        def fmt(x: float | None) -> str:
-            return "*" if x is None else repr(float(x))
-
-        left = "[" if inc_lo or lo is None else "{"
-        right = "]" if inc_hi or hi is None else "}"
-        return self._parse(f"{info.tantivy}:{left}{fmt(lo)} TO {fmt(hi)}{right}")
+        # One-sided ranges only: tantivy's parser reads `3.0` as an integer and `4.5` as a
+        # float, and a two-sided range with mixed bound types panics inside tantivy.
+        sides = []
+        if lo is not None:
+            sides.append(self._parse(f"{info.tantivy}:{'>=' if inc_lo else '>'}{float(lo)!r}"))
+        if hi is not None:
+            sides.append(self._parse(f"{info.tantivy}:{'<=' if inc_hi else '<'}{float(hi)!r}"))
+        if not sides:
+            return Q.all_query()
+        if len(sides) == 1:
+            return sides[0]
+        return Q.boolean_query([(Occur.Must, side) for side in sides])
 
     def _text_match(
         self, info: FieldInfo, text: Any, *, operator: str, msm: Any, fuzziness: Any
     ) -> tantivy.Query:
+        if text is None or isinstance(text, dict | list):
+            raise BadRequestError(f"[match] on [{info.path}] expects text, got {text!r}")
         if info.kind != "text":
             return self._term(info, text)
         tokens = self._tokens(str(text))
@@ -258,6 +271,8 @@ class QueryCompiler:
 
     def expand_fields(self, fields: list[str] | None) -> list[tuple[FieldInfo, float]]:
         """`["title^3", "desc*"]` → mapped fields with boosts; default: every text field."""
+        if isinstance(fields, str):
+            fields = [fields]
         if not fields:
             return [(f, 1.0) for f in self.schema.fields.values() if f.kind == "text"]
         out: list[tuple[FieldInfo, float]] = []
@@ -312,6 +327,12 @@ class QueryCompiler:
         if isinstance(spec, dict):
             if "value" not in spec:
                 raise BadRequestError("[term] requires a [value]")
+            if spec.get("case_insensitive"):
+                raise UnsupportedQueryError(
+                    "[term] case_insensitive is not supported by the embedded backend; "
+                    "use a match query on a text field",
+                    construct="term.case_insensitive",
+                )
             boost, value = spec.get("boost"), spec["value"]
         else:
             boost, value = None, spec

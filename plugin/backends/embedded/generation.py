@@ -57,6 +57,8 @@ class Generation:
         self._meta_mtime = self._stat_meta()
         self._lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
+        # id → key of documents written but not yet committed (invisible to searchers).
+        self._pending: dict[str, int] = {}
 
     @classmethod
     def create(cls, directory: Path, *, mapping: dict[str, Any], alias: str | None) -> Generation:
@@ -84,11 +86,14 @@ class Generation:
         index.register_tokenizer(ENGLISH, english_analyzer())
         return index
 
-    def _stat_meta(self) -> float:
+    def _stat_meta(self) -> tuple[int, int]:
+        # meta.json is replaced by rename on every commit, so its inode changes even when
+        # the filesystem's timestamps are too coarse to tell two commits apart.
         try:
-            return (self.dir / "meta.json").stat().st_mtime_ns
+            st = (self.dir / "meta.json").stat()
         except FileNotFoundError:
-            return 0.0
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_ino)
 
     @property
     def tantivy_index(self) -> tantivy.Index:
@@ -149,8 +154,16 @@ class Generation:
     def upsert(
         self, docs: list[dict[str, Any]], vectors: dict[str, FloatArray] | None = None
     ) -> int:
-        """Add or replace documents by `_id`; `vectors[field]` rows align with `docs`."""
+        """Add or replace documents by `_id`; `vectors[field]` rows align with `docs`.
+
+        Within one call the last document of an id wins.
+        """
         vectors = vectors or {}
+        last_row = {str(d["_id"]): row for row, d in enumerate(docs)}
+        if len(last_row) != len(docs):
+            keep = sorted(last_row.values())
+            docs = [docs[i] for i in keep]
+            vectors = {f: np.asarray(m)[keep] for f, m in vectors.items()}
         for field, matrix in vectors.items():
             if field not in self.vectors:
                 raise BadRequestError(f"[{field}] is not a dense_vector field of [{self.name}]")
@@ -158,7 +171,7 @@ class Generation:
                 raise BadRequestError(f"{len(matrix)} vectors for {len(docs)} documents")
         writer = self._get_writer()
         ids = [str(d["_id"]) for d in docs]
-        old = self._keys_of(ids) if self.meta["doc_count"] else {}
+        old = self._old_keys(ids)
         start = int(self.meta["next_key"])
         keys = np.arange(start, start + len(docs), dtype=np.uint64)
         for pid in ids:
@@ -171,21 +184,32 @@ class Generation:
                 self.schema.document(doc, key=int(key), source=orjson.dumps(source), vectors=raw)
             )
         for field, store in self.vectors.items():
-            store.remove(list(old.values()))
+            store.remove(old)
             if field in matrices:
                 store.add(keys, matrices[field])
+        self._pending.update({pid: int(key) for pid, key in zip(ids, keys, strict=True)})
         self.meta["next_key"] = start + len(docs)
         return len(docs)
+
+    def _old_keys(self, ids: list[str]) -> list[int]:
+        """Keys currently held by these ids, committed or pending."""
+        keys = self._keys_of(ids) if self.meta["doc_count"] else {}
+        keys.update({pid: self._pending[pid] for pid in ids if pid in self._pending})
+        return list(keys.values())
 
     def delete(self, ids: list[str]) -> int:
         """Delete documents by `_id`; returns how many existed."""
         writer = self._get_writer()
-        old = self._keys_of([str(i) for i in ids])
-        for pid in old:
+        ids = [str(i) for i in ids]
+        committed = self._keys_of(ids) if self.meta["doc_count"] else {}
+        existing = set(committed) | {pid for pid in ids if pid in self._pending}
+        old = self._old_keys(ids)
+        for pid in ids:
             writer.delete_documents_by_term("_id", pid)
+            self._pending.pop(pid, None)
         for store in self.vectors.values():
-            store.remove(list(old.values()))
-        return len(old)
+            store.remove(old)
+        return len(existing)
 
     def commit(self, *, status: str | None = None) -> int:
         """Make writes durable and visible; returns the document count."""
@@ -195,6 +219,7 @@ class Generation:
             self._writer = None
         for store in self.vectors.values():
             store.save()
+        self._pending.clear()
         self._index.reload()
         self.meta["doc_count"] = self._index.searcher().num_docs
         self.meta["revision"] = int(self.meta["revision"]) + 1
@@ -231,3 +256,4 @@ class Generation:
         if self._writer is not None:
             self._writer.rollback()
             self._writer = None
+        self._pending.clear()

@@ -170,8 +170,10 @@ class IndexSchema:
 
 def _dynamic_value(value: Any) -> Any:
     """What of an unmapped value is indexed: scalars, lists of scalars, nested objects."""
-    if isinstance(value, bool | int | float):
+    if isinstance(value, bool):
         return value
+    if isinstance(value, int | float):
+        return float(value)
     if isinstance(value, str):
         return value if len(value) <= KEYWORD_IGNORE_ABOVE else None
     if isinstance(value, list):

@@ -39,16 +39,17 @@ class EmbeddedStore:
         self._aliases_path = root / "aliases.json"
         self._open: dict[str, Generation] = {}
         self._lock = threading.Lock()
-        self._aliases_mtime = -1
+        self._aliases_mtime: tuple[int, int] = (-1, -1)
         self._aliases: dict[str, str] = {}
 
     # -- aliases ---------------------------------------------------------------------------
 
     def aliases(self) -> dict[str, str]:
         try:
-            mtime = self._aliases_path.stat().st_mtime_ns
+            st = self._aliases_path.stat()
         except FileNotFoundError:
             return {}
+        mtime = (st.st_mtime_ns, st.st_ino)  # replaced by rename: the inode changes too
         if mtime != self._aliases_mtime:
             self._aliases = dict(read_json(self._aliases_path))
             self._aliases_mtime = mtime

@@ -64,8 +64,6 @@ class VectorField:
         allowed: KeyArray | None = None,
     ) -> tuple[KeyArray, FloatArray]:
         """Top-k (keys, cosine similarities), best first, restricted to `allowed` if given."""
-        if len(self.index) == 0 or k <= 0:
-            return np.empty(0, np.uint64), np.empty(0, np.float32)
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dims:
             from shoprank.errors import BadRequestError
@@ -73,6 +71,8 @@ class VectorField:
             raise BadRequestError(
                 f"the query vector has {query.shape[0]} dimensions, but the field has {self.dims}"
             )
+        if len(self.index) == 0 or k <= 0:
+            return np.empty(0, np.uint64), np.empty(0, np.float32)
         if allowed is not None:
             if len(allowed) <= EXACT_LIMIT:
                 return self._exact(query, allowed, k)
