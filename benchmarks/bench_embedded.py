@@ -201,6 +201,7 @@ def main() -> None:
     if not ICECAT.exists():
         sys.exit(f"Icecat sample not found at {ICECAT}")
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="shoprank-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir)
     results: dict[str, Any] = {"rows": args.rows or "all", "cpu_count": os.cpu_count()}
     if not args.skip_load:
