@@ -1,8 +1,9 @@
 """Catalog → new index generation → alias swap, with nothing half-done ever served.
 
-The load builds a fresh generation, embeds and writes it chunk by chunk, checks the
-document count, and only then swaps the alias in one atomic step. A load that fails or is
-killed leaves the alias on the previous generation; its partial generation is swept by the
+The load plans a job (validated catalog in chunks, a fresh generation), embeds and writes
+it chunk by chunk, checks the document count, and only then swaps the alias in one atomic
+step (`shoprank.indexing.pipeline`). A load that fails or is killed leaves the alias on the
+previous generation; its partial generation is resumable (CLI `--resume`) or swept by the
 next load. One load per alias at a time (a lock file enforces it).
 """
 
@@ -16,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoprank.errors import CatalogError, ShoprankError
-from shoprank.indexing.catalog import CatalogReport, FieldRoles, embedding_text, read_catalog
+from shoprank.errors import ShoprankError
+from shoprank.indexing.cache import EmbeddingCache
+from shoprank.indexing.catalog import CatalogReport, FieldRoles, read_catalog
 from shoprank.indexing.encoders.protocol import TextEncoder
-from shoprank.indexing.mapping import TEXT_VECTOR_FIELD, product_mapping
+from shoprank.indexing.incremental import upsert_products
+from shoprank.indexing.jobs import JobStore
+from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext, plan_job, run_local
 from shoprank.plugin.backends.protocol import SearchBackend
 
 Progress = Callable[[int, int], None]
@@ -92,66 +96,57 @@ def load_catalog(
     batch_size: int = 256,
     keep: int = 2,
     progress: Progress | None = None,
+    max_failure_rate: float = 0.05,
+    cache: EmbeddingCache | None = None,
+    images: ImageEmbedder | None = None,
+    jobs_dir: Path | None = None,
 ) -> LoadReport:
-    """Load a catalog into a new generation of `index` and point the alias at it."""
+    """Load a catalog into a new generation of `index` and point the alias at it, running
+    the pipeline's steps in this process (the Python API; the CLI can use Celery)."""
     report = LoadReport(index=index)
     started = time.perf_counter()
+    ctx = PipelineContext(
+        backend=backend,
+        jobs=JobStore(jobs_dir or lock_dir.parent / "jobs"),
+        encoder=encoder,
+        images=images,
+        cache=cache,
+    )
     with alias_lock(lock_dir, index):
         t0 = time.perf_counter()
-        products: dict[str, dict[str, Any]] = {}
-        for doc in read_catalog(
-            path, roles=roles, price_multiplier=price_multiplier, report=report.catalog
-        ):
-            if doc["id"] in products:
-                report.catalog.duplicates += 1
-            products[doc["id"]] = doc
+        plan = plan_job(
+            ctx,
+            path,
+            alias=index,
+            roles=roles,
+            price_multiplier=price_multiplier,
+            chunk_size=batch_size,
+            keep=keep,
+            max_failure_rate=max_failure_rate,
+        )
         report.read_s = time.perf_counter() - t0
-        if not products:
-            raise CatalogError(
-                f"no valid products in {str(path)!r} ({report.catalog.summary()}); "
-                f"the alias [{index}] was left unchanged"
-            )
-        backend.prune(index, keep=keep)  # sweep generations left by crashed loads
-        dims = encoder.dims if encoder is not None else 0
-        mapping = product_mapping(text_dims=dims) if dims else _without_vectors(product_mapping())
-        report.generation = backend.create_generation(index, mapping)
-        docs = list(products.values())
-        done = 0
+        report.catalog = plan.catalog
+        report.generation = plan.job.generation
+        total = plan.job.total
         if progress:
-            progress(0, len(docs))
-        for start in range(0, len(docs), batch_size):
-            chunk = docs[start : start + batch_size]
-            vectors = None
-            if encoder is not None:
-                t0 = time.perf_counter()
-                matrix = encoder.encode([embedding_text(d) for d in chunk])
-                report.embed_s += time.perf_counter() - t0
-                vectors = {TEXT_VECTOR_FIELD: matrix}
-            t0 = time.perf_counter()
-            backend.bulk_upsert(report.generation, [{"_id": d["id"], **d} for d in chunk], vectors)
-            report.write_s += time.perf_counter() - t0
-            done += len(chunk)
-            if progress:
-                progress(done, len(docs))
-        t0 = time.perf_counter()
-        count = backend.commit(report.generation, ready=False)
-        if count != len(docs):
-            raise ShoprankError(
-                f"generation [{report.generation}] holds {count} documents, expected "
-                f"{len(docs)}; the alias [{index}] was left unchanged"
-            )
-        backend.commit(report.generation, ready=True)
-        report.previous = backend.swap_alias(index, report.generation)
-        report.commit_s = time.perf_counter() - t0
-        report.documents = count
-        report.pruned = backend.prune(index, keep=keep)
+            progress(0, total)
+        final = run_local(
+            ctx,
+            plan.job,
+            progress=(lambda p: progress(int(p["products_done"]), total)) if progress else None,
+        )
+    if final.get("state") != "done":
+        raise ShoprankError(
+            f"{final.get('error', 'the load failed')}; the alias [{index}] was left unchanged"
+        )
+    report.previous = final.get("previous")
+    report.pruned = list(final.get("pruned", []))
+    report.documents = int(final["documents"])
+    report.embed_s = float(final.get("embed_s", 0.0))
+    report.write_s = float(final.get("write_s", 0.0))
     report.total_s = time.perf_counter() - started
+    report.commit_s = max(0.0, report.total_s - report.read_s - report.embed_s - report.write_s)
     return report
-
-
-def _without_vectors(mapping: dict[str, Any]) -> dict[str, Any]:
-    mapping["properties"].pop(TEXT_VECTOR_FIELD, None)
-    return mapping
 
 
 def upsert_catalog(
@@ -163,13 +158,19 @@ def upsert_catalog(
     roles: FieldRoles | None = None,
     price_multiplier: float = 1.0,
     batch_size: int = 256,
+    cache: EmbeddingCache | None = None,
+    images: ImageEmbedder | None = None,
 ) -> LoadReport:
     """Add or replace products of a catalog file in the live generation of `index`."""
     report = LoadReport(index=index)
     started = time.perf_counter()
-    generation = backend.resolve(index)
-    report.generation = generation
-    wants_vectors = TEXT_VECTOR_FIELD in backend.vector_fields(generation)
+    ctx = PipelineContext(
+        backend=backend,
+        jobs=JobStore(Path("/nonexistent")),
+        encoder=encoder,
+        images=images,
+        cache=cache,
+    )
     products: dict[str, dict[str, Any]] = {}
     for doc in read_catalog(
         path, roles=roles, price_multiplier=price_multiplier, report=report.catalog
@@ -179,18 +180,8 @@ def upsert_catalog(
         products[doc["id"]] = doc
     docs = list(products.values())
     for start in range(0, len(docs), batch_size):
-        chunk = docs[start : start + batch_size]
-        vectors = None
-        if encoder is not None and wants_vectors:
-            t0 = time.perf_counter()
-            vectors = {TEXT_VECTOR_FIELD: encoder.encode([embedding_text(d) for d in chunk])}
-            report.embed_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        backend.bulk_upsert(generation, [{"_id": d["id"], **d} for d in chunk], vectors)
-        report.write_s += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    backend.commit(generation)
-    report.commit_s = time.perf_counter() - t0
-    report.documents = len(docs)
+        result = upsert_products(ctx, index, docs[start : start + batch_size])
+        report.generation = result["generation"]
+        report.documents += int(result["upserted"])
     report.total_s = time.perf_counter() - started
     return report

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 TEXT_VECTOR_FIELD = "text_vector"
+IMAGE_VECTOR_FIELD = "image_vector"
 
 
-def product_mapping(*, text_dims: int = 384) -> dict[str, Any]:
-    """The mapping of a shoprank product index."""
+def product_mapping(*, text_dims: int = 384, image_dims: int = 0) -> dict[str, Any]:
+    """The mapping of a shoprank product index; a vector field with 0 dims is left out."""
     english = {"type": "text", "analyzer": "english"}
-    return {
+    mapping: dict[str, Any] = {
         "dynamic": True,
         "properties": {
             "id": {"type": "keyword"},
@@ -33,3 +34,13 @@ def product_mapping(*, text_dims: int = 384) -> dict[str, Any]:
             },
         },
     }
+    properties = mapping["properties"]
+    if not text_dims:
+        properties.pop(TEXT_VECTOR_FIELD)
+    if image_dims:
+        properties[IMAGE_VECTOR_FIELD] = {
+            "type": "dense_vector",
+            "dims": image_dims,
+            "similarity": "cosine",
+        }
+    return mapping

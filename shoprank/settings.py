@@ -26,8 +26,36 @@ class Settings(BaseSettings):
         default="sentence-transformers/all-MiniLM-L6-v2",
         description="Text encoder: the packaged MiniLM name or a local model directory.",
     )
-    encoder_backend: Literal["numpy", "torch"] = Field(
-        default="numpy", description="numpy (torch-free, the serving default) or torch."
+    encoder_backend: Literal["auto", "numpy", "onnx", "torch"] = Field(
+        default="auto",
+        description="Text encoder: onnx (int8, from `shoprank models export-text`), numpy "
+        "(torch-free fp32), torch; auto = onnx when exported, else numpy.",
+    )
+    onnx_text_model: Path | None = Field(
+        default=None,
+        description="Directory of the exported ONNX text encoder "
+        "(default data_dir/models/text-onnx).",
+    )
+    image_model: str | None = Field(
+        default=None,
+        description="CLIP model (local directory) for product images; unset = no image vectors.",
+    )
+    clip_text_onnx: Path | None = Field(
+        default=None,
+        description="Exported CLIP text tower for the text→image leg "
+        "(default data_dir/models/clip-text-onnx).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the Celery broker/results and the embedding cache; unset = "
+        "tasks run in-process and the cache is a local SQLite file.",
+    )
+    chunk_size: int = Field(default=256, ge=1, le=100_000, description="Products per task.")
+    max_failure_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="A load whose share of bad products exceeds this aborts before the swap.",
     )
     max_text_tokens: int = Field(default=128, ge=8, le=512)
     default_mode: Literal["lexical", "vector", "hybrid", "full"] = "full"
@@ -50,6 +78,19 @@ class Settings(BaseSettings):
     @property
     def embedded_dir(self) -> Path:
         return self.data_dir / "embedded"
+
+    @property
+    def onnx_text_dir(self) -> Path:
+        return self.onnx_text_model or self.data_dir / "models" / "text-onnx"
+
+    @property
+    def clip_text_dir(self) -> Path:
+        return self.clip_text_onnx or self.data_dir / "models" / "clip-text-onnx"
+
+    @property
+    def eager(self) -> bool:
+        """Tasks run in-process (no broker configured)."""
+        return self.redis_url is None
 
 
 @lru_cache(maxsize=1)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING
 
 from shoprank.errors import ConfigError
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.plugin.backends.protocol import SearchBackend
 from shoprank.plugin.search import SearchService
 from shoprank.settings import Settings
+
+if TYPE_CHECKING:
+    from shoprank.indexing.cache import EmbeddingCache
+    from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext
 
 
 def make_backend(settings: Settings) -> SearchBackend:
@@ -19,13 +24,63 @@ def make_backend(settings: Settings) -> SearchBackend:
     raise ConfigError(f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded")
 
 
+def text_encoder_backend(settings: Settings) -> str:
+    """`auto` resolves to the exported ONNX model when it exists, else numpy."""
+    if settings.encoder_backend != "auto":
+        return settings.encoder_backend
+    return "onnx" if (settings.onnx_text_dir / "model.onnx").exists() else "numpy"
+
+
 def text_encoder(settings: Settings) -> TextEncoder:
+    backend = text_encoder_backend(settings)
+    if backend == "onnx":
+        return _onnx_encoder(str(settings.onnx_text_dir), settings.max_text_tokens)
     from shoprank.indexing.encoders import get_text_encoder
 
     return get_text_encoder(
-        backend=settings.encoder_backend,
+        backend=backend,  # type: ignore[arg-type]
         model=settings.text_model,
         max_length=settings.max_text_tokens,
+    )
+
+
+@lru_cache(maxsize=4)
+def _onnx_encoder(model_dir: str, max_length: int) -> TextEncoder:
+    from pathlib import Path
+
+    from shoprank.indexing.encoders.onnx_text import OnnxTextEncoder
+
+    return OnnxTextEncoder(Path(model_dir), max_length=max_length)
+
+
+def embedding_cache(settings: Settings) -> EmbeddingCache:
+    from shoprank.indexing.cache import RedisEmbeddingCache, SqliteEmbeddingCache
+
+    if settings.redis_url:
+        import redis
+
+        return RedisEmbeddingCache(redis.Redis.from_url(settings.redis_url))
+    return SqliteEmbeddingCache(settings.data_dir / "cache" / "embeddings.sqlite")
+
+
+def image_embedder(settings: Settings) -> ImageEmbedder | None:
+    if not settings.image_model:
+        return None
+    from shoprank.indexing.image_pipeline import ClipProductImages
+
+    return ClipProductImages(settings.image_model)
+
+
+def pipeline_context(settings: Settings, *, vectors: bool = True) -> PipelineContext:
+    from shoprank.indexing.jobs import JobStore
+    from shoprank.indexing.pipeline import PipelineContext
+
+    return PipelineContext(
+        backend=make_backend(settings),
+        jobs=JobStore(settings.data_dir / "jobs"),
+        encoder=text_encoder(settings) if vectors else None,
+        images=image_embedder(settings) if vectors else None,
+        cache=embedding_cache(settings),
     )
 
 

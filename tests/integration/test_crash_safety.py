@@ -116,6 +116,8 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
         "shop",
         "--no-vectors",
         "--json",
+        "--max-failure-rate",
+        "0.9",
         data_dir=tmp_path,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -124,6 +126,33 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
     assert "title" in report["errors"][0]["reason"]
     assert "JSON" in report["errors"][1]["reason"]
     assert "price" in report["errors"][2]["reason"]
+
+
+def test_too_many_bad_rows_abort_with_a_report(tmp_path: Path) -> None:
+    good = write_demo_catalog(tmp_path / "good.jsonl", n=20, seed=5)
+    cli("index", "load", str(good), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    catalog = tmp_path / "bad.jsonl"
+    catalog.write_text('{"id": "a", "title": "Kettle"}\n{"id": "b"}\n{"id": "c"}\n')
+    dry = cli(
+        "index", "load", str(catalog), "--index", "shop", "--dry-run", "--json", data_dir=tmp_path
+    )
+    summary = json.loads(dry.stdout.strip().splitlines()[-1])
+    assert summary["products"] == 1 and [e["line"] for e in summary["errors"]] == [2, 3]
+    assert "would abort" in summary["notes"][0]
+    result = cli(
+        "index",
+        "load",
+        str(catalog),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "skipped line 2" in result.stderr and "left unchanged" in result.stderr
+    aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
+    assert aliases == {"shop": "shop-000001"}
 
 
 def test_catalog_with_no_valid_rows_keeps_alias(tmp_path: Path) -> None:

@@ -180,10 +180,45 @@ def test_duplicates_are_counted_and_last_row_wins(backend: EmbeddedBackend, tmp_
 
 def test_bad_rows_are_skipped_and_reported(backend: EmbeddedBackend, tmp_path: Path) -> None:
     rows = [*ROWS, {"id": "p4"}, {"title": "no id"}]
-    report = _load(_catalog(tmp_path / "c.jsonl", rows), backend, tmp_path)
+    report = _load(_catalog(tmp_path / "c.jsonl", rows), backend, tmp_path, max_failure_rate=0.5)
     assert report.documents == 3
     assert [e.line for e in report.catalog.errors] == [4, 5]
     assert report.as_dict()["skipped"] == 2
+    bad = (tmp_path / "jobs" / report.generation / "bad-products.jsonl").read_text()
+    assert [json.loads(line)["line"] for line in bad.splitlines()] == [4, 5]
+
+
+def test_too_many_bad_rows_abort_before_anything_is_built(
+    backend: EmbeddedBackend, tmp_path: Path
+) -> None:
+    first = _load(_catalog(tmp_path / "c.jsonl", ROWS), backend, tmp_path)
+    rows = [*ROWS, {"id": "p4"}, {"title": "no id"}]  # 2 of 5 rows bad: 40 %
+    with pytest.raises(CatalogError, match=r"40.0%.*left unchanged"):
+        _load(_catalog(tmp_path / "d.jsonl", rows), backend, tmp_path, max_failure_rate=0.2)
+    assert backend.resolve(INDEX) == first.generation
+    assert [g["name"] for g in backend.generations(INDEX)] == [first.generation]
+
+
+def test_products_whose_embedding_fails_are_reported_and_can_abort(
+    backend: EmbeddedBackend, tmp_path: Path
+) -> None:
+    class NanOnLamp(HashEncoder):
+        def encode(self, texts: Any, *, batch_size: int = 64) -> Any:
+            out = super().encode(texts, batch_size=batch_size)
+            for i, text in enumerate(texts):
+                if "lamp" in text.lower():
+                    out[i] = np.nan
+            return out
+
+    path = _catalog(tmp_path / "c.jsonl", ROWS)
+    first = _load(path, backend, tmp_path, encoder=NanOnLamp(), max_failure_rate=0.5)
+    assert first.documents == 2  # the lamp was left out, not written half-way
+    assert backend.get(INDEX, "p3")["found"] is False
+    bad = (tmp_path / "jobs" / first.generation / "bad-products.jsonl").read_text()
+    assert json.loads(bad.splitlines()[0])["id"] == "p3"
+    with pytest.raises(ShoprankError, match="1 of 3 products failed"):
+        _load(path, backend, tmp_path, encoder=NanOnLamp(), max_failure_rate=0.1)
+    assert backend.resolve(INDEX) == first.generation
 
 
 def test_zero_valid_rows_raises_and_leaves_alias_untouched(

@@ -500,6 +500,32 @@ class EmbeddedBackend:
     def delete(self, index: str, ids: list[str]) -> int:
         return self.store.generation(index).delete(ids)
 
+    def write_batch(
+        self,
+        index: str,
+        docs: list[dict[str, Any]],
+        vectors: dict[str, npt.NDArray[np.float32]] | None = None,
+        *,
+        partial_vectors: dict[str, tuple[Any, npt.NDArray[np.float32]]] | None = None,
+        delete_ids: list[str] | None = None,
+    ) -> int:
+        """Upsert + delete + commit as one unit under the generation's write lock, so
+        several worker processes can write to one generation in turn."""
+        for doc in docs:
+            if "_id" not in doc:
+                raise BadRequestError("every document needs an [_id]")
+        gen = self.store.generation(index)
+        with gen.exclusive():
+            try:
+                written = gen.upsert(docs, vectors, partial_vectors=partial_vectors)
+                if delete_ids:
+                    gen.delete(delete_ids)
+                gen.commit()
+            except BaseException:
+                gen.abandon()
+                raise
+        return written
+
     def commit(self, index: str, *, ready: bool = False) -> int:
         return self.store.generation(index).commit(status="ready" if ready else None)
 

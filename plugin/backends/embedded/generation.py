@@ -11,8 +11,11 @@ reload, so a serving process sees updates from a loader process without restarti
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 import time
 from pathlib import Path
 from typing import Any
@@ -152,23 +155,34 @@ class Generation:
         return found
 
     def upsert(
-        self, docs: list[dict[str, Any]], vectors: dict[str, FloatArray] | None = None
+        self,
+        docs: list[dict[str, Any]],
+        vectors: dict[str, FloatArray] | None = None,
+        *,
+        partial_vectors: dict[str, tuple[Any, FloatArray]] | None = None,
     ) -> int:
-        """Add or replace documents by `_id`; `vectors[field]` rows align with `docs`.
+        """Add or replace documents by `_id`.
 
-        Within one call the last document of an id wins.
+        `vectors[field]` rows align with `docs`; `partial_vectors[field] = (rows, matrix)`
+        gives vectors for some documents only (e.g. those whose image loaded). Within one
+        call the last document of an id wins.
         """
-        vectors = vectors or {}
+        per_doc: list[dict[str, FloatArray]] = [{} for _ in docs]
+        for field, matrix in (vectors or {}).items():
+            self._check_vector_field(field)
+            if len(matrix) != len(docs):
+                raise BadRequestError(f"{len(matrix)} vectors for {len(docs)} documents")
+            for row in range(len(docs)):
+                per_doc[row][field] = matrix[row]
+        for field, (rows, matrix) in (partial_vectors or {}).items():
+            self._check_vector_field(field)
+            for j, row in enumerate(rows):
+                per_doc[int(row)][field] = matrix[j]
         last_row = {str(d["_id"]): row for row, d in enumerate(docs)}
         if len(last_row) != len(docs):
             keep = sorted(last_row.values())
             docs = [docs[i] for i in keep]
-            vectors = {f: np.asarray(m)[keep] for f, m in vectors.items()}
-        for field, matrix in vectors.items():
-            if field not in self.vectors:
-                raise BadRequestError(f"[{field}] is not a dense_vector field of [{self.name}]")
-            if len(matrix) != len(docs):
-                raise BadRequestError(f"{len(matrix)} vectors for {len(docs)} documents")
+            per_doc = [per_doc[i] for i in keep]
         writer = self._get_writer()
         ids = [str(d["_id"]) for d in docs]
         old = self._old_keys(ids)
@@ -176,20 +190,36 @@ class Generation:
         keys = np.arange(start, start + len(docs), dtype=np.uint64)
         for pid in ids:
             writer.delete_documents_by_term("_id", pid)
-        matrices = {f: np.ascontiguousarray(m, dtype=np.float32) for f, m in vectors.items()}
-        for row, (doc, key) in enumerate(zip(docs, keys, strict=True)):
+        for doc, key, vecs in zip(docs, keys, per_doc, strict=True):
             source = {k: v for k, v in doc.items() if k != "_id"}
-            raw = {f: m[row].tobytes() for f, m in matrices.items()}
+            raw = {f: np.asarray(v, dtype=np.float32).tobytes() for f, v in vecs.items()}
             writer.add_document(
                 self.schema.document(doc, key=int(key), source=orjson.dumps(source), vectors=raw)
             )
         for field, store in self.vectors.items():
             store.remove(old)
-            if field in matrices:
-                store.add(keys, matrices[field])
+            rows = [i for i, vecs in enumerate(per_doc) if field in vecs]
+            if rows:
+                matrix = np.vstack([per_doc[i][field] for i in rows]).astype(np.float32)
+                store.add(keys[rows], matrix)
         self._pending.update({pid: int(key) for pid, key in zip(ids, keys, strict=True)})
         self.meta["next_key"] = start + len(docs)
         return len(docs)
+
+    def _check_vector_field(self, field: str) -> None:
+        if field not in self.vectors:
+            raise BadRequestError(f"[{field}] is not a dense_vector field of [{self.name}]")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold this generation's cross-process write lock, with state fresh from disk."""
+        with open(self.dir / ".write.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                self.refresh_if_changed()
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _old_keys(self, ids: list[str]) -> list[int]:
         """Keys currently held by these ids, committed or pending."""
@@ -253,7 +283,11 @@ class Generation:
         return len(addresses)
 
     def abandon(self) -> None:
+        """Drop uncommitted writes, in tantivy and in the in-memory vector indexes."""
         if self._writer is not None:
             self._writer.rollback()
             self._writer = None
         self._pending.clear()
+        self.meta = read_json(self.dir / "meta.json")
+        for path, field in list(self.vectors.items()):
+            self.vectors[path] = VectorField(field.path, dims=field.dims)
