@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 9200
 
-.PHONY: install demo test test-fast lint typecheck bench clean
+.PHONY: install system-deps demo test test-fast lint typecheck bench clean
 
 install: $(VENV)/.installed
 
@@ -19,10 +19,16 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/shoprank --data-dir ./data demo --port $(PORT)
 
-test: install
+# Integration tests start a real redis-server; install it where it is missing (Debian).
+system-deps:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server; fi; }
+
+test: install system-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
 
-test-fast: install
+test-fast: install system-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -m "not slow"
 
 lint: install

@@ -119,6 +119,9 @@ class JobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, orjson.dumps(result))
 
+    def is_done(self, job: Job, number: int) -> bool:
+        return (self.dir(job.id) / "done" / f"{number:06d}.json").exists()
+
     def done(self, job: Job) -> dict[int, dict[str, Any]]:
         out = {}
         for path in (self.dir(job.id) / "done").glob("*.json"):

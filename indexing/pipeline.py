@@ -143,6 +143,10 @@ def plan_job(
     return plan
 
 
+def _finished(ctx: PipelineContext, job: Job) -> bool:
+    return ctx.jobs.load(job.id).state in ("done", "failed", "aborted", "abandoned")
+
+
 def _write_bad_products(jobs: JobStore, job: Job, rows: list[dict[str, Any]]) -> Path:
     path = jobs.dir(job.id) / "bad-products.jsonl"
     with open(path, "ab") as fh:
@@ -153,6 +157,8 @@ def _write_bad_products(jobs: JobStore, job: Job, rows: list[dict[str, Any]]) ->
 
 def embed_chunk(ctx: PipelineContext, job: Job, number: int) -> dict[str, Any]:
     """Embed chunk `number` (text, and images where configured) into its vectors file."""
+    if ctx.jobs.is_done(job, number) or _finished(ctx, job):
+        return {"chunk": number, "skipped": True}
     docs = ctx.jobs.read_chunk(job, number)
     started = time.perf_counter()
     arrays: dict[str, np.ndarray] = {}
@@ -197,6 +203,9 @@ def write_chunk(
     ctx: PipelineContext, job: Job, number: int, embedded: dict[str, Any]
 ) -> dict[str, Any]:
     """Write chunk `number` and its vectors into the job's generation, then mark it done."""
+    if embedded.get("skipped") or ctx.jobs.is_done(job, number) or _finished(ctx, job):
+        # A duplicate (a resumed job and a redelivered task both ran): already written.
+        return {"chunk": number, "skipped": True}
     started = time.perf_counter()
     docs = ctx.jobs.read_chunk(job, number)
     vectors: dict[str, np.ndarray] = {}
