@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from shoprank import __version__
 from shoprank.errors import BadRequestError, ShoprankError, es_error_body, http_status
+from shoprank.plugin.products import apply_product_update, parse_product_update
 from shoprank.plugin.search import SearchService
 from shoprank.plugin.shapes import SHARDS
 
@@ -296,6 +297,18 @@ def create_app(
         return run(
             request, lambda: {"count": service.backend.count(index, body), "_shards": dict(SHARDS)}
         )
+
+    @app.post("/_shoprank/products")
+    async def products(request: Request) -> ESResponse:
+        """Upsert and delete products of the live index; embedding runs in a worker task."""
+        try:
+            params = _check_params(request, {"wait"})
+            body = await _json_body(request) or {}
+            update = parse_product_update(body)
+        except ShoprankError as exc:
+            return _error(exc, request)
+        wait = params.get("wait", "true").lower() != "false"
+        return run(request, lambda: apply_product_update(service.settings, update, wait=wait))
 
     @app.api_route("/{index}/_doc/{doc_id}", methods=["GET", "HEAD"])
     def get_doc(request: Request, index: str, doc_id: str) -> ESResponse:

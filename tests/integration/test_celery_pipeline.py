@@ -182,3 +182,33 @@ def test_resume_refuses_a_changed_catalog(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0 and "changed since job" in result.stderr
+
+
+def test_products_endpoint_embeds_on_a_worker(
+    celery_env: tuple[Path, dict[str, str], Worker],
+    redis_server: RedisServer,
+) -> None:
+    data_dir, env, _ = celery_env
+    _load(data_dir, env, _icecat(data_dir / "c.jsonl", 100))
+    server = Server(data_dir, env={"SHOPRANK_REDIS_URL": redis_server.url}).start()
+    try:
+        resp = httpx.post(
+            server.url + "/_shoprank/products",
+            timeout=120,
+            json={
+                "index": "icecat",
+                "upsert": [{"id": "W-1", "title": "Zebra-striped gaming mousepad XL"}],
+            },
+        ).json()
+        assert resp["upserted"] == 1 and resp["embedded"] == 1
+        hit = httpx.post(
+            server.url + "/icecat/_search",
+            json={
+                "query": {"match": {"title": "zebra mousepad"}},
+                "size": 1,
+                "ext": {"shoprank": {"mode": "vector"}},
+            },
+        ).json()["hits"]["hits"][0]
+        assert hit["_id"] == "W-1"
+    finally:
+        server.stop()

@@ -26,11 +26,9 @@ from shoprank.errors import ConfigError, ShoprankError
 from shoprank.indexing.encoders.clip import (
     ClipImageEncoder,
     ClipTextOnnxEncoder,
-    export_clip_text_onnx,
     make_tiny_clip,
     resolve_clip_dir,
 )
-from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.images import ImageError, load_image, load_images
 
 _TINY_DIMS = 16
