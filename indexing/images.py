@@ -24,7 +24,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from shoprank.errors import ShoprankError
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "ImageError", "load_image", "load_images", "to_rgb"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_TIMEOUT",
+    "ImageError",
+    "load_image",
+    "load_images",
+    "to_rgb",
+]
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_BYTES = 20_000_000
@@ -180,10 +187,11 @@ def _decode(data: bytes) -> Image.Image:
         raise ImageError(f"corrupt image: {type(exc).__name__}: {exc}") from None
     if image.width < 1 or image.height < 1:
         raise ImageError("empty image (zero width or height)")
+    upright: Image.Image = image
     with contextlib.suppress(Exception):  # broken EXIF: keep the stored orientation
-        image = ImageOps.exif_transpose(image)
+        upright = ImageOps.exif_transpose(image)
     try:
-        return to_rgb(image)
+        return to_rgb(upright)
     except Exception as exc:
         raise ImageError(f"cannot convert to RGB: {type(exc).__name__}: {exc}") from None
 

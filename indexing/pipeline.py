@@ -33,7 +33,11 @@ class ImageEmbedder(Protocol):
     dims: int
 
     def embed_products(
-        self, docs: list[dict[str, Any]], cache: EmbeddingCache | None
+        self,
+        docs: list[dict[str, Any]],
+        cache: EmbeddingCache | None,
+        *,
+        base_dir: Path | None = None,
     ) -> tuple[dict[int, np.ndarray], list[dict[str, str]], int]:
         """(row → vector for products whose image loaded, [{id, reason}], embedded count)."""
         ...
@@ -180,7 +184,10 @@ def embed_chunk(ctx: PipelineContext, job: Job, number: int) -> dict[str, Any]:
             for i in np.flatnonzero(broken)
         ]
     if ctx.images is not None:
-        rows, image_failures, _ = ctx.images.embed_products(docs, ctx.cache)
+        # Relative image paths in a catalog are relative to the catalog file.
+        rows, image_failures, _ = ctx.images.embed_products(
+            docs, ctx.cache, base_dir=Path(job.catalog).parent
+        )
         if rows:
             arrays[f"{IMAGE_VECTOR_FIELD}.rows"] = np.asarray(sorted(rows), dtype=np.int64)
             arrays[IMAGE_VECTOR_FIELD] = np.vstack([rows[r] for r in sorted(rows)])

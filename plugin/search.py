@@ -19,7 +19,7 @@ import numpy as np
 
 from shoprank.errors import BadRequestError, ShoprankError, UnsupportedQueryError
 from shoprank.indexing.encoders.protocol import TextEncoder
-from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
+from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD
 from shoprank.plugin.backends.protocol import SearchBackend
 from shoprank.plugin.fusion import FusedHit, LegHit, fuse
 from shoprank.plugin.shapes import int_param, search_response, total_hits
@@ -28,7 +28,7 @@ from shoprank.settings import Settings
 
 Mode = Literal["lexical", "vector", "hybrid", "full"]
 MODES: tuple[Mode, ...] = ("lexical", "vector", "hybrid", "full")
-EXT_KEYS = {"mode", "user_id", "explain", "fusion", "window", "query", "vector_field"}
+EXT_KEYS = {"mode", "user_id", "explain", "fusion", "window", "query", "vector_field", "image"}
 TEXT_QUERIES = ("match", "match_phrase", "multi_match")
 
 
@@ -95,6 +95,7 @@ class Request:
     window: int
     query_text: str | None
     vector_field: str
+    image: bool = True
     notes: list[str] = field(default_factory=list)
 
 
@@ -107,11 +108,13 @@ class SearchService:
         backend: SearchBackend,
         settings: Settings,
         encoder: Callable[[], TextEncoder] | None = None,
+        image_text_encoder: Callable[[], TextEncoder] | None = None,
         rerankers: Sequence[Reranker] = (),
     ) -> None:
         self.backend = backend
         self.settings = settings
         self._encoder_factory = encoder
+        self._image_text_factory = image_text_encoder
         self.rerankers = list(rerankers)
         self._vector_cache: OrderedDict[str, list[float]] = OrderedDict()
         self.vector_cache_size = 1024
@@ -168,6 +171,7 @@ class SearchService:
             window=window,
             query_text=text,
             vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
+            image=bool(opts.get("image", True)),
         )
 
     # -- embeddings ------------------------------------------------------------------------
@@ -177,17 +181,21 @@ class SearchService:
         if self._encoder_factory is not None:
             self._encoder_factory().warm_up()
 
-    def embed_query(self, text: str) -> list[float]:
-        cached = self._vector_cache.get(text)
+    def embed_query(self, text: str, *, space: Literal["text", "image"] = "text") -> list[float]:
+        """The query's vector in the text space (MiniLM) or the image space (CLIP text
+        tower), from an LRU cache of recent queries."""
+        key = f"{space}\x00{text}"
+        cached = self._vector_cache.get(key)
         if cached is not None:
-            self._vector_cache.move_to_end(text)
+            self._vector_cache.move_to_end(key)
             return cached
-        if self._encoder_factory is None:
-            raise ShoprankError("no text encoder is configured for query embeddings")
-        vector = self._encoder_factory().encode([text])[0]
+        factory = self._encoder_factory if space == "text" else self._image_text_factory
+        if factory is None:
+            raise ShoprankError(f"no {space} query encoder is configured")
+        vector = factory().encode([text])[0]
         values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
         if self.vector_cache_size > 0:
-            self._vector_cache[text] = values
+            self._vector_cache[key] = values
             if len(self._vector_cache) > self.vector_cache_size:
                 self._vector_cache.popitem(last=False)
         return values
@@ -340,6 +348,12 @@ class SearchService:
                 for i, h in enumerate(vector_hits)
             ]
         timings["vector_ms"] = (time.perf_counter() - t0) * 1000
+        if request.image and request.query_text and not body.get("knn"):
+            t0 = time.perf_counter()
+            image_hits = self._image_leg(request, window)
+            if image_hits is not None:
+                legs["image"] = image_hits
+            timings["image_ms"] = (time.perf_counter() - t0) * 1000
 
         fused = fuse(
             legs,
@@ -382,6 +396,33 @@ class SearchService:
         if total[1] == "gte" and response["hits"].get("total"):
             response["hits"]["total"]["relation"] = "gte"
         return response, stages
+
+    def _image_leg(self, request: Request, window: int) -> list[LegHit] | None:
+        """Text → image kNN: the query's CLIP text vector against product image vectors."""
+        if self._image_text_factory is None:
+            return None
+        try:
+            if IMAGE_VECTOR_FIELD not in self.backend.vector_fields(request.index):
+                return None
+            assert request.query_text is not None
+            vector = self.embed_query(request.query_text, space="image")
+        except ShoprankError as exc:
+            request.notes.append(f"image leg skipped: {exc.reason}")
+            return None
+        spec: dict[str, Any] = {
+            "field": IMAGE_VECTOR_FIELD,
+            "query_vector": vector,
+            "k": window,
+            "num_candidates": max(2 * window, 100),
+        }
+        filters = extract_filters(request.body.get("query"))
+        if filters:
+            spec["filter"] = filters
+        body: dict[str, Any] = {"knn": spec, "size": window, "_source": False}
+        if request.body.get("post_filter") is not None:
+            body["post_filter"] = request.body["post_filter"]
+        hits = self.backend.search(request.index, body)["hits"]["hits"]
+        return [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1) for i, h in enumerate(hits)]
 
     @staticmethod
     def _total(

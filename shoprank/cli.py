@@ -184,8 +184,10 @@ def worker(concurrency: int, loglevel: str, queues: str | None) -> None:
 
 def _register_subcommands() -> None:
     from shoprank.cli_index import index
+    from shoprank.cli_models import models
 
     main.add_command(index)
+    main.add_command(models)
 
 
 _register_subcommands()

@@ -84,9 +84,27 @@ def pipeline_context(settings: Settings, *, vectors: bool = True) -> PipelineCon
     )
 
 
+def clip_text_encoder(settings: Settings) -> TextEncoder:
+    """The CLIP text tower in onnxruntime (from `shoprank models export-clip-text`)."""
+    return _clip_text(str(settings.clip_text_dir))
+
+
+@lru_cache(maxsize=2)
+def _clip_text(model_dir: str) -> TextEncoder:
+    from pathlib import Path
+
+    from shoprank.indexing.encoders.clip import ClipTextOnnxEncoder
+
+    return ClipTextOnnxEncoder(Path(model_dir))
+
+
 def make_service(settings: Settings, backend: SearchBackend | None = None) -> SearchService:
+    image_text = None
+    if (settings.clip_text_dir / "manifest.json").exists():
+        image_text = partial(clip_text_encoder, settings)
     return SearchService(
         backend=backend or make_backend(settings),
         settings=settings,
         encoder=partial(text_encoder, settings),
+        image_text_encoder=image_text,
     )

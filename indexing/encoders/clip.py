@@ -158,7 +158,9 @@ def _load_clip_model(transformers: Any, directory: Path, **kwargs: Any) -> Any:
             str(directory), local_files_only=True, **kwargs
         )
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load CLIP weights from {directory}: {exc}; {_MODEL_FIX}") from exc
+        raise ConfigError(
+            f"cannot load CLIP weights from {directory}: {exc}; {_MODEL_FIX}"
+        ) from exc
     return model.float().eval()
 
 
@@ -251,12 +253,16 @@ class ClipImageEncoder:
         try:
             processor = processor_class.from_pretrained(str(self.directory), local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load the image processor of {self.directory}: {exc}") from exc
+            raise ConfigError(
+                f"cannot load the image processor of {self.directory}: {exc}"
+            ) from exc
         model = _load_clip_model(transformers, self.directory)
         try:
             model = model.to(self.device)
         except (RuntimeError, AssertionError, ValueError) as exc:
-            raise ConfigError(f"cannot move the CLIP model to device {self.device!r}: {exc}") from exc
+            raise ConfigError(
+                f"cannot move the CLIP model to device {self.device!r}: {exc}"
+            ) from exc
         self._dims = _projection_dim(config)
         return _TorchClip(torch=torch, model=model, processor=processor)
 
@@ -313,17 +319,17 @@ class ClipImageEncoder:
             except Exception:  # find the image that breaks the batch, embed the others
                 block = None
             for offset, i in enumerate(rows):
+                image = images[i]
+                images[i] = None  # release the pixels once embedded
                 if block is not None:
                     vectors[i] = block[offset]
                     continue
                 try:
-                    vectors[i] = self.encode_images([images[i]])[0]  # type: ignore[list-item]
+                    vectors[i] = self.encode_images([image])[0]
                 except ConfigError:
                     raise
                 except Exception as exc:
                     errors[i] = f"cannot embed image: {type(exc).__name__}: {exc}"
-            for i in rows:
-                images[i] = None  # release pixels as soon as they are embedded
         return vectors, errors
 
 
@@ -339,7 +345,7 @@ def _text_tower(torch: Any, clip: Any) -> Any:
     cannot change it, which makes padded batches exact.
     """
 
-    class ClipTextTower(torch.nn.Module):  # type: ignore[misc, name-defined]
+    class ClipTextTower(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.text_model = clip.text_model
@@ -434,7 +440,9 @@ def export_clip_text_onnx(model: str | Path, out_dir: Path, *, verify: bool = Tr
     backend.save(str(out_dir / _TOKENIZER_NAME))
 
     tower = _text_tower(torch, clip)
-    example = tokenizer(["a photo of red running shoes", "a photo"], padding=True, return_tensors="pt")
+    example = tokenizer(
+        ["a photo of red running shoes", "a photo"], padding=True, return_tensors="pt"
+    )
     batch_dim = torch.export.Dim("batch", min=1)
     seq_dim = torch.export.Dim("seq", min=2, max=max_length)
     shapes = {key: {0: batch_dim, 1: seq_dim} for key in _INPUTS}
@@ -495,7 +503,9 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"no {MANIFEST_NAME} in {directory}: not a CLIP text export; {fix}") from None
+        raise ConfigError(
+            f"no {MANIFEST_NAME} in {directory}: not a CLIP text export; {fix}"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}; {fix}") from exc
     if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
@@ -644,13 +654,15 @@ class ClipTextOnnxEncoder:
 # A tiny random CLIP for tests and demos
 
 
-_TINY_WORDS = (
-    "a an the of and with for in on to by photo picture image product "
-    "red blue green black white grey gray yellow orange pink purple brown silver gold "
-    "running shoes shoe sneakers boots shirt t dress jacket jeans hat bag backpack watch "
-    "laptop phone mouse keyboard monitor printer toner cartridge cable charger headphones "
-    "camera tablet speaker wireless usb leather cotton men women kids small large"
-).split()
+# Words the tiny tokenizer keeps whole; anything else falls back to byte-level pieces.
+_TINY_VOCABULARY = """
+a an the of and with for in on to by photo picture image product red blue green black
+white grey gray yellow orange pink purple brown silver gold running shoes shoe sneakers
+boots shirt t dress jacket jeans hat bag backpack watch laptop phone mouse keyboard
+monitor printer toner cartridge cable charger headphones camera tablet speaker wireless
+usb leather cotton men women kids small large
+"""
+_TINY_WORDS = tuple(_TINY_VOCABULARY.split())
 
 
 def _byte_alphabet() -> list[str]:

@@ -192,7 +192,8 @@ def test_bad_model_paths_raise_config_error(tmp_path: Path) -> None:
 def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch", reason="needs the [ml] extra")
     pytest.importorskip("transformers", reason="needs the [ml] extra")
-    return make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip", seed=0)
+    path: Path = make_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip", seed=0)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +295,8 @@ def _torch_text_embeddings(model_dir: Path, texts: list[str]) -> np.ndarray[Any,
     from transformers import AutoTokenizer, CLIPModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    model = CLIPModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    model = CLIPModel.from_pretrained(str(model_dir), local_files_only=True)
+    model.eval()  # type: ignore[no-untyped-call]
     batch = tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.inference_mode():
         features = model.get_text_features(**batch)
@@ -366,7 +368,7 @@ def test_encode_images_batches_and_shapes(image_encoder: ClipImageEncoder) -> No
     np.testing.assert_allclose(together, paired, atol=1e-5)
     assert image_encoder.encode_images([]).shape == (0, _TINY_DIMS)
     with pytest.raises(TypeError):
-        image_encoder.encode_images(images[0])  # type: ignore[arg-type]
+        image_encoder.encode_images(images[0])
 
 
 @pytest.mark.ml

@@ -1,0 +1,94 @@
+"""`shoprank models ...`: export the serving-path encoders to ONNX (needs the [ml] extra)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from shoprank.errors import ShoprankError
+from shoprank.settings import Settings
+
+
+@click.group()
+def models() -> None:
+    """Export encoders for onnxruntime (the query path and fast indexing run without torch)."""
+
+
+def _settings() -> Settings:
+    from shoprank.settings import get_settings
+
+    return get_settings()
+
+
+def _fail(exc: ShoprankError) -> None:
+    click.echo(f"error: {exc.reason}", err=True)
+    sys.exit(1)
+
+
+@models.command("export-text")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default SHOPRANK_ONNX_TEXT_MODEL or data_dir/models/text-onnx).",
+)
+@click.option("--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True)
+@click.option("--max-length", default=None, type=int, help="Default SHOPRANK_MAX_TEXT_TOKENS.")
+def export_text(out: Path | None, quantize: str, max_length: int | None) -> None:
+    """Export the packaged MiniLM text encoder to ONNX (int8 by default)."""
+    from shoprank.indexing.encoders.onnx_text import export_text_onnx
+
+    settings = _settings()
+    target = out or settings.onnx_text_dir
+    try:
+        path = export_text_onnx(
+            target,
+            model=settings.text_model,
+            max_length=max_length or settings.max_text_tokens,
+            quantize=quantize,  # type: ignore[arg-type]
+        )
+    except ShoprankError as exc:
+        _fail(exc)
+        return
+    manifest = json.loads((path / "manifest.json").read_text())
+    click.echo(f"exported {manifest.get('model_id', 'text encoder')} → {path}")
+    if target == settings.onnx_text_dir:
+        click.echo("SHOPRANK_ENCODER_BACKEND=auto now uses it for indexing and queries")
+
+
+@models.command("export-clip-text")
+@click.option("--model", default=None, help="CLIP model directory (default SHOPRANK_IMAGE_MODEL).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default SHOPRANK_CLIP_TEXT_ONNX or data_dir/models/clip-text-onnx).",
+)
+def export_clip_text(model: str | None, out: Path | None) -> None:
+    """Export CLIP's text tower to ONNX for the text→image search leg."""
+    from shoprank.indexing.encoders.clip import export_clip_text_onnx
+
+    settings = _settings()
+    source = model or settings.image_model
+    if not source:
+        click.echo("error: give --model or set SHOPRANK_IMAGE_MODEL", err=True)
+        sys.exit(2)
+    try:
+        path = export_clip_text_onnx(source, out or settings.clip_text_dir)
+    except ShoprankError as exc:
+        _fail(exc)
+        return
+    click.echo(f"exported the CLIP text tower of {source} → {path}")
+
+
+@models.command("tiny-clip")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int)
+def tiny_clip(out: Path, seed: int) -> None:
+    """Build a tiny randomly initialised CLIP (for trying the image path without weights)."""
+    from shoprank.indexing.encoders.clip import make_tiny_clip
+
+    click.echo(f"tiny CLIP → {make_tiny_clip(out, seed=seed)}")
