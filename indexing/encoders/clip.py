@@ -157,7 +157,7 @@ def _load_clip_model(transformers: Any, directory: Path, **kwargs: Any) -> Any:
         model = transformers.CLIPModel.from_pretrained(
             str(directory), local_files_only=True, **kwargs
         )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError, ValueError, safetensors' own errors, ...
         raise ConfigError(
             f"cannot load CLIP weights from {directory}: {exc}; {_MODEL_FIX}"
         ) from exc

@@ -32,3 +32,18 @@ def test_hybrid_search_does_not_import_torch(demo_data_dir: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+def test_onnxruntime_can_be_loaded_after_the_embedded_backend() -> None:
+    # Regression: onnxruntime imported after usearch segfaulted the server on the first
+    # query that needed an ONNX encoder.
+    script = (
+        "import shoprank.plugin.backends.embedded.backend\n"
+        "import onnxruntime\n"
+        "print('ok', onnxruntime.get_device())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.startswith("ok")

@@ -7,6 +7,8 @@ is downloaded. Tests that need torch are marked `ml` and skip without it.
 from __future__ import annotations
 
 import base64
+import functools
+import http.server
 import importlib.util
 import io
 import json
@@ -14,7 +16,9 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from PIL import Image
 
 from shoprank.errors import ConfigError, ShoprankError
 from shoprank.indexing.encoders.clip import (
+    _TINY_WORDS,
     ClipImageEncoder,
     ClipTextOnnxEncoder,
     make_tiny_clip,
@@ -148,6 +153,38 @@ def test_http_failure_is_clean_and_fast() -> None:
         load_image(url, timeout=2.0)
     assert time.monotonic() - started < 2.0
     assert info.value.details["ref"] == url
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No request log on stderr."""
+
+
+@pytest.fixture(scope="module")
+def http_base(image_dir: Path) -> Iterator[str]:
+    """A loopback HTTP server over the image folder."""
+    handler = functools.partial(_QuietHandler, directory=str(image_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_http_fetch(http_base: str, image_dir: Path) -> None:
+    image = load_image(f"{http_base}/red.png", timeout=2.0)
+    assert image.size == (40, 30) and image.getpixel((0, 0)) == (220, 20, 30)
+    with pytest.raises(ImageError, match="HTTP 404"):
+        load_image(f"{http_base}/nope.png", timeout=2.0)
+    size = (image_dir / "board.png").stat().st_size
+    with pytest.raises(ImageError, match="too large"):
+        load_image(f"{http_base}/board.png", timeout=2.0, max_bytes=size - 1)
+    with pytest.raises(ImageError, match="not an image"):
+        load_image(f"{http_base}/corrupt.png", timeout=2.0)
 
 
 def test_load_images_reports_per_item(image_dir: Path) -> None:
@@ -314,6 +351,8 @@ def test_tiny_clip_files_and_tokenizer(tiny_clip: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_clip), local_files_only=True)
     tokens = tokenizer.convert_ids_to_tokens(tokenizer("Red running SHOES")["input_ids"])
     assert tokens == ["<|startoftext|>", "red</w>", "running</w>", "shoes</w>", "<|endoftext|>"]
+    for word in _TINY_WORDS:
+        assert len(tokenizer(word, add_special_tokens=False)["input_ids"]) == 1, word
     odd = tokenizer("zx-9 ünïcode")["input_ids"]  # unseen words fall back to byte symbols
     assert tokenizer.unk_token_id not in odd[1:-1]
 

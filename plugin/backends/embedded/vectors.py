@@ -8,12 +8,19 @@ search if too few survive, so a filter never returns documents that do not match
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from usearch.index import Index
+
+# Importing onnxruntime *after* usearch's native library segfaults the process (usearch
+# 2.26 with onnxruntime 1.32, reproduced here); importing it first is safe. The serving path
+# runs ONNX encoders next to usearch, so make the order right wherever usearch is loaded.
+with contextlib.suppress(ImportError):  # onnxruntime is a base dependency
+    import onnxruntime  # noqa: F401
+from usearch.index import Index  # noqa: E402
 
 FloatArray = npt.NDArray[np.float32]
 KeyArray = npt.NDArray[np.uint64]
