@@ -152,7 +152,7 @@ def _finished(ctx: PipelineContext, job: Job) -> bool:
 
 
 def _write_bad_products(jobs: JobStore, job: Job, rows: list[dict[str, Any]]) -> Path:
-    path = jobs.dir(job.id) / "bad-products.jsonl"
+    path: Path = jobs.dir(job.id) / "bad-products.jsonl"
     with open(path, "ab") as fh:
         for row in rows:
             fh.write(orjson.dumps(row) + b"\n")
@@ -194,7 +194,7 @@ def embed_chunk(ctx: PipelineContext, job: Job, number: int) -> dict[str, Any]:
     path = ctx.jobs.vectors_path(job, number)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays) if arrays else np.savez(tmp, empty=np.zeros(0))
+    np.savez(tmp, **(arrays or {"empty": np.zeros(0)}))  # type: ignore[arg-type]
     tmp.replace(path)
     return {
         "chunk": number,
@@ -263,7 +263,7 @@ def finalise(ctx: PipelineContext, job_id: str) -> dict[str, Any]:
     """
     job = ctx.jobs.load(job_id)
     if job.state == "done":
-        return job.report
+        return dict(job.report)
     done = ctx.jobs.done(job)
     missing = [n for n in range(1, job.chunks + 1) if n not in done]
     if missing:
@@ -315,7 +315,7 @@ def finalise(ctx: PipelineContext, job_id: str) -> dict[str, Any]:
     (ctx.jobs.dir(job.id) / "report.json").write_bytes(
         orjson.dumps(job.report, option=orjson.OPT_INDENT_2)
     )
-    return job.report
+    return dict(job.report)
 
 
 def _fail(ctx: PipelineContext, job: Job, state: str, reason: str) -> dict[str, Any]:
@@ -325,7 +325,7 @@ def _fail(ctx: PipelineContext, job: Job, state: str, reason: str) -> dict[str, 
     (ctx.jobs.dir(job.id) / "report.json").write_bytes(
         orjson.dumps(job.report, option=orjson.OPT_INDENT_2)
     )
-    return job.report
+    return dict(job.report)
 
 
 def pending_chunks(ctx: PipelineContext, job: Job) -> list[int]:

@@ -48,7 +48,7 @@ def export_text(out: Path | None, quantize: str, max_length: int | None) -> None
             target,
             model=settings.text_model,
             max_length=max_length or settings.max_text_tokens,
-            quantize=quantize,  # type: ignore[arg-type]
+            quantize=quantize,
         )
     except ShoprankError as exc:
         _fail(exc)

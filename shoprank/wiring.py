@@ -38,7 +38,7 @@ def text_encoder(settings: Settings) -> TextEncoder:
     from shoprank.indexing.encoders import get_text_encoder
 
     return get_text_encoder(
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend,
         model=settings.text_model,
         max_length=settings.max_text_tokens,
     )

@@ -57,7 +57,7 @@ def run_job(
         if progress:
             progress(jobs.progress(current))
         if current.state in TERMINAL:
-            return current.report
+            return dict(current.report)
         if timeout_s is not None and time.monotonic() - started > timeout_s:
             raise ShoprankError(
                 f"job [{job.id}] is still running after {timeout_s:.0f}s; follow it with "

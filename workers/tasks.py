@@ -36,7 +36,7 @@ def embed_chunk(job_id: str, number: int) -> dict[str, Any]:
     from shoprank.indexing import pipeline
 
     ctx, job = context_for(job_id)
-    return pipeline.embed_chunk(ctx, job, number)
+    return dict(pipeline.embed_chunk(ctx, job, number))
 
 
 @app.task(name="shoprank.write_chunk")
@@ -44,7 +44,7 @@ def write_chunk(embedded: dict[str, Any], job_id: str, number: int) -> dict[str,
     from shoprank.indexing import pipeline
 
     ctx, job = context_for(job_id)
-    return pipeline.write_chunk(ctx, job, number, embedded)
+    return dict(pipeline.write_chunk(ctx, job, number, embedded))
 
 
 @app.task(name="shoprank.finalise")
@@ -52,18 +52,18 @@ def finalise(job_id: str) -> dict[str, Any]:
     from shoprank.indexing import pipeline
 
     ctx, _ = context_for(job_id)
-    return pipeline.finalise(ctx, job_id)
+    return dict(pipeline.finalise(ctx, job_id))
 
 
 @app.task(name="shoprank.upsert_products")
 def upsert_products(index: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
     from shoprank.indexing.incremental import upsert_products as run
 
-    return run(_context(True), index, docs)
+    return dict(run(_context(True), index, docs))
 
 
 @app.task(name="shoprank.delete_products")
 def delete_products(index: str, ids: list[str]) -> dict[str, Any]:
     from shoprank.indexing.incremental import delete_products as run
 
-    return run(_context(False), index, ids)
+    return dict(run(_context(False), index, ids))

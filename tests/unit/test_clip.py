@@ -259,8 +259,9 @@ def _require_module(name: str, reason: str) -> None:
         pytest.skip(reason)
 
 
-# onnxruntime runs in fresh interpreters only: conftest imports usearch, whose extension module
-# carries a static libstdc++ that makes a later `import onnxruntime` crash the process.
+# onnxruntime runs in fresh interpreters: that is what proves the query encoder needs no torch,
+# and it keeps these tests independent of native import order (onnxruntime imported after
+# usearch segfaults; plugin/backends/embedded/vectors.py imports it first for that reason).
 @pytest.fixture(scope="module")
 def text_export(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`export_clip_text_onnx` of the tiny CLIP (it verifies itself against torch)."""
