@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.errors import ConfigError
 from shoprank.indexing.cache import EmbeddingCache
 
 
@@ -62,6 +63,8 @@ class ClipProductImages:
         if todo:
             try:
                 matrix = self.encoder.encode_images([loaded[j][1] for j in todo])
+            except ConfigError:
+                raise  # a broken model fails the chunk (and the job), not every product
             except Exception:
                 # One image the model cannot take must not fail the chunk: go one by one.
                 matrix = None
@@ -73,6 +76,8 @@ class ClipProductImages:
                         if matrix is not None
                         else self.encoder.encode_images([loaded[j][1]])[0]
                     )
+                except ConfigError:
+                    raise
                 except Exception as exc:
                     row = loaded[j][0]
                     failures.append(
