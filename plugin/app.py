@@ -210,8 +210,12 @@ def create_app(
         params = _check_params(request, SEARCH_PARAMS)
         body = _apply_search_params(await _json_body(request), params)
         user = user_of(request)
+        session = request.headers.get("x-shoprank-session")
         response = run(
-            request, lambda: _hits_as_int(service.search(index, body, user_id=user), params)
+            request,
+            lambda: _hits_as_int(
+                service.search(index, body, user_id=user, session_id=session), params
+            ),
         )
         return response
 
@@ -341,4 +345,7 @@ def create_app(
                 result["_source"] = filtered
         return ESResponse(result, 200 if result.get("found") else 404, accept=_accept(request))
 
+    from shoprank.plugin.events_api import make_events_router
+
+    app.include_router(make_events_router(service.settings))
     return app

@@ -28,7 +28,17 @@ from shoprank.settings import Settings
 
 Mode = Literal["lexical", "vector", "hybrid", "full"]
 MODES: tuple[Mode, ...] = ("lexical", "vector", "hybrid", "full")
-EXT_KEYS = {"mode", "user_id", "explain", "fusion", "window", "query", "vector_field", "image"}
+EXT_KEYS = {
+    "mode",
+    "user_id",
+    "session_id",
+    "explain",
+    "fusion",
+    "window",
+    "query",
+    "vector_field",
+    "image",
+}
 TEXT_QUERIES = ("match", "match_phrase", "multi_match")
 
 
@@ -96,6 +106,7 @@ class Request:
     query_text: str | None
     vector_field: str
     image: bool = True
+    session_id: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -110,7 +121,9 @@ class SearchService:
         encoder: Callable[[], TextEncoder] | None = None,
         image_text_encoder: Callable[[], TextEncoder] | None = None,
         rerankers: Sequence[Reranker] = (),
+        search_logger: Any = None,
     ) -> None:
+        self.search_logger = search_logger
         self.backend = backend
         self.settings = settings
         self._encoder_factory = encoder
@@ -121,7 +134,14 @@ class SearchService:
 
     # -- request parsing -------------------------------------------------------------------
 
-    def parse(self, index: str, body: dict[str, Any] | None, *, user_id: str | None) -> Request:
+    def parse(
+        self,
+        index: str,
+        body: dict[str, Any] | None,
+        *,
+        user_id: str | None,
+        session_id: str | None = None,
+    ) -> Request:
         body = copy.deepcopy(body) if body else {}
         if not isinstance(body, dict):
             raise BadRequestError("the search body must be a JSON object")
@@ -172,6 +192,7 @@ class SearchService:
             query_text=text,
             vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
             image=bool(opts.get("image", True)),
+            session_id=str(opts["session_id"]) if opts.get("session_id") else session_id,
         )
 
     # -- embeddings ------------------------------------------------------------------------
@@ -217,10 +238,15 @@ class SearchService:
     # -- search ----------------------------------------------------------------------------
 
     def search(
-        self, index: str, body: dict[str, Any] | None, *, user_id: str | None = None
+        self,
+        index: str,
+        body: dict[str, Any] | None,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
     ) -> dict[str, Any]:
         started = time.perf_counter()
-        request = self.parse(index, body, user_id=user_id)
+        request = self.parse(index, body, user_id=user_id, session_id=session_id)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self._resolve_vector_builders(request.body)
@@ -243,6 +269,16 @@ class SearchService:
                 "notes": request.notes,
                 "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             }
+        if self.search_logger is not None and (request.user_id or request.session_id):
+            query_id = self.search_logger.log(
+                index=index,
+                query=request.query_text,
+                product_ids=[h["_id"] for h in response.get("hits", {}).get("hits", [])],
+                user_id=request.user_id,
+                session_id=request.session_id,
+            )
+            if query_id:
+                response.setdefault("_shoprank", {})["query_id"] = query_id
         response["took"] = int((time.perf_counter() - started) * 1000)
         return dict(response)
 

@@ -123,6 +123,8 @@ def demo(
     from shoprank.indexing.loader import load_catalog
     from shoprank.wiring import embedding_cache, make_backend, text_encoder
 
+    # Behaviour events of the demo refer to the demo's products.
+    os.environ.setdefault("SHOPRANK_PRODUCT_INDEX", "demo")
     settings = _settings(ctx)
     path = write_demo_catalog(settings.data_dir / "demo" / "catalog.jsonl", n=products, seed=seed)
     click.echo(f"demo catalog: {products} products → {path}")
@@ -183,11 +185,14 @@ def worker(concurrency: int, loglevel: str, queues: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from shoprank.cli_events import events, profiles
     from shoprank.cli_index import index
     from shoprank.cli_models import models
 
     main.add_command(index)
     main.add_command(models)
+    main.add_command(events)
+    main.add_command(profiles)
 
 
 _register_subcommands()

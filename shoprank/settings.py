@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         description="Redis for the Celery broker/results and the embedding cache; unset = "
         "tasks run in-process and the cache is a local SQLite file.",
     )
+    product_index: str = Field(
+        default="products",
+        description="Alias whose products events refer to (facts for profiles).",
+    )
     chunk_size: int = Field(default=256, ge=1, le=100_000, description="Products per task.")
     max_failure_rate: float = Field(
         default=0.05,
@@ -91,6 +95,34 @@ class Settings(BaseSettings):
     def eager(self) -> bool:
         """Tasks run in-process (no broker configured)."""
         return self.redis_url is None
+
+    # --- behaviour events and user profiles (issue 5) ---
+    user_id_secret: str | None = Field(
+        repr=False,
+        default=None,
+        description="Key of the HMAC that pseudonymises user and session ids; unset = a random "
+        "key generated once in data_dir/events/secret (set it when several hosts ingest events).",
+    )
+    retention_days: float = Field(
+        default=365.0, gt=0, description="Events and profiles older than this are deleted."
+    )
+    half_life_days: dict[str, float] = Field(
+        default_factory=lambda: {"default": 30.0, "price": 60.0, "vector": 14.0, "session": 0.05},
+        description="Half-life of each decayed profile feature (a facet name, `price`, "
+        "`vector`, `session`); `default` for the rest. JSON in the environment.",
+    )
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"view": 1.0, "click": 2.0, "add_to_cart": 5.0, "purchase": 10.0},
+        description="How much each event type moves a profile (purchase > cart > click > view).",
+    )
+    profile_facets: list[str] = Field(
+        default_factory=lambda: ["category", "brand"],
+        description="Product fields whose values get per-user affinities.",
+    )
+    max_events_per_request: int = Field(default=10_000, ge=1, le=1_000_000)
+    max_event_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
+    ctr_prior_impressions: float = Field(default=20.0, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shoprank.errors import ConfigError
 from shoprank.indexing.encoders.protocol import TextEncoder
@@ -102,9 +103,46 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     image_text = None
     if (settings.clip_text_dir / "manifest.json").exists():
         image_text = partial(clip_text_encoder, settings)
+    from shoprank.events.search_log import SearchLogger
+
     return SearchService(
         backend=backend or make_backend(settings),
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
+        search_logger=SearchLogger(settings),
     )
+
+
+def product_lookup(settings: Settings) -> Callable[[Sequence[str]], Mapping[str, Any]]:
+    """Product facts for folding events into profiles: category levels, brand, the
+    configured facets, price and text vector, from the live `SHOPRANK_PRODUCT_INDEX`."""
+    from shoprank.errors import ShoprankError
+    from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
+
+    backend = make_backend(settings)
+    facets = [f for f in settings.profile_facets if f not in ("category", "brand")]
+
+    def lookup(ids: Sequence[str]) -> Mapping[str, Any]:
+        wanted = [str(i) for i in ids]
+        try:
+            sources = backend.mget(settings.product_index, wanted)
+            vectors = backend.vectors_of(settings.product_index, wanted, TEXT_VECTOR_FIELD)
+        except ShoprankError:
+            return {}  # no index yet: profiles keep counts, prices and recent items
+        facts: dict[str, Any] = {}
+        for pid, src in sources.items():
+            fact: dict[str, Any] = {
+                "category": src.get("category_levels") or src.get("category"),
+                "brand": src.get("brand"),
+                "price": src.get("price"),
+            }
+            for facet in facets:
+                if src.get(facet) is not None:
+                    fact[facet] = src[facet]
+            if pid in vectors:
+                fact["vector"] = [float(x) for x in vectors[pid]]
+            facts[pid] = fact
+        return facts
+
+    return lookup

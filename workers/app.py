@@ -32,5 +32,5 @@ def _configure(sender: Celery, **_: Any) -> None:
         broker_connection_retry_on_startup=True,
         result_expires=24 * 3600,
         worker_hijack_root_logger=False,
-        imports=["shoprank.workers.tasks"],
+        imports=["shoprank.workers.tasks", "shoprank.workers.events"],
     )

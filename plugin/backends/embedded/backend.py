@@ -479,6 +479,26 @@ class EmbeddedBackend:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def vectors_of(self, index: str, ids: list[str], field: str) -> dict[str, Any]:
+        """The stored vectors of `field` for those ids that have one."""
+        gen = self.store.generation(index)
+        store = gen.vectors.get(field)
+        if store is None or not ids:
+            return {}
+        searcher = gen.searcher()
+        query = Q.term_set_query(gen.schema.tantivy_schema, "_id", [str(i) for i in ids])
+        hits = searcher.search(query, limit=len(ids) * 2).hits
+        addresses = [a for _, a in hits]
+        keys = searcher.fast_field_values("_key", addresses)
+        out: dict[str, Any] = {}
+        for addr, key in zip(addresses, keys, strict=True):
+            if key is None or int(key) not in store.index:
+                continue
+            vector = store.index.get(int(key), dtype="f32")
+            if vector is not None:
+                out[str(searcher.doc(addr).get_first("_id"))] = np.asarray(vector, np.float32)
+        return out
+
     def vector_fields(self, index: str) -> dict[str, int]:
         gen = self.store.generation(index)
         return {path: store.dims for path, store in gen.vectors.items()}

@@ -1,0 +1,130 @@
+"""HTTP routes for behaviour events and user profiles, mounted on the shoprank app.
+
+    POST   /_shoprank/events                  one event, a JSON array, or NDJSON
+    GET    /_shoprank/users/{user_id}/profile the user's profile, decayed to now
+    DELETE /_shoprank/users/{user_id}         forget the user: events and profiles
+
+Mount with `app.include_router(make_events_router(settings))`. Errors use the ES error
+shape; a body over `SHOPRANK_MAX_EVENT_BODY_BYTES` is a 413.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from shoprank.errors import (
+    BackendUnavailableError,
+    BadRequestError,
+    DocumentNotFoundError,
+    ShoprankError,
+    es_error_body,
+    http_status,
+)
+from shoprank.events.model import PayloadTooLargeError, parse_events
+from shoprank.events.service import EventService
+from shoprank.settings import Settings
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200) -> None:
+        super().__init__(orjson.dumps(content), status_code=status_code)
+        self.headers["X-Elastic-Product"] = "Elasticsearch"
+
+
+def _error(exc: BaseException) -> JSONResponse:
+    return JSONResponse(es_error_body(exc), http_status(exc))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) past `limit` bytes without buffering more than that."""
+    declared = request.headers.get("content-length")
+    too_big = PayloadTooLargeError(
+        f"request body is larger than {limit} bytes (SHOPRANK_MAX_EVENT_BODY_BYTES): "
+        "send the events in smaller batches"
+    )
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_events_router(settings: Settings, *, service: EventService | None = None) -> APIRouter:
+    """The events/profile routes; `service` defaults to one built from `settings`."""
+    router = APIRouter()
+    events = service or EventService(settings)
+
+    def _unavailable(exc: Exception) -> ShoprankError:
+        return BackendUnavailableError(
+            f"the event log or profile store is unavailable ({type(exc).__name__}); retry"
+        )
+
+    @router.post("/_shoprank/events")
+    async def post_events(request: Request) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            raw = await _read_body(request, settings.max_event_body_bytes)
+            parsed, errors = await run_in_threadpool(
+                parse_events,
+                raw,
+                request.headers.get("content-type"),
+                max_events=settings.max_events_per_request,
+                now=time.time(),
+            )
+        except ShoprankError as exc:
+            return _error(exc)
+        try:
+            result = await run_in_threadpool(events.ingest, parsed)
+        except ShoprankError as exc:
+            return _error(exc)
+        except Exception as exc:  # noqa: BLE001 - Redis or disk failure: the client retries
+            return _error(_unavailable(exc))
+        errors = sorted(errors + result["errors"], key=lambda e: int(e["index"]))
+        body = {
+            "took": int((time.perf_counter() - started) * 1000),
+            "accepted": result["accepted"],
+            "duplicates": result["duplicates"],
+            "rejected": len(errors),
+            "errors": errors,
+        }
+        if errors and not result["accepted"] and not result["duplicates"]:
+            reason = errors[0]["reason"] if len(errors) == 1 else f"{len(errors)} invalid events"
+            return _error(
+                BadRequestError(
+                    f"no valid event: {reason}", es_type="illegal_argument_exception", errors=errors
+                )
+            )
+        return JSONResponse(body)
+
+    @router.get("/_shoprank/users/{user_id}/profile")
+    async def get_profile(user_id: str) -> JSONResponse:
+        try:
+            profile = await run_in_threadpool(events.profile, user_id)
+        except Exception as exc:  # noqa: BLE001
+            return _error(_unavailable(exc))
+        if profile is None:
+            return _error(DocumentNotFoundError("no profile for this user"))
+        return JSONResponse(profile)
+
+    @router.delete("/_shoprank/users/{user_id}")
+    async def forget_user(user_id: str) -> JSONResponse:
+        try:
+            result = await run_in_threadpool(events.forget, user_id)
+        except Exception as exc:  # noqa: BLE001
+            return _error(_unavailable(exc))
+        return JSONResponse({"acknowledged": True, **result})
+
+    return router

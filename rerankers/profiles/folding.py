@@ -1,0 +1,247 @@
+"""Folding events into profiles: pure, deterministic functions of (state, event, facts).
+
+Every decayed quantity is kept as its value at the profile's reference time `t` (the latest
+event time seen). A newer event first decays the profile to its time, then adds itself; an
+older one adds itself already decayed. Replaying the log in offset order therefore
+reproduces every profile bit for bit.
+
+Product facts (category, brand, other facets, price, text `vector`) come from a
+`ProductLookup(ids) -> {id: facts}` callable; without one only counts, prices sent on the
+events, recent items and product statistics are built.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoprank.events.model import Event
+from shoprank.settings import Settings
+
+ProductFacts = Mapping[str, Any]
+ProductLookup = Callable[[Sequence[str]], Mapping[str, ProductFacts]]
+Profile = dict[str, Any]
+DAY = 86_400.0
+INTERACTIONS = ("view", "click", "add_to_cart", "purchase")
+
+
+@dataclass(frozen=True)
+class FoldConfig:
+    """Half-lives (seconds) and weights; build it with `from_settings`."""
+
+    half_life_s: Mapping[str, float]
+    weights: Mapping[str, float]
+    facets: tuple[str, ...] = ("category", "brand")
+    recent_max: int = 50
+    max_values: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FoldConfig:
+        return cls(
+            half_life_s={k: v * DAY for k, v in settings.half_life_days.items()},
+            weights=dict(settings.event_weights),
+            facets=tuple(settings.profile_facets),
+        )
+
+    def half_life(self, name: str, kind: str = "user") -> float:
+        if kind == "session" and "session" in self.half_life_s:
+            return self.half_life_s["session"]
+        return self.half_life_s.get(name, self.half_life_s.get("default", 30 * DAY))
+
+
+def new_profile(subject: str, t: float) -> Profile:
+    return {
+        "kind": "session" if subject.startswith("s:") else "user",
+        "t": t,
+        "first": t,
+        "last": t,
+        "counts": {},
+        "aff": {},
+        "price": {"w": 0.0, "mean": 0.0, "var": 0.0},
+        "recent": [],
+        "vec": None,
+    }
+
+
+def _decay(dt: float, half_life: float) -> float:
+    return math.pow(2.0, -dt / half_life) if dt > 0 else 1.0
+
+
+def _advance(profile: Profile, t: float, cfg: FoldConfig) -> None:
+    """Decay every quantity from the profile's reference time to the later time `t`."""
+    dt = t - profile["t"]
+    if dt <= 0:
+        return
+    kind = profile["kind"]
+    for facet, values in profile["aff"].items():
+        f = _decay(dt, cfg.half_life(facet, kind))
+        for value in values:
+            values[value] *= f
+    profile["price"]["w"] *= _decay(dt, cfg.half_life("price", kind))
+    vec = profile["vec"]
+    if vec is not None:
+        f = _decay(dt, cfg.half_life("vector", kind))
+        vec["w"] *= f
+        vec["sum"] = [x * f for x in vec["sum"]]
+    profile["t"] = t
+
+
+def _values(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, list | tuple):
+        return [str(v) for v in raw if v is not None and str(v)]
+    return [str(raw)] if str(raw) else []
+
+
+def fold_event(
+    profile: Profile, event: Event, facts: ProductFacts | None, cfg: FoldConfig
+) -> Profile:
+    """Fold one event into `profile` (updated in place and returned)."""
+    counts = profile["counts"]
+    counts[event.type] = counts.get(event.type, 0) + 1
+    profile["last"] = max(profile["last"], event.timestamp)
+    profile["first"] = min(profile["first"], event.timestamp)
+    if event.type not in INTERACTIONS or event.product_id is None:
+        return profile
+    _advance(profile, event.timestamp, cfg)
+    kind = profile["kind"]
+    age = profile["t"] - event.timestamp
+    base = cfg.weights.get(event.type, 1.0) * (1.0 + math.log(event.quantity or 1))
+    facts = facts or {}
+    for facet in cfg.facets:
+        values = _values(facts.get(facet))
+        if not values:
+            continue
+        w = base * _decay(age, cfg.half_life(facet, kind)) / len(values)
+        scores = profile["aff"].setdefault(facet, {})
+        for value in values:
+            scores[value] = scores.get(value, 0.0) + w
+        if len(scores) > cfg.max_values:
+            ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+            profile["aff"][facet] = dict(ranked[: cfg.max_values])
+    price = event.price if event.price is not None else facts.get("price")
+    if isinstance(price, int | float) and math.isfinite(price) and price >= 0:
+        band = profile["price"]
+        w = base * _decay(age, cfg.half_life("price", kind))
+        total = band["w"] + w
+        delta = float(price) - band["mean"]
+        mean = band["mean"] + delta * w / total
+        band["var"] = (band["w"] * band["var"] + w * delta * (float(price) - mean)) / total
+        band["mean"] = mean
+        band["w"] = total
+    vector = facts.get("vector")
+    if vector is not None and len(vector):
+        w = base * _decay(age, cfg.half_life("vector", kind))
+        vec = profile["vec"]
+        if vec is None or len(vec["sum"]) != len(vector):
+            vec = profile["vec"] = {"w": 0.0, "sum": [0.0] * len(vector)}
+        vec["w"] += w
+        vec["sum"] = [s + w * float(x) for s, x in zip(vec["sum"], vector, strict=True)]
+    recent = [r for r in profile["recent"] if r[0] != event.product_id]
+    recent.append([event.product_id, event.timestamp])
+    recent.sort(key=lambda r: (-r[1], r[0]))
+    profile["recent"] = recent[: cfg.recent_max]
+    return profile
+
+
+def normalise_query(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
+
+
+@dataclass
+class FoldResult:
+    """What one batch changes: whole profiles, plus additive statistics."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    stats: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(product_id, field) → increment; fields: impressions, views, clicks, carts, purchases."""
+    query_stats: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(normalised query, product_id, field) → increment."""
+    queries: dict[str, str] = field(default_factory=dict)
+    """query_id → normalised query text, from this batch's search events."""
+    applied: int = 0
+
+
+STAT_FIELD = {"view": "views", "click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
+
+
+def fold_batch(
+    events: Sequence[Event],
+    *,
+    profiles: Mapping[str, Profile | None],
+    queries: Mapping[str, str],
+    lookup: ProductLookup | None,
+    cfg: FoldConfig,
+) -> FoldResult:
+    """Fold `events` (in log order) into copies of `profiles` (the stored ones, by subject)."""
+    import copy
+
+    result = FoldResult()
+    wanted = sorted({e.product_id for e in events if e.product_id and e.type in INTERACTIONS})
+    facts = dict(lookup(wanted)) if lookup and wanted else {}
+    for event in events:
+        subject = event.subject
+        profile = result.profiles.get(subject)
+        if profile is None:
+            stored = profiles.get(subject)
+            profile = copy.deepcopy(stored) if stored else new_profile(subject, event.timestamp)
+            result.profiles[subject] = profile
+        fold_event(profile, event, facts.get(event.product_id or ""), cfg)
+        result.applied += 1
+        if event.type == "search":
+            query = normalise_query(event.query) if event.query else None
+            if event.query_id and query:
+                result.queries[event.query_id] = query
+            for pid in dict.fromkeys(event.product_ids):
+                result.stats[(pid, "impressions")] += 1
+                if query:
+                    result.query_stats[(query, pid, "impressions")] += 1
+            continue
+        assert event.product_id is not None
+        name = STAT_FIELD[event.type]
+        amount = (event.quantity or 1) if event.type == "purchase" else 1
+        result.stats[(event.product_id, name)] += amount
+        if event.query_id:
+            query = result.queries.get(event.query_id) or queries.get(event.query_id)
+            if query:
+                result.query_stats[(query, event.product_id, name)] += amount
+    return result
+
+
+def smoothed_ctr(
+    clicks: float, impressions: float, *, prior_clicks: float, prior_n: float
+) -> float:
+    """Beta-smoothed click-through rate: (clicks + a) / (impressions + n)."""
+    return (clicks + prior_clicks) / (max(impressions, clicks) + prior_n)
+
+
+def snapshot(profile: Profile, now: float, cfg: FoldConfig) -> dict[str, Any]:
+    """A read-path view of a stored profile: every quantity decayed to `now`."""
+    dt = max(0.0, now - profile["t"])
+    kind = profile["kind"]
+    aff: dict[str, dict[str, float]] = {}
+    for facet, values in profile["aff"].items():
+        f = _decay(dt, cfg.half_life(facet, kind))
+        ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+        aff[facet] = {v: s * f for v, s in ranked}
+    band = profile["price"]
+    vec = profile["vec"]
+    return {
+        "kind": kind,
+        "first_seen": profile["first"],
+        "last_seen": profile["last"],
+        "counts": dict(profile["counts"]),
+        "affinities": aff,
+        "price": {
+            "mean": band["mean"] if band["w"] else None,
+            "std": math.sqrt(max(band["var"], 0.0)) if band["w"] else None,
+            "weight": band["w"] * _decay(dt, cfg.half_life("price", kind)),
+        },
+        "recent_products": [r[0] for r in profile["recent"]],
+        "vector": [x / vec["w"] for x in vec["sum"]] if vec and vec["w"] > 0 else None,
+    }

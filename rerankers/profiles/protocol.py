@@ -1,0 +1,60 @@
+"""`ProfileStore`: per-user (and per-session) profiles and product statistics.
+
+Stores apply batches of `(offset, event)` from the event log. Each apply writes the new
+profiles, the statistics and the applied-offset watermark in one transaction and skips
+offsets at or below the watermark, so at-least-once delivery folds every event exactly once.
+Profiles are keyed by subject: a user pseudonym, or `s:<session pseudonym>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from shoprank.events.model import Event
+from shoprank.rerankers.profiles.folding import ProductLookup, Profile
+
+
+@runtime_checkable
+class ProfileStore(Protocol):
+    name: str
+
+    def apply(
+        self, batch: Sequence[tuple[str, Event]], *, lookup: ProductLookup | None = None
+    ) -> int:
+        """Fold the events past the watermark; returns how many were applied."""
+        ...
+
+    def watermark(self) -> str | None:
+        """The highest log offset already folded (None before the first)."""
+        ...
+
+    def get(self, subject: str) -> Profile | None: ...
+
+    def get_many(self, subjects: Sequence[str]) -> dict[str, Profile]:
+        """Profiles of those subjects that have one, in one round trip."""
+        ...
+
+    def product_stats(
+        self, ids: Sequence[str], *, query: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Counts and smoothed CTR per product (per query × product with `query`)."""
+        ...
+
+    def profiles(self) -> Iterator[tuple[str, Profile]]:
+        """Every stored profile (for export and rebuild checks)."""
+        ...
+
+    def forget(self, subjects: Iterable[str]) -> int:
+        """Delete these subjects' profiles; returns how many existed."""
+        ...
+
+    def enforce_retention(self, now: float, *, retention_s: float) -> int:
+        """Delete profiles whose last event is older than `now - retention_s`."""
+        ...
+
+    def clear(self) -> None: ...
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """All product and query × product counters (for rebuild checks)."""
+        ...

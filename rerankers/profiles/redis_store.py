@@ -1,0 +1,202 @@
+"""The production profile store in Redis: one hash per profile, read in one round trip.
+
+    shoprank:profile:<subject>   HASH  p = profile JSON, last = last event time
+    shoprank:profiles            ZSET  subject → last event time (retention, listing)
+    shoprank:stats:<product>     HASH  impressions / views / clicks / carts / purchases
+    shoprank:qstats:<query>      HASH  "<product>|<field>" → count
+    shoprank:query:<query_id>    STRING the normalised query text (expires with retention)
+    shoprank:watermark           STRING highest folded stream id
+
+`apply` is an optimistic transaction: WATCH the watermark, read, fold, then MULTI/EXEC the
+profiles, counters and new watermark together; a concurrent apply makes it retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from shoprank.events.model import Event
+from shoprank.events.protocol import offset_key
+from shoprank.rerankers.profiles.folding import (
+    FoldConfig,
+    ProductLookup,
+    Profile,
+    fold_batch,
+    normalise_query,
+    smoothed_ctr,
+)
+
+P = "shoprank:"
+WATERMARK = P + "watermark"
+INDEX = P + "profiles"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisProfileStore:
+    """`ProfileStore` on Redis (the same server as the event stream, or another)."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        client: Any,
+        cfg: FoldConfig,
+        *,
+        prior_clicks: float = 1.0,
+        prior_impressions: float = 20.0,
+        query_ttl_s: int = 365 * 86_400,
+    ) -> None:
+        self.client = client
+        self.cfg = cfg
+        self.prior = (prior_clicks, prior_impressions)
+        self.query_ttl = max(1, int(query_ttl_s))
+
+    def watermark(self) -> str | None:
+        value = self.client.get(WATERMARK)
+        return _text(value) if value else None
+
+    def apply(
+        self, batch: Sequence[tuple[str, Event]], *, lookup: ProductLookup | None = None
+    ) -> int:
+        import redis
+
+        if not batch:
+            return 0
+        while True:
+            with self.client.pipeline() as pipe:
+                try:
+                    pipe.watch(WATERMARK)
+                    raw = pipe.get(WATERMARK)
+                    mark = _text(raw) if raw else None
+                    todo = [
+                        (o, e) for o, e in batch if mark is None or offset_key(o) > offset_key(mark)
+                    ]
+                    if not todo:
+                        pipe.unwatch()
+                        return 0
+                    events = [e for _, e in todo]
+                    subjects = sorted({e.subject for e in events})
+                    qids = sorted({e.query_id for e in events if e.query_id and e.type != "search"})
+                    reads = self.client.pipeline(transaction=False)
+                    for s in subjects:
+                        reads.hget(P + "profile:" + s, "p")
+                    for q in qids:
+                        reads.get(P + "query:" + q)
+                    got = reads.execute()
+                    profiles = {
+                        s: orjson.loads(v)
+                        for s, v in zip(subjects, got[: len(subjects)], strict=True)
+                        if v
+                    }
+                    queries = {
+                        q: _text(v) for q, v in zip(qids, got[len(subjects) :], strict=True) if v
+                    }
+                    result = fold_batch(
+                        events, profiles=profiles, queries=queries, lookup=lookup, cfg=self.cfg
+                    )
+                    pipe.multi()
+                    for s, p in result.profiles.items():
+                        pipe.hset(
+                            P + "profile:" + s, mapping={"p": orjson.dumps(p), "last": p["last"]}
+                        )
+                        pipe.zadd(INDEX, {s: p["last"]})
+                    for (product, name), n in sorted(result.stats.items()):
+                        pipe.hincrbyfloat(P + "stats:" + product, name, n)
+                    for (query, product, name), n in sorted(result.query_stats.items()):
+                        pipe.hincrbyfloat(P + "qstats:" + query, f"{product}|{name}", n)
+                    for qid, query in result.queries.items():
+                        pipe.set(P + "query:" + qid, query, ex=self.query_ttl)
+                    pipe.set(WATERMARK, max((o for o, _ in todo), key=offset_key))
+                    pipe.execute()
+                    return int(result.applied)
+                except redis.WatchError:
+                    continue
+
+    def get(self, subject: str) -> Profile | None:
+        raw = self.client.hget(P + "profile:" + subject, "p")
+        return orjson.loads(raw) if raw else None
+
+    def get_many(self, subjects: Sequence[str]) -> dict[str, Profile]:
+        pipe = self.client.pipeline(transaction=False)
+        for s in subjects:
+            pipe.hget(P + "profile:" + s, "p")
+        return {s: orjson.loads(v) for s, v in zip(subjects, pipe.execute(), strict=True) if v}
+
+    def product_stats(
+        self, ids: Sequence[str], *, query: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        names = ("impressions", "views", "clicks", "carts", "purchases")
+        out: dict[str, dict[str, float]] = {}
+        if not ids:
+            return out
+        if query is None:
+            pipe = self.client.pipeline(transaction=False)
+            for pid in ids:
+                pipe.hgetall(P + "stats:" + pid)
+            for pid, raw in zip(ids, pipe.execute(), strict=True):
+                if raw:
+                    out[pid] = {_text(k): float(v) for k, v in raw.items()}
+        else:
+            fields = [f"{pid}|{name}" for pid in ids for name in names]
+            values = self.client.hmget(P + "qstats:" + normalise_query(query), fields)
+            for key, value in zip(fields, values, strict=True):
+                if value is not None:
+                    pid, _, name = key.rpartition("|")
+                    out.setdefault(pid, {})[name] = float(value)
+        for counts in out.values():
+            counts["ctr"] = smoothed_ctr(
+                counts.get("clicks", 0.0),
+                counts.get("impressions", 0.0),
+                prior_clicks=self.prior[0],
+                prior_n=self.prior[1],
+            )
+        return out
+
+    def profiles(self) -> Iterator[tuple[str, Profile]]:
+        subjects = sorted(_text(s) for s in self.client.zrange(INDEX, 0, -1))
+        for start in range(0, len(subjects), 500):
+            part = subjects[start : start + 500]
+            found = self.get_many(part)
+            for s in part:
+                if s in found:
+                    yield s, found[s]
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        stats: list[tuple[str, str, float]] = []
+        for key in self.client.scan_iter(match=P + "stats:*", count=1000):
+            product = _text(key)[len(P + "stats:") :]
+            stats += [(product, _text(k), float(v)) for k, v in self.client.hgetall(key).items()]
+        qstats: list[tuple[str, str, str, float]] = []
+        for key in self.client.scan_iter(match=P + "qstats:*", count=1000):
+            query = _text(key)[len(P + "qstats:") :]
+            for k, v in self.client.hgetall(key).items():
+                product, _, name = _text(k).rpartition("|")
+                qstats.append((query, product, name, float(v)))
+        return {"stats": sorted(stats), "qstats": sorted(qstats)}
+
+    def forget(self, subjects: Iterable[str]) -> int:
+        wanted = list(subjects)
+        if not wanted:
+            return 0
+        pipe = self.client.pipeline()
+        for s in wanted:
+            pipe.delete(P + "profile:" + s)
+        pipe.zrem(INDEX, *wanted)
+        return sum(int(n) for n in pipe.execute()[: len(wanted)])
+
+    def enforce_retention(self, now: float, *, retention_s: float) -> int:
+        old = [_text(s) for s in self.client.zrangebyscore(INDEX, "-inf", f"({now - retention_s}")]
+        return self.forget(old)
+
+    def clear(self) -> None:
+        for pattern in ("profile:*", "stats:*", "qstats:*", "query:*"):
+            keys = list(self.client.scan_iter(match=P + pattern, count=1000))
+            for start in range(0, len(keys), 1000):
+                self.client.delete(*keys[start : start + 1000])
+        self.client.delete(INDEX, WATERMARK)

@@ -1,0 +1,18 @@
+"""Behaviour events: validated on the way in, pseudonymised, appended to a durable log.
+
+`model` parses and validates, `privacy` pseudonymises ids, `protocol` is the `EventLog`
+interface with `embedded` (local JSONL segments) and `redis_log` (a Redis Stream)
+implementations, and `service` wires log, profile store and folding together.
+"""
+
+from shoprank.events.model import EVENT_TYPES, Event, EventError, PayloadTooLargeError, parse_events
+from shoprank.events.privacy import pseudonymise
+
+__all__ = [
+    "EVENT_TYPES",
+    "Event",
+    "EventError",
+    "PayloadTooLargeError",
+    "parse_events",
+    "pseudonymise",
+]

@@ -1,0 +1,281 @@
+"""The embedded event log: append-only JSONL segments in `data_dir/events`, no server.
+
+    events/segments/000000000000.jsonl   one event per line: {"o": offset, ...record}
+    events/head                          next offset + size of the last segment (committed)
+    events/acked                         highest folded offset (the consumer position)
+    events/ids.sqlite                    idempotency index: client event_id → user, time
+
+Appends hold an exclusive `fcntl` lock on `events/.lock` (safe across processes), fsync the
+segment, then index the event ids and move `head`. A crash between the two is repaired by
+the next append (lines past `head` are re-indexed; a torn last line is cut), so an
+acknowledged event is never lost and a retried one is never stored twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from shoprank.events.model import Event
+from shoprank.events.protocol import AppendResult, ForgetResult, offset_key
+
+SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+def _offset(n: int) -> str:
+    return f"{n}-0"
+
+
+class EmbeddedEventLog:
+    """`EventLog` on local files; several processes may append and read at once."""
+
+    name = "embedded"
+
+    def __init__(self, root: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.root = root
+        self.segments = root / "segments"
+        self.segment_bytes = segment_bytes
+
+    # -- locking and bookkeeping -------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.segments.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _ids(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.root / "ids.sqlite", timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS ids (event_id TEXT PRIMARY KEY, user TEXT, t REAL)"
+        )
+        conn.execute("CREATE INDEX IF NOT EXISTS ids_user ON ids (user)")
+        return conn
+
+    def _head(self) -> tuple[int, int]:
+        try:
+            nxt, size = (self.root / "head").read_text().split()
+            return int(nxt), int(size)
+        except (FileNotFoundError, ValueError):
+            return 0, 0
+
+    def _write_small(self, name: str, text: str) -> None:
+        tmp = self.root / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.root / name)
+
+    def _segment_files(self) -> list[Path]:
+        return sorted(self.segments.glob("*.jsonl"))
+
+    def _recover(self, conn: sqlite3.Connection) -> int:
+        """Make `head` agree with the last segment; returns the next offset."""
+        nxt, size = self._head()
+        files = self._segment_files()
+        if not files:
+            return nxt
+        last = files[-1]
+        actual = last.stat().st_size
+        if actual == size:
+            return nxt
+        data = last.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if cut != len(data):  # a torn line from a crashed append: it was never acknowledged
+            with open(last, "r+b") as fh:
+                fh.truncate(cut)
+        for line in data[:cut].splitlines():
+            record = orjson.loads(line)
+            if record["o"] >= nxt:
+                if record.get("idempotent"):
+                    conn.execute(
+                        "INSERT OR IGNORE INTO ids VALUES (?, ?, ?)",
+                        (record["event_id"], record.get("user_id"), record["timestamp"]),
+                    )
+                nxt = record["o"] + 1
+        conn.commit()
+        self._write_small("head", f"{nxt} {cut}")
+        return nxt
+
+    # -- EventLog ----------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        result = AppendResult()
+        if not events:
+            return result
+        with self._locked():
+            conn = self._ids()
+            try:
+                nxt = self._recover(conn)
+                wanted = [e.event_id for e in events if e.idempotent]
+                seen: set[str] = set()
+                for start in range(0, len(wanted), 500):
+                    part = wanted[start : start + 500]
+                    rows = conn.execute(
+                        f"SELECT event_id FROM ids WHERE event_id IN ({','.join('?' * len(part))})",
+                        part,
+                    )
+                    seen.update(r[0] for r in rows)
+                lines: list[bytes] = []
+                new_ids: list[tuple[str, str | None, float]] = []
+                for position, event in enumerate(events):
+                    if event.idempotent:
+                        if event.event_id in seen:
+                            result.duplicates.append(position)
+                            continue
+                        seen.add(event.event_id)
+                        new_ids.append((event.event_id, event.user_id, event.timestamp))
+                    lines.append(orjson.dumps({"o": nxt, **event.to_record()}) + b"\n")
+                    result.offsets.append(_offset(nxt))
+                    nxt += 1
+                if lines:
+                    size = self._write_lines(b"".join(lines), first=nxt - len(lines))
+                    conn.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)", new_ids)
+                    conn.commit()
+                    self._write_small("head", f"{nxt} {size}")
+            finally:
+                conn.close()
+        return result
+
+    def _write_lines(self, data: bytes, *, first: int) -> int:
+        files = self._segment_files()
+        if not files or files[-1].stat().st_size >= self.segment_bytes:
+            target = self.segments / f"{first:012d}.jsonl"
+        else:
+            target = files[-1]
+        with open(target, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+            return fh.tell()
+
+    def read(
+        self, after: str | None = None, *, limit: int | None = None
+    ) -> Iterator[tuple[str, Event]]:
+        start = offset_key(after)[0] + 1 if after else 0
+        head, _ = self._head()
+        files = self._segment_files() if self.segments.exists() else []
+        produced = 0
+        for i, path in enumerate(files):
+            if i + 1 < len(files) and int(files[i + 1].stem) <= start:
+                continue
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            for line in data.splitlines():
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    break  # a line being written right now
+                n = record.pop("o")
+                if n < start:
+                    continue
+                if n >= head:
+                    return
+                yield _offset(n), Event.from_record(record)
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+
+    def consume(self, consumer: str, *, count: int = 1000) -> list[tuple[str, Event]]:
+        return list(self.read(self._acked(), limit=count))
+
+    def _acked(self) -> str | None:
+        try:
+            return (self.root / "acked").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def ack(self, offsets: Sequence[str]) -> None:
+        if not offsets:
+            return
+        with self._locked():
+            best = max(offsets, key=offset_key)
+            current = self._acked()
+            if current is None or offset_key(best) > offset_key(current):
+                self._write_small("acked", best)
+
+    def count(self) -> int:
+        return sum(1 for _ in self.read())
+
+    # -- erasure -----------------------------------------------------------------------
+
+    def _rewrite(self, drop: dict[str, set[str]] | None, cutoff: float | None) -> ForgetResult:
+        """Rewrite the segments without the events of `drop` users/sessions or before cutoff."""
+        result = ForgetResult()
+        users = drop["users"] if drop else set()
+        sessions = drop["sessions"] if drop else set()
+        if drop:  # anonymous events of the user's sessions are theirs too
+            for _, event in self.read():
+                if event.user_id in users and event.session_id:
+                    sessions.add(event.session_id)
+        for path in self._segment_files():
+            kept: list[bytes] = []
+            removed = 0
+            for line in path.read_bytes().splitlines():
+                record = orjson.loads(line)
+                gone = record.get("user_id") in users or (
+                    record.get("session_id") in sessions and record.get("user_id") in users | {None}
+                )
+                if cutoff is not None and record["timestamp"] < cutoff:
+                    gone = True
+                if gone:
+                    removed += 1
+                else:
+                    kept.append(line + b"\n")
+            if removed:
+                result.events += removed
+                tmp = path.with_suffix(".tmp")
+                with open(tmp, "wb") as fh:
+                    fh.write(b"".join(kept))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+        result.sessions = sessions
+        files = self._segment_files()
+        nxt, _ = self._head()
+        if files:
+            self._write_small("head", f"{nxt} {files[-1].stat().st_size}")
+        return result
+
+    def forget(self, user: str) -> ForgetResult:
+        with self._locked():
+            conn = self._ids()
+            try:
+                self._recover(conn)
+                result = self._rewrite({"users": {user}, "sessions": set()}, None)
+                conn.execute("DELETE FROM ids WHERE user = ?", (user,))
+                conn.commit()
+            finally:
+                conn.close()
+        return result
+
+    def enforce_retention(self, now: float, *, retention_s: float) -> int:
+        cutoff = now - retention_s
+        with self._locked():
+            conn = self._ids()
+            try:
+                self._recover(conn)
+                result = self._rewrite(None, cutoff)
+                conn.execute("DELETE FROM ids WHERE t < ?", (cutoff,))
+                conn.commit()
+            finally:
+                conn.close()
+        return result.events
+
+    def clear(self) -> None:
+        with self._locked():
+            for path in self._segment_files():
+                path.unlink()
+            for name in ("head", "acked", "ids.sqlite", "ids.sqlite-wal", "ids.sqlite-shm"):
+                (self.root / name).unlink(missing_ok=True)

@@ -1,0 +1,265 @@
+"""The event schema and its parser: one event, a JSON array, or NDJSON, validated one by one.
+
+    {"type": "click", "user_id": "u1", "product_id": "sku-1", "query_id": "q-…",
+     "position": 3, "timestamp": "2026-01-02T10:00:00Z", "event_id": "e-1"}
+
+A bad event in a batch is reported with its index and reason; the valid ones are kept.
+Types: `search` (logged by shoprank; `query`, `product_ids` shown), `view`, `click`,
+`add_to_cart`, `purchase` (`quantity`, `price`).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+from shoprank.errors import BadRequestError
+
+EVENT_TYPES: Final = ("search", "view", "click", "add_to_cart", "purchase")
+_FIELDS: Final = frozenset(
+    {
+        "type",
+        "user_id",
+        "session_id",
+        "product_id",
+        "query_id",
+        "position",
+        "timestamp",
+        "event_id",
+        "quantity",
+        "price",
+        "query",
+        "product_ids",
+        "index",
+    }
+)
+MAX_ID_CHARS: Final = 256
+MAX_QUERY_CHARS: Final = 2048
+MAX_IMPRESSIONS: Final = 1000
+# Event times further in the future than this are rejected (clock skew is tolerated).
+MAX_FUTURE_S: Final = 24 * 3600.0
+
+
+class EventError(ValueError):
+    """One event is invalid; the message is the reason returned to the client."""
+
+
+class PayloadTooLargeError(BadRequestError):
+    """The request body is over `SHOPRANK_MAX_EVENT_BODY_BYTES`."""
+
+    status = 413
+    es_type = "content_too_long_exception"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One behaviour event. In a log or store, `user_id`/`session_id` are pseudonyms."""
+
+    type: str
+    timestamp: float
+    event_id: str
+    user_id: str | None = None
+    session_id: str | None = None
+    product_id: str | None = None
+    query_id: str | None = None
+    position: int | None = None
+    quantity: int | None = None
+    price: float | None = None
+    query: str | None = None
+    product_ids: tuple[str, ...] = field(default_factory=tuple)
+    index: str | None = None
+    # True when the client sent `event_id`: only then are duplicates detectable.
+    idempotent: bool = False
+
+    @property
+    def subject(self) -> str:
+        """The profile this event updates: the user, else the session (`s:` prefix)."""
+        if self.user_id:
+            return self.user_id
+        return f"s:{self.session_id}"
+
+    def to_record(self) -> dict[str, Any]:
+        """A compact JSON-able dict (None and empty fields left out)."""
+        out = {
+            k: v for k, v in asdict(self).items() if v is not None and v != () and v is not False
+        }
+        if self.product_ids:
+            out["product_ids"] = list(self.product_ids)
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Event:
+        data = dict(record)
+        data["product_ids"] = tuple(data.get("product_ids", ()))
+        return cls(**data)
+
+    def with_ids(self, user_id: str | None, session_id: str | None) -> Event:
+        return replace(self, user_id=user_id, session_id=session_id)
+
+
+def _opt_str(raw: dict[str, Any], name: str, *, limit: int = MAX_ID_CHARS) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise EventError(f"[{name}] must be a string, got {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise EventError(f"[{name}] must not be empty")
+    if len(text) > limit:
+        raise EventError(f"[{name}] is longer than {limit} characters")
+    return text
+
+
+def _opt_int(raw: dict[str, Any], name: str, *, minimum: int) -> int | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
+        raise EventError(f"[{name}] must be an integer, got {value!r}")
+    if value < minimum:
+        raise EventError(f"[{name}] must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def parse_timestamp(value: Any, *, now: float) -> float:
+    """Epoch seconds (or milliseconds) or an ISO 8601 string → epoch seconds."""
+    if value is None:
+        return now
+    if isinstance(value, bool):
+        raise EventError(f"[timestamp] must be epoch seconds or ISO 8601, got {value!r}")
+    if isinstance(value, int | float):
+        ts = float(value) / 1000.0 if value > 1e11 else float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise EventError(f"[timestamp] is not ISO 8601: {value[:64]!r}") from None
+        if parsed.tzinfo is None:
+            raise EventError(f"[timestamp] needs a timezone (e.g. Z): {value[:64]!r}")
+        ts = parsed.timestamp()
+    else:
+        raise EventError(f"[timestamp] must be epoch seconds or ISO 8601, got {value!r}")
+    if not math.isfinite(ts) or ts < 0:
+        raise EventError(f"[timestamp] out of range: {value!r}")
+    if ts > now + MAX_FUTURE_S:
+        raise EventError(f"[timestamp] is more than a day in the future: {value!r}")
+    return ts
+
+
+def validate_event(raw: Any, *, now: float) -> Event:
+    """One event from its JSON form, or `EventError` saying what is wrong."""
+    if not isinstance(raw, dict):
+        raise EventError(f"an event must be a JSON object, got {type(raw).__name__}")
+    unknown = set(raw) - _FIELDS
+    if unknown:
+        raise EventError(f"unknown field(s) {sorted(unknown)}")
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        raise EventError(f"[type] must be one of {list(EVENT_TYPES)}, got {kind!r}")
+    user_id = _opt_str(raw, "user_id")
+    session_id = _opt_str(raw, "session_id")
+    if user_id is None and session_id is None:
+        raise EventError("[user_id] (or [session_id] for an anonymous shopper) is required")
+    product_id = _opt_str(raw, "product_id")
+    if kind != "search" and product_id is None:
+        raise EventError(f"[product_id] is required for a {kind} event")
+    quantity = _opt_int(raw, "quantity", minimum=1)
+    if kind in ("add_to_cart", "purchase") and quantity is None:
+        quantity = 1
+    price = raw.get("price")
+    if price is not None:
+        if isinstance(price, bool) or not isinstance(price, int | float):
+            raise EventError(f"[price] must be a number, got {price!r}")
+        if not math.isfinite(price) or price < 0:
+            raise EventError(f"[price] must be a finite number >= 0, got {price!r}")
+        price = float(price)
+    if kind == "purchase" and price is None:
+        raise EventError("[price] (unit price) is required for a purchase event")
+    shown = raw.get("product_ids", [])
+    if not isinstance(shown, list) or len(shown) > MAX_IMPRESSIONS:
+        raise EventError(f"[product_ids] must be a list of at most {MAX_IMPRESSIONS} ids")
+    ids = tuple(_opt_str({"product_ids": p}, "product_ids") or "" for p in shown)
+    event_id = _opt_str(raw, "event_id")
+    return Event(
+        type=kind,
+        timestamp=parse_timestamp(raw.get("timestamp"), now=now),
+        event_id=event_id or uuid.uuid4().hex,
+        idempotent=event_id is not None,
+        user_id=user_id,
+        session_id=session_id,
+        product_id=product_id,
+        query_id=_opt_str(raw, "query_id"),
+        position=_opt_int(raw, "position", minimum=0),
+        quantity=quantity,
+        price=price,
+        query=_opt_str(raw, "query", limit=MAX_QUERY_CHARS),
+        product_ids=ids,
+        index=_opt_str(raw, "index"),
+    )
+
+
+def _split(raw: bytes, content_type: str | None) -> list[Any]:
+    """The items of the body: a JSON object, a JSON array, or NDJSON lines."""
+    text = raw.strip()
+    if not text:
+        raise BadRequestError("request body is empty: send an event, a JSON array or NDJSON")
+    ndjson = content_type is not None and "ndjson" in content_type
+    if not ndjson:
+        try:
+            body = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            if b"\n" not in text:
+                raise BadRequestError(f"request body is not valid JSON: {exc}") from None
+        else:
+            return body if isinstance(body, list) else [body]
+    items: list[Any] = []
+    for number, line in enumerate(text.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            items.append(EventError(f"line {number + 1} is not valid JSON: {exc}"))
+    return items
+
+
+def parse_events(
+    raw: bytes,
+    content_type: str | None = None,
+    *,
+    max_events: int = 10_000,
+    now: float,
+) -> tuple[list[Event], list[dict[str, Any]]]:
+    """Valid events and `[{index, reason}]` for the invalid ones (raw user ids, not yet hashed).
+
+    Raises `BadRequestError` when the body as a whole is unusable (not JSON, empty,
+    more than `max_events` items).
+    """
+    items = _split(raw, content_type)
+    if len(items) > max_events:
+        raise BadRequestError(
+            f"{len(items)} events in one request; at most {max_events} "
+            "(SHOPRANK_MAX_EVENTS_PER_REQUEST): split the batch",
+            es_type="illegal_argument_exception",
+        )
+    events: list[Event] = []
+    errors: list[dict[str, Any]] = []
+    for position, item in enumerate(items):
+        try:
+            if isinstance(item, EventError):
+                raise item
+            events.append(validate_event(item, now=now))
+        except EventError as exc:
+            errors.append({"index": position, "reason": str(exc)})
+    return events, errors

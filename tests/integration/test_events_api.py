@@ -1,0 +1,283 @@
+"""Events → Redis Stream → Celery worker → Redis profiles, over real HTTP on loopback.
+
+Starts a real redis-server, a real Celery worker consuming `shoprank.fold_events`, and a
+uvicorn server mounting the events router. Checks freshness (≤ 2 s), idempotency, worker
+kill/restart (nothing lost, nothing doubled), exact rebuild, forget, retention, bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from shoprank.events.service import EventService
+from shoprank.rerankers.profiles.redis_store import RedisProfileStore
+from shoprank.settings import Settings
+from tests.integration.conftest import RedisServer, Worker, free_port
+from tests.unit.test_profiles_store import CFG, ProfileStoreSuite
+
+SECRET = "integration-secret"
+FRESHNESS_S = 2.0
+APP = """
+import uvicorn
+from fastapi import FastAPI
+from shoprank.plugin.events_api import make_events_router
+from shoprank.settings import get_settings
+app = FastAPI()
+app.include_router(make_events_router(get_settings()))
+uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
+"""
+
+
+class EventsWorker(Worker):
+    """A Celery worker that also imports `shoprank.workers.events` (the fold task)."""
+
+    def start(self) -> EventsWorker:
+        self.env["SHOPRANK_USER_ID_SECRET"] = SECRET
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "shoprank.workers.app",
+                    "worker",
+                    "-I",
+                    "shoprank.workers.events",
+                    f"--concurrency={self.concurrency}",
+                    "--loglevel=warning",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        return self
+
+
+@pytest.fixture(scope="module")
+def env(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    data_dir = tmp_path_factory.mktemp("events")
+    return {
+        "SHOPRANK_REDIS_URL": redis_server.url,
+        "SHOPRANK_DATA_DIR": str(data_dir),
+        "SHOPRANK_USER_ID_SECRET": SECRET,
+    }
+
+
+@pytest.fixture(scope="module")
+def service(env: dict[str, str]) -> EventService:
+    settings = Settings(
+        redis_url=env["SHOPRANK_REDIS_URL"],
+        data_dir=Path(env["SHOPRANK_DATA_DIR"]),
+        user_id_secret=SECRET,
+    )
+    svc = EventService(settings)
+    svc.log.clear()
+    svc.store.clear()
+    return svc
+
+
+@pytest.fixture(scope="module")
+def worker(env: dict[str, str], service: EventService) -> Iterator[EventsWorker]:
+    w = EventsWorker(Path(env["SHOPRANK_DATA_DIR"]), env["SHOPRANK_REDIS_URL"]).start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="module")
+def api(env: dict[str, str], worker: EventsWorker) -> Iterator[str]:
+    port = free_port()
+    log = Path(env["SHOPRANK_DATA_DIR"]) / "api.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", APP.format(port=port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/_shoprank/users/nobody/profile", timeout=1)
+            break
+        except httpx.HTTPError:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def post(api: str, body: Any, **kw: Any) -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"content-type": "application/json", **kw.pop("headers", {})}
+    return httpx.post(api + "/_shoprank/events", content=content, headers=headers, timeout=60)
+
+
+def clicks(api: str, user: str) -> int:
+    response = httpx.get(f"{api}/_shoprank/users/{user}/profile", timeout=5)
+    return 0 if response.status_code == 404 else int(response.json()["counts"].get("click", 0))
+
+
+def wait_for(predicate: Any, timeout: float) -> float:
+    """Seconds until `predicate()` held (fails after `timeout`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def drained(service: EventService) -> bool:
+    last = service.client.xrevrange("shoprank:events", count=1)
+    mark = service.store.watermark()
+    return not last or (mark is not None and last[0][0].decode() == mark)
+
+
+class TestRedisProfileStore(ProfileStoreSuite):
+    @pytest.fixture()
+    def store(self, redis_server: RedisServer) -> Iterator[RedisProfileStore]:
+        import redis
+
+        client = redis.Redis.from_url(redis_server.url.replace("/0", "/3"))
+        store = RedisProfileStore(client, CFG)
+        store.clear()
+        yield store
+        store.clear()
+
+
+def test_event_is_in_the_profile_within_two_seconds(api: str) -> None:
+    post(api, {"type": "click", "user_id": "warm", "product_id": "p0"})
+    wait_for(lambda: clicks(api, "warm") == 1, 30)  # the worker is up
+    for n in range(1, 6):
+        response = post(api, {"type": "click", "user_id": "fresh", "product_id": f"p{n}"})
+        assert response.json()["accepted"] == 1
+        took = wait_for(lambda n=n: clicks(api, "fresh") == n, 10)
+        assert took <= FRESHNESS_S, f"event {n} took {took:.2f} s to reach the profile"
+
+
+def test_duplicate_event_id_is_ignored(api: str, service: EventService) -> None:
+    event = {"type": "click", "user_id": "dup", "product_id": "p1", "event_id": "dup-1"}
+    assert post(api, event).json()["accepted"] == 1
+    again = post(api, event).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
+    wait_for(lambda: drained(service), 10)
+    assert clicks(api, "dup") == 1
+
+
+def test_worker_killed_and_restarted_loses_and_doubles_nothing(
+    api: str, service: EventService, worker: EventsWorker
+) -> None:
+    batches, size = 30, 200
+    for b in range(batches):
+        if b == 10:
+            worker.kill()  # SIGKILL mid-stream, with folds likely in flight
+        events = [
+            {
+                "type": "click",
+                "user_id": f"crash{i % 7}",
+                "product_id": f"p{i % 50}",
+                "event_id": f"crash-{b}-{i}",
+            }
+            for i in range(size)
+        ]
+        assert post(api, events).json()["accepted"] == size
+    worker.start()
+    wait_for(lambda: drained(service), 60)
+    assert sum(clicks(api, f"crash{u}") for u in range(7)) == batches * size
+    assert service.log.pending() == 0  # type: ignore[attr-defined]
+
+
+def test_rebuild_reproduces_the_live_profiles_exactly(api: str, service: EventService) -> None:
+    wait_for(lambda: drained(service), 30)
+    with service.fold_lock():
+        live = dict(service.store.profiles())
+        stats = service.store.stats_snapshot()
+    report = service.rebuild()
+    assert report["profiles"] == len(live) > 5
+    assert dict(service.store.profiles()) == live
+    assert service.store.stats_snapshot() == stats
+
+
+def test_forget_user_removes_everything(api: str, service: EventService) -> None:
+    post(
+        api,
+        [
+            {
+                "type": "click",
+                "user_id": "forget-me",
+                "session_id": "t1",
+                "product_id": "p1",
+                "event_id": "fm-1",
+            },
+            {"type": "view", "session_id": "t1", "product_id": "p2"},
+        ],
+    )
+    wait_for(lambda: clicks(api, "forget-me") == 1, 10)
+    response = httpx.delete(f"{api}/_shoprank/users/forget-me", timeout=10).json()
+    assert response["events_deleted"] == 2 and response["profiles_deleted"] == 2
+    assert httpx.get(f"{api}/_shoprank/users/forget-me/profile").status_code == 404
+    user = service.subject(user_id="forget-me")
+    assert all(e.user_id != user for _, e in service.log.read())
+    assert not service.client.exists("shoprank:evid:fm-1")
+    keys = b" ".join(service.client.keys("*"))
+    assert b"forget-me" not in keys and user.encode() not in keys
+
+
+def test_retention_drops_old_events(api: str, service: EventService) -> None:
+    old = time.time() - 300 * 86_400
+    post(api, {"type": "click", "user_id": "ancient", "product_id": "p1", "timestamp": old})
+    wait_for(lambda: clicks(api, "ancient") == 1, 10)
+    result = service.enforce_retention(now=time.time() + 100 * 86_400)  # 365-day retention
+    assert result["events_deleted"] >= 1 and result["profiles_deleted"] >= 1
+    assert clicks(api, "ancient") == 0
+    assert all(e.timestamp >= old + 1 for _, e in service.log.read())
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{oops", 400),
+        (orjson.dumps({"type": "teleport", "user_id": "bad", "product_id": "p"}), 400),
+        (
+            orjson.dumps(
+                {
+                    "type": "purchase",
+                    "user_id": "bad",
+                    "product_id": "p",
+                    "price": 1,
+                    "quantity": -3,
+                }
+            ),
+            400,
+        ),
+        (b"[" + b" " * (10 * 1024 * 1024 + 10) + b"]", 413),
+        (orjson.dumps([{"type": "click", "user_id": "bad", "product_id": "p"}] * 100_000), 400),
+    ],
+    ids=["malformed", "unknown-type", "negative-quantity", "10MB", "100k-events"],
+)
+def test_bad_input_is_a_clear_4xx_and_the_server_stays_up(
+    api: str, service: EventService, body: bytes, status: int
+) -> None:
+    before = clicks(api, "steady")
+    response = post(api, body)
+    assert response.status_code == status
+    assert response.json()["error"]["reason"]
+    mixed = post(api, [{"type": "click", "user_id": "steady", "product_id": "p"}, {"type": "x"}])
+    assert (mixed.json()["accepted"], mixed.json()["errors"][0]["index"]) == (1, 1)
+    wait_for(lambda: clicks(api, "steady") == before + 1, 10)

@@ -1,0 +1,207 @@
+"""Profile stores: one behaviour suite every store passes (Redis runs it in integration),
+and the embedded service path: immediate freshness, exact rebuild, forget, retention."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoprank.events.model import Event
+from shoprank.events.service import METRICS, EventService
+from shoprank.rerankers.profiles.embedded import EmbeddedProfileStore
+from shoprank.rerankers.profiles.folding import DAY, FoldConfig
+from shoprank.rerankers.profiles.protocol import ProfileStore
+from shoprank.settings import Settings
+
+T = 1_800_000_000.0
+CFG = FoldConfig(
+    half_life_s={"default": 10 * DAY}, weights={"click": 2.0, "view": 1.0}, facets=("brand",)
+)
+
+
+def lookup(ids: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+    brands = ["HP", "Dell", "Sony"]
+    return {
+        i: {"brand": brands[int(i[1:]) % 3], "price": float(i[1:]), "vector": [1.0, 0.5]}
+        for i in ids
+    }
+
+
+def batch(start: int, n: int, *, user: str = "u1", t: float = T) -> list[tuple[str, Event]]:
+    return [
+        (
+            f"{i}-0",
+            Event(
+                type="click", timestamp=t + i, event_id=f"e{i}", user_id=user, product_id=f"p{i}"
+            ),
+        )
+        for i in range(start, start + n)
+    ]
+
+
+class ProfileStoreSuite:
+    """Behaviour every `ProfileStore` must show; subclasses provide a fresh `store`."""
+
+    def test_is_a_profile_store(self, store: ProfileStore) -> None:
+        assert isinstance(store, ProfileStore)
+
+    def test_repeated_delivery_is_folded_once(self, store: ProfileStore) -> None:
+        assert store.apply(batch(0, 3), lookup=lookup) == 3
+        assert store.apply(batch(0, 3), lookup=lookup) == 0
+        assert store.apply(batch(2, 3), lookup=lookup) == 2  # overlap: only 3 and 4
+        profile = store.get("u1")
+        assert profile is not None and profile["counts"] == {"click": 5}
+        assert store.watermark() == "4-0"
+
+    def test_get_many_returns_only_existing(self, store: ProfileStore) -> None:
+        store.apply(batch(0, 1, user="a") + batch(1, 1, user="b"))
+        assert set(store.get_many(["a", "b", "zz"])) == {"a", "b"}
+        assert store.get("zz") is None
+
+    def test_product_and_query_stats(self, store: ProfileStore) -> None:
+        search = Event(
+            type="search",
+            timestamp=T,
+            event_id="q",
+            user_id="u",
+            query_id="q",
+            query="Laptop",
+            product_ids=("p1", "p2"),
+        )
+        click = Event(
+            type="click", timestamp=T, event_id="c", user_id="u", product_id="p1", query_id="q"
+        )
+        store.apply([("0-0", search)])
+        store.apply([("1-0", click)])  # the query text comes from the stored search
+        stats = store.product_stats(["p1", "p2", "p3"])
+        assert stats["p1"]["impressions"] == 1 and stats["p1"]["clicks"] == 1
+        assert stats["p1"]["ctr"] == pytest.approx(2 / 21) and "p3" not in stats
+        assert store.product_stats(["p1"], query="LAPTOP")["p1"]["clicks"] == 1
+
+    def test_forget_retention_clear(self, store: ProfileStore) -> None:
+        store.apply(batch(0, 1, user="old", t=T - 30 * DAY) + batch(1, 1, user="new"))
+        assert store.enforce_retention(T, retention_s=10 * DAY) == 1
+        assert store.get("old") is None and store.get("new") is not None
+        assert store.forget(["new"]) == 1 and store.get("new") is None
+        store.clear()
+        assert list(store.profiles()) == [] and store.watermark() is None
+
+
+class TestEmbeddedProfileStore(ProfileStoreSuite):
+    @pytest.fixture()
+    def store(self, tmp_path: Path) -> EmbeddedProfileStore:
+        return EmbeddedProfileStore(tmp_path / "p.sqlite", CFG)
+
+
+def random_events(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    kinds = ["view", "click", "add_to_cart", "purchase"]
+    out = []
+    for i in range(n):
+        kind = rng.choice(kinds)
+        event: dict[str, Any] = {
+            "type": kind,
+            "product_id": f"p{rng.randrange(40)}",
+            "timestamp": T - rng.uniform(0, 20 * DAY),
+            "event_id": f"e{i}",
+        }
+        if rng.random() < 0.8:
+            event["user_id"] = f"user{rng.randrange(15)}"
+        else:
+            event["session_id"] = f"sess{rng.randrange(5)}"
+        if kind in ("add_to_cart", "purchase"):
+            event["quantity"] = rng.randrange(1, 4)
+        if kind == "purchase":
+            event["price"] = round(rng.uniform(1, 500), 2)
+        out.append(event)
+    return out
+
+
+def ingest(service: EventService, raw: list[dict[str, Any]], now: float = T) -> dict[str, Any]:
+    from shoprank.events.model import validate_event
+
+    return service.ingest([validate_event(e, now=now) for e in raw], now=now)
+
+
+@pytest.fixture()
+def service(tmp_path: Path) -> EventService:
+    return EventService(Settings(data_dir=tmp_path), product_lookup=lookup)
+
+
+def test_embedded_ingest_is_reflected_immediately(service: EventService) -> None:
+    ingest(service, [{"type": "click", "user_id": "alice", "product_id": "p1", "timestamp": T}])
+    profile = service.profile("alice", now=T)
+    assert profile is not None and profile["affinities"]["brand"] == {"Dell": 2.0}
+    assert "alice" not in str(profile)
+
+
+def test_rebuild_reproduces_live_profiles_exactly(service: EventService) -> None:
+    rng = random.Random(5)
+    raw = random_events(rng, 600)
+    for start in range(0, 600, 37):  # many small live batches, out-of-order timestamps
+        ingest(service, raw[start : start + 37])
+    live = dict(service.store.profiles())
+    live_stats = service.store.stats_snapshot()
+    assert len(live) > 15
+    report = service.rebuild()
+    assert report["events"] == 600
+    assert dict(service.store.profiles()) == live  # bit-for-bit: == on every float
+    assert service.store.stats_snapshot() == live_stats
+
+
+def test_forget_erases_events_and_profiles_everywhere(
+    service: EventService, tmp_path: Path
+) -> None:
+    ingest(
+        service,
+        [
+            {
+                "type": "click",
+                "user_id": "alice",
+                "session_id": "tab-1",
+                "product_id": "p1",
+                "timestamp": T,
+            },
+            {"type": "view", "session_id": "tab-1", "product_id": "p2", "timestamp": T},
+            {"type": "view", "user_id": "bob", "product_id": "p2", "timestamp": T},
+        ],
+    )
+    result = service.forget("alice")
+    assert result["events_deleted"] == 2 and result["profiles_deleted"] == 2
+    assert service.profile("alice") is None and service.profile("bob") is not None
+    assert [e.user_id for _, e in service.log.read()] == [service.subject(user_id="bob")]
+    service.rebuild()  # nothing of alice comes back
+    assert service.profile("alice") is None
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"alice" not in path.read_bytes() and b"tab-1" not in path.read_bytes()
+
+
+def test_retention_is_enforced_on_ingest_and_on_stored_data(tmp_path: Path) -> None:
+    service = EventService(Settings(data_dir=tmp_path, retention_days=10), product_lookup=lookup)
+    result = ingest(
+        service,
+        [
+            {"type": "click", "user_id": "a", "product_id": "p1", "timestamp": T - 11 * DAY},
+            {"type": "click", "user_id": "b", "product_id": "p1", "timestamp": T - 5 * DAY},
+        ],
+    )
+    assert result["accepted"] == 1 and "retention" in result["errors"][0]["reason"]
+    dropped = service.enforce_retention(now=T + 6 * DAY)
+    assert dropped == {"events_deleted": 1, "profiles_deleted": 1}
+    assert service.log.count() == 0 and service.profile("b") is None
+
+
+class _DownStore(EmbeddedProfileStore):
+    def get_many(self, subjects: Sequence[str]) -> dict[str, Any]:
+        raise ConnectionError("store down")
+
+
+def test_features_degrade_when_the_store_is_down(tmp_path: Path) -> None:
+    down = EventService(Settings(data_dir=tmp_path), store=_DownStore(tmp_path / "x", CFG))
+    before = METRICS["profile_store_errors"]
+    assert down.features(user_id="alice") is None
+    assert METRICS["profile_store_errors"] == before + 1
