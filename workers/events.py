@@ -5,6 +5,7 @@ waiting trigger at a time) and once when a worker starts, so events left unackno
 killed worker are folded on restart. Delivery is at-least-once (XREADGROUP/XACK); the
 profile store's watermark, written in the same transaction as the profiles, makes each
 event count exactly once. Without Redis, `fold_in_process` runs the same drain inline.
+Either way a fold also enforces retention when the last pass is over an hour old.
 """
 
 from __future__ import annotations

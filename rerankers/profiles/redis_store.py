@@ -1,6 +1,8 @@
 """The production profile store in Redis: one hash per profile, read in one round trip.
 
-    shoprank:profile:<subject>   HASH  p = profile JSON, last = last event time
+    shoprank:profile:<subject>   HASH  p = profile JSON without the vector sum,
+                                       v = vector sum as little-endian float64 bytes,
+                                       last = last event time
     shoprank:profiles            ZSET  subject → last event time (retention, listing)
     shoprank:stats:<product>     HASH  impressions / views / clicks / carts / purchases
     shoprank:qstats:<query>      HASH  "<product>|<field>" → count
@@ -9,10 +11,16 @@
 
 `apply` is an optimistic transaction: WATCH the watermark, read, fold, then MULTI/EXEC the
 profiles, counters and new watermark together; a concurrent apply makes it retry.
+
+The user vector (hundreds of floats) is kept out of the JSON: decoding it from text was most
+of a read's cost. float64, not float32, so a stored profile folds on exactly as the
+in-memory one would and `profiles rebuild` stays bit-for-bit equal to the live profiles.
 """
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -36,6 +44,34 @@ INDEX = P + "profiles"
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def encode_profile(profile: Profile) -> dict[str, Any]:
+    """The hash fields of a profile: `p` (JSON), `v` (vector sum bytes), `last`."""
+    vec = profile.get("vec")
+    packed = b""
+    if vec is not None:
+        values = array("d", vec["sum"])
+        if sys.byteorder == "big":
+            values.byteswap()
+        packed = values.tobytes()
+        profile = {**profile, "vec": {"w": vec["w"]}}
+    return {"p": orjson.dumps(profile), "v": packed, "last": profile["last"]}
+
+
+def decode_profile(raw: Any, packed: Any) -> Profile | None:
+    """The profile from its `p` and `v` fields (None when there is none)."""
+    if not raw:
+        return None
+    profile: Profile = orjson.loads(raw)
+    vec = profile.get("vec")
+    if vec is not None and "sum" not in vec:  # profiles written before `v` keep it inline
+        values = array("d")
+        values.frombytes(packed or b"")
+        if sys.byteorder == "big":
+            values.byteswap()
+        vec["sum"] = values.tolist()
+    return profile
 
 
 class RedisProfileStore:
@@ -85,14 +121,14 @@ class RedisProfileStore:
                     qids = sorted({e.query_id for e in events if e.query_id and e.type != "search"})
                     reads = self.client.pipeline(transaction=False)
                     for s in subjects:
-                        reads.hget(P + "profile:" + s, "p")
+                        reads.hmget(P + "profile:" + s, ("p", "v"))
                     for q in qids:
                         reads.get(P + "query:" + q)
                     got = reads.execute()
                     profiles = {
-                        s: orjson.loads(v)
-                        for s, v in zip(subjects, got[: len(subjects)], strict=True)
-                        if v
+                        s: p
+                        for s, (raw, packed) in zip(subjects, got[: len(subjects)], strict=True)
+                        if (p := decode_profile(raw, packed)) is not None
                     }
                     queries = {
                         q: _text(v) for q, v in zip(qids, got[len(subjects) :], strict=True) if v
@@ -102,9 +138,7 @@ class RedisProfileStore:
                     )
                     pipe.multi()
                     for s, p in result.profiles.items():
-                        pipe.hset(
-                            P + "profile:" + s, mapping={"p": orjson.dumps(p), "last": p["last"]}
-                        )
+                        pipe.hset(P + "profile:" + s, mapping=encode_profile(p))
                         pipe.zadd(INDEX, {s: p["last"]})
                     for (product, name), n in sorted(result.stats.items()):
                         pipe.hincrbyfloat(P + "stats:" + product, name, n)
@@ -119,14 +153,21 @@ class RedisProfileStore:
                     continue
 
     def get(self, subject: str) -> Profile | None:
-        raw = self.client.hget(P + "profile:" + subject, "p")
-        return orjson.loads(raw) if raw else None
+        return decode_profile(*self.client.hmget(P + "profile:" + subject, ("p", "v")))
 
     def get_many(self, subjects: Sequence[str]) -> dict[str, Profile]:
+        if len(subjects) == 1:  # the common read: one command, no pipeline to build
+            found = self.get(subjects[0])
+            return {subjects[0]: found} if found is not None else {}
         pipe = self.client.pipeline(transaction=False)
         for s in subjects:
-            pipe.hget(P + "profile:" + s, "p")
-        return {s: orjson.loads(v) for s, v in zip(subjects, pipe.execute(), strict=True) if v}
+            pipe.hmget(P + "profile:" + s, ("p", "v"))
+        got = pipe.execute()
+        return {
+            s: p
+            for s, (raw, packed) in zip(subjects, got, strict=True)
+            if (p := decode_profile(raw, packed)) is not None
+        }
 
     def product_stats(
         self, ids: Sequence[str], *, query: str | None = None

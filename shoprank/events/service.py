@@ -35,8 +35,12 @@ log = logging.getLogger("shoprank.events")
 METRICS: Counter[str] = Counter()
 FOLD_LOCK = "shoprank:fold:lock"
 FOLD_PENDING = "shoprank:fold:pending"
+RETENTION_LAST = "shoprank:retention:last"
 BATCH = 1000
 LOCK_LEASE_S = 10
+# Retention runs from the fold path at most this often (a full log scan: not per fold).
+RETENTION_EVERY_S = 3600.0
+RETENTION_LEASE_S = 300
 
 
 def redis_client(url: str) -> Any:
@@ -181,7 +185,7 @@ class EventService:
             if self.settings.redis_url:
                 self.trigger()
             else:
-                self.fold()
+                self.fold(now=now)
         return {
             "accepted": len(appended.offsets),
             "duplicates": len(appended.duplicates),
@@ -255,8 +259,13 @@ class EventService:
         if self.settings.redis_url:
             self.client.expire(FOLD_LOCK, LOCK_LEASE_S)
 
-    def fold(self, *, consumer: str | None = None) -> int:
-        """Drain the log into the profile store; returns how many events were folded."""
+    def fold(
+        self, *, consumer: str | None = None, now: float | None = None, retention: bool = True
+    ) -> int:
+        """Drain the log into the profile store; returns how many events were folded.
+
+        Then, at most once per `RETENTION_EVERY_S` (`now` is the clock), enforce retention,
+        so expired events and profiles go without anyone running `profiles retention`."""
         consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         total = 0
         with self.fold_lock():
@@ -266,7 +275,52 @@ class EventService:
                 total += self.store.apply(batch, lookup=self.lookup)
                 self.log.ack([o for o, _ in batch])
                 self._renew_lock()
+            if retention:
+                self._retention_if_due(time.time() if now is None else now)
         return total
+
+    def _last_retention(self) -> float | None:
+        if self.settings.redis_url:
+            raw = self.client.get(RETENTION_LAST)
+        else:
+            try:
+                raw = (self.settings.data_dir / "events" / "retention-last").read_text()
+            except FileNotFoundError:
+                raw = None
+        try:
+            return float(raw) if raw else None
+        except ValueError:
+            return None
+
+    def _retention_if_due(self, now: float) -> dict[str, int] | None:
+        """Enforce retention when the last run (stored beside the log) is over an hour old,
+        or in the future (a clock that went back). The caller holds the fold lock."""
+        last = self._last_retention()
+        if last is not None and 0 <= now - last < RETENTION_EVERY_S:
+            return None
+        if self.settings.redis_url:  # a full stream scan may outlast the per-batch lease
+            self.client.expire(FOLD_LOCK, RETENTION_LEASE_S)
+        result = self._enforce_retention(now)
+        if self.settings.redis_url:
+            self.client.set(RETENTION_LAST, repr(now))
+            self._renew_lock()
+        else:
+            path = self.settings.data_dir / "events" / "retention-last"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(repr(now))
+        if any(result.values()):
+            log.info(
+                "retention: deleted %d events and %d profiles",
+                result["events_deleted"],
+                result["profiles_deleted"],
+            )
+        return result
+
+    def _enforce_retention(self, now: float) -> dict[str, int]:
+        retention_s = self.settings.retention_days * 86_400
+        events = self.log.enforce_retention(now, retention_s=retention_s)
+        profiles = self.store.enforce_retention(now, retention_s=retention_s)
+        return {"events_deleted": events, "profiles_deleted": profiles}
 
     def rebuild(self) -> dict[str, Any]:
         """Clear every profile and statistic and fold the whole log again, in order."""
@@ -327,9 +381,7 @@ class EventService:
         return {"user": subject, "events_deleted": erased.events, "profiles_deleted": profiles}
 
     def enforce_retention(self, *, now: float | None = None) -> dict[str, int]:
-        now = time.time() if now is None else now
-        retention_s = self.settings.retention_days * 86_400
+        """Delete events and profiles older than the retention period now (also run by
+        `fold` once an hour; this is the on-demand form)."""
         with self.fold_lock():
-            events = self.log.enforce_retention(now, retention_s=retention_s)
-            profiles = self.store.enforce_retention(now, retention_s=retention_s)
-        return {"events_deleted": events, "profiles_deleted": profiles}
+            return self._enforce_retention(time.time() if now is None else now)

@@ -19,11 +19,13 @@ import httpx
 import orjson
 import pytest
 
-from shoprank.events.service import EventService
+from shoprank.events.service import RETENTION_LAST, EventService
 from shoprank.rerankers.profiles.redis_store import RedisProfileStore
 from shoprank.settings import Settings
 from tests.integration.conftest import RedisServer, Worker, free_port
 from tests.unit.test_profiles_store import CFG, ProfileStoreSuite
+
+pytestmark = pytest.mark.slow  # starts redis-server, a Celery worker and uvicorn
 
 SECRET = "integration-secret"
 FRESHNESS_S = 2.0
@@ -247,6 +249,20 @@ def test_retention_drops_old_events(api: str, service: EventService) -> None:
     assert result["events_deleted"] >= 1 and result["profiles_deleted"] >= 1
     assert clicks(api, "ancient") == 0
     assert all(e.timestamp >= old + 1 for _, e in service.log.read())
+
+
+def test_the_worker_enforces_retention_by_itself(api: str, service: EventService) -> None:
+    expires_in = 3.0
+    edge = time.time() - 365 * 86_400 + expires_in  # inside the 365-day window, for 3 s
+    post(api, {"type": "click", "user_id": "expiring", "product_id": "p1", "timestamp": edge})
+    wait_for(lambda: clicks(api, "expiring") == 1, 10)
+    time.sleep(expires_in + 0.5)
+    service.client.delete(RETENTION_LAST)  # as if the last hourly pass were long ago
+    post(api, {"type": "view", "user_id": "someone", "product_id": "p2"})  # any fold
+    wait_for(lambda: clicks(api, "expiring") == 0, 10)
+    user = service.subject(user_id="expiring")
+    assert all(e.user_id != user for _, e in service.log.read())
+    assert float(service.client.get(RETENTION_LAST)) > edge
 
 
 @pytest.mark.parametrize(

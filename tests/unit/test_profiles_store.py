@@ -82,6 +82,32 @@ class ProfileStoreSuite:
         assert stats["p1"]["ctr"] == pytest.approx(2 / 21) and "p3" not in stats
         assert store.product_stats(["p1"], query="LAPTOP")["p1"]["clicks"] == 1
 
+    def test_stored_profiles_fold_on_exactly_like_one_pass(self, store: ProfileStore) -> None:
+        rng = random.Random(3)
+        facts = {
+            f"p{k}": {"brand": str(k % 3), "vector": [rng.uniform(-1, 1) for _ in range(8)]}
+            for k in range(7)
+        }
+        events = [
+            (
+                f"{i}-0",
+                Event(
+                    type="click",
+                    timestamp=T + rng.uniform(-5 * DAY, 5 * DAY),  # out of order
+                    event_id=f"v{i}",
+                    user_id=f"u{i % 3}",
+                    product_id=f"p{i % 7}",
+                ),
+            )
+            for i in range(60)
+        ]
+        for start in range(0, 60, 7):  # many stored round trips
+            store.apply(events[start : start + 7], lookup=lambda ids: facts)
+        live = dict(store.profiles())
+        store.clear()
+        store.apply(events, lookup=lambda ids: facts)  # one pass, in memory
+        assert dict(store.profiles()) == live  # == on every float of every vector
+
     def test_forget_retention_clear(self, store: ProfileStore) -> None:
         store.apply(batch(0, 1, user="old", t=T - 30 * DAY) + batch(1, 1, user="new"))
         assert store.enforce_retention(T, retention_s=10 * DAY) == 1
@@ -193,6 +219,31 @@ def test_retention_is_enforced_on_ingest_and_on_stored_data(tmp_path: Path) -> N
     dropped = service.enforce_retention(now=T + 6 * DAY)
     assert dropped == {"events_deleted": 1, "profiles_deleted": 1}
     assert service.log.count() == 0 and service.profile("b") is None
+
+
+def test_retention_runs_by_itself_from_the_fold_path(tmp_path: Path) -> None:
+    service = EventService(Settings(data_dir=tmp_path, retention_days=10), product_lookup=lookup)
+    old = {"type": "click", "user_id": "old", "product_id": "p1", "timestamp": T - 9 * DAY}
+    assert ingest(service, [old], now=T)["accepted"] == 1  # within the window: kept
+    assert service.profile("old", now=T) is not None
+    later = T + 2 * DAY  # the click is now 11 days old; the next fold enforces retention
+    ingest(
+        service,
+        [{"type": "view", "user_id": "new", "product_id": "p2", "timestamp": later}],
+        now=later,
+    )
+    assert service.profile("old", now=later) is None
+    assert [e.user_id for _, e in service.log.read()] == [service.subject(user_id="new")]
+    assert service.store.get_many([service.subject(user_id="old")]) == {}
+
+    hour = 3600.0
+    edge_t = later - 10 * DAY + hour / 4  # 15 minutes inside the window at `later`
+    edge = {"type": "click", "user_id": "edge", "product_id": "p3", "timestamp": edge_t}
+    ingest(service, [edge], now=later)
+    service.fold(now=later + hour / 2)  # expired now, but the last pass is under an hour old
+    assert service.profile("edge", now=later) is not None
+    service.fold(now=later + 1.5 * hour)  # over an hour since the last pass: it runs again
+    assert service.profile("edge", now=later) is None and service.log.count() == 1
 
 
 class _DownStore(EmbeddedProfileStore):
