@@ -550,9 +550,12 @@ def export_text_onnx(
     shutil.copyfile(source / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
 
     short = source_encoder.model_id.split("@", 1)[0]
+    name = f"{short}-onnx-{'int8' if quantize == 'int8' else 'fp32'}"
+    digest = _file_sha256(out_dir / MODEL_FILE)
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "name": f"{short}-onnx-{'int8' if quantize == 'int8' else 'fp32'}",
+        "name": name,
+        "model_id": f"{name}@{digest[:12]}",  # what OnnxTextEncoder.model_id reports
         "source_model": model,
         "source_model_id": source_encoder.model_id,
         "dims": hidden,
@@ -567,7 +570,7 @@ def export_text_onnx(
         "transformer_optimizer": optimisation,
         "quantization": quantisation,
         "runtime": {"disabled_optimizers": list(disabled)},
-        "sha256": _file_sha256(out_dir / MODEL_FILE),
+        "sha256": digest,
         "exported_on": platform.machine(),
     }
     _write_json(out_dir / MANIFEST_FILE, manifest)

@@ -124,6 +124,8 @@ def test_identity_and_protocol(
     assert re.fullmatch(r"all-MiniLM-L6-v2-onnx-fp32@[0-9a-f]{12}", fp32_encoder.model_id)
     # The id fingerprints model.onnx: a fresh encoder over the same files agrees.
     assert OnnxTextEncoder(int8_encoder.directory).model_id == int8_encoder.model_id
+    manifest = json.loads((int8_encoder.directory / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["model_id"] == int8_encoder.model_id
 
 
 # --------------------------------------------------------------------------------------------
