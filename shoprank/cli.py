@@ -5,25 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from shoprank.cli_index import _fail, _settings
 from shoprank.errors import ShoprankError
 from shoprank.settings import Settings
-
-
-def _settings(ctx: click.Context) -> Settings:
-    overrides: dict[str, Any] = {}
-    data_dir = ctx.find_root().params.get("data_dir")
-    if data_dir:
-        overrides["data_dir"] = Path(data_dir)
-    return Settings(**overrides)
-
-
-def _fail(exc: ShoprankError) -> None:
-    click.echo(f"error: {exc.reason}", err=True)
-    sys.exit(2 if exc.status == 400 else 1)
 
 
 @click.group()
