@@ -488,9 +488,19 @@ class SearchService:
             query_text=request.query_text,
             user_id=request.user_id,
             body=request.body,
+            session_id=request.session_id,
+            explain=request.explain,
         )
         by_id = {h.id: h for h in fused}
-        candidates = [Candidate(h.id, h.score) for h in fused]
+        candidates = [
+            Candidate(
+                h.id,
+                h.score,
+                legs={leg: (lh.rank, lh.score) for leg, lh in h.legs.items()},
+                retrieval_rank=rank,
+            )
+            for rank, h in enumerate(fused, start=1)
+        ]
         applied = []
         for reranker in self.rerankers:
             t0 = time.perf_counter()

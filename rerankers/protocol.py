@@ -12,19 +12,41 @@ from typing import Any, Protocol
 
 @dataclass
 class Candidate:
-    """One product in the window, with what retrieval knows about it."""
+    """One product in the window, with what retrieval knows about it.
+
+    `legs` maps each retrieval leg (`lexical`, `vector`, `image`) that found the product to
+    its (1-based rank, score) in that leg; `retrieval_rank` is the 1-based rank after fusion,
+    before any reranking. Rerankers fill `features` (name → value) and `contributions`
+    (name → share of the final score) for explanations and feature logging.
+    """
 
     id: str
     score: float
     features: dict[str, float] = field(default_factory=dict)
+    legs: dict[str, tuple[int, float]] = field(default_factory=dict)
+    retrieval_rank: int = 0
+    contributions: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class RerankContext:
+    """What a reranking stage may know about the search.
+
+    `intent` is the query-understanding prediction (`shoprank.rerankers.intent`), or None
+    when no intent model ran; `deadline` is a `time.perf_counter()` value after which a
+    stage should give up and keep the order it was given; `info` collects what a stage wants
+    reported under `_shoprank` (model version, degradations).
+    """
+
     index: str
     query_text: str | None
     user_id: str | None
     body: dict[str, Any]
+    session_id: str | None = None
+    intent: Any = None
+    deadline: float | None = None
+    explain: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class Reranker(Protocol):
