@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shoprank.errors import BadRequestError, ShoprankError, UnsupportedQueryError
+from shoprank.events.search_record import SearchRecord, WindowItem
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD
 from shoprank.plugin.backends.protocol import SearchBackend
@@ -108,6 +109,12 @@ class Request:
     image: bool = True
     session_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Stages that degraded instead of failing (`shoprank.metrics.degrade`); always reported.
+    degraded: list[str] = field(default_factory=list)
+    # The returned page as the logs see it (ranks before/after reranking, logged features).
+    logged: list[WindowItem] = field(default_factory=list)
+    # What reranking stages report (model version, …) under `_shoprank`.
+    rerank_info: dict[str, Any] = field(default_factory=dict)
 
 
 class SearchService:
@@ -269,18 +276,38 @@ class SearchService:
                 "notes": request.notes,
                 "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             }
-        if self.search_logger is not None and (request.user_id or request.session_id):
-            query_id = self.search_logger.log(
-                index=index,
-                query=request.query_text,
-                product_ids=[h["_id"] for h in response.get("hits", {}).get("hits", [])],
-                user_id=request.user_id,
-                session_id=request.session_id,
-            )
+        if request.degraded:
+            response.setdefault("_shoprank", {})["degraded"] = request.degraded
+        if self.search_logger is not None:
+            query_id = self.search_logger.log(self._record(request, applied, response, timings))
             if query_id:
                 response.setdefault("_shoprank", {})["query_id"] = query_id
         response["took"] = int((time.perf_counter() - started) * 1000)
         return dict(response)
+
+    @staticmethod
+    def _record(
+        request: Request, applied: Mode, response: dict[str, Any], timings: dict[str, float]
+    ) -> SearchRecord:
+        window = request.logged
+        if not window:  # lexical: the backend's order is the final order
+            window = [
+                WindowItem(h["_id"], rank, rank, float(h.get("_score") or 0.0))
+                for rank, h in enumerate(response.get("hits", {}).get("hits", []), start=1)
+            ]
+        total = response.get("hits", {}).get("total")
+        return SearchRecord(
+            index=request.index,
+            query=request.query_text,
+            mode=applied,
+            user_id=request.user_id,
+            session_id=request.session_id,
+            model_version=request.rerank_info.get("model_version"),
+            timings_ms={k: round(v, 3) for k, v in timings.items()},
+            total_hits=int(total["value"]) if isinstance(total, dict) else 0,
+            window=window,
+            degraded=list(request.degraded),
+        )
 
     def _effective_mode(self, request: Request) -> Mode:
         body = request.body
@@ -398,8 +425,10 @@ class SearchService:
             vector_weight=self.settings.linear_vector_weight,
         )
         stages = [f"retrieve:{leg}" for leg in legs] + [f"fuse:{request.fusion}"]
+        retrieval_rank = {h.id: rank for rank, h in enumerate(fused, start=1)}
+        candidates: dict[str, Candidate] = {}
         if mode == "full" and self.rerankers:
-            fused, applied = self._rerank(request, fused, timings)
+            fused, applied, candidates = self._rerank(request, fused, timings)
             stages += applied
 
         t0 = time.perf_counter()
@@ -415,11 +444,26 @@ class SearchService:
             if request.explain:
                 out["_shoprank"] = {
                     "rank": position,
+                    "rank_before": retrieval_rank[hit.id],
                     "legs": {
                         leg: {"rank": lh.rank, "score": lh.score} for leg, lh in hit.legs.items()
                     },
                 }
+                explained = candidates.get(hit.id)
+                if explained is not None and explained.features:
+                    out["_shoprank"]["features"] = explained.features
+                    out["_shoprank"]["contributions"] = explained.contributions
             hits.append(out)
+            cand = candidates.get(hit.id)
+            request.logged.append(
+                WindowItem(
+                    hit.id,
+                    retrieval_rank[hit.id],
+                    position,
+                    hit.score,
+                    dict(cand.features) if cand is not None and cand.features else None,
+                )
+            )
         timings["fetch_ms"] = (time.perf_counter() - t0) * 1000
 
         total = self._total(lexical, legs, fused, has_query, mode)
@@ -482,7 +526,7 @@ class SearchService:
 
     def _rerank(
         self, request: Request, fused: list[FusedHit], timings: dict[str, float]
-    ) -> tuple[list[FusedHit], list[str]]:
+    ) -> tuple[list[FusedHit], list[str], dict[str, Candidate]]:
         context = RerankContext(
             index=request.index,
             query_text=request.query_text,
@@ -507,9 +551,10 @@ class SearchService:
             candidates = reranker.rerank(context, candidates)
             timings[f"{reranker.name}_ms"] = (time.perf_counter() - t0) * 1000
             applied.append(f"rerank:{reranker.name}")
+        request.rerank_info.update(context.info)
         out = []
         for cand in candidates:
             hit = by_id[cand.id]
             hit.score = cand.score
             out.append(hit)
-        return out, applied
+        return out, applied, {c.id: c for c in candidates}

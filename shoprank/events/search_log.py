@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shoprank.events.search_record import SearchRecord
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.events")
@@ -26,59 +26,52 @@ class SearchLogger:
         self._lock = threading.Lock()
         self.dropped = 0
         self.failed = 0
+        # Search-log destinations (objects with `write(record)`), e.g. the Kibana index.
+        self.sinks: list[Any] = []
 
     def _service(self) -> Any:
         from shoprank.events.service import EventService
 
         return EventService(self.settings)
 
-    def log(
-        self,
-        *,
-        index: str,
-        query: str | None,
-        product_ids: Sequence[str],
-        user_id: str | None,
-        session_id: str | None,
-    ) -> str | None:
-        """The query id for the response (None without a user or session id)."""
-        if not user_id and not session_id:
+    def log(self, record: SearchRecord) -> str | None:
+        """Assign the search its query id and write it in the background.
+
+        Searches with a user or session id go to the behaviour log (impressions, logged
+        features for training) and get a query id to return to the client; every search goes
+        to the configured search-log sinks. Never raises and never blocks on I/O.
+        """
+        has_actor = bool(record.user_id or record.session_id)
+        if not has_actor and not self.sinks:
             return None
-        query_id = uuid.uuid4().hex
+        record.query_id = uuid.uuid4().hex
         with self._lock:
             if self._pending >= MAX_PENDING:
                 self.dropped += 1
-                return query_id
+                return record.query_id if has_actor else None
             self._pending += 1
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-log")
                 self._events = self._service()
-        self._pool.submit(
-            self._write, index, query, list(product_ids), user_id, session_id, query_id
-        )
-        return query_id
+        self._pool.submit(self._write, record, has_actor)
+        return record.query_id if has_actor else None
 
-    def _write(
-        self,
-        index: str,
-        query: str | None,
-        product_ids: list[str],
-        user_id: str | None,
-        session_id: str | None,
-        query_id: str,
-    ) -> None:
+    def _write(self, record: SearchRecord, has_actor: bool) -> None:
         try:
-            self._events.log_search(
-                query=query,
-                product_ids=product_ids,
-                user_id=user_id,
-                session_id=session_id,
-                index=index,
-                query_id=query_id,
-            )
+            if has_actor:
+                self._events.log_search(
+                    query=record.query,
+                    product_ids=record.product_ids,
+                    user_id=record.user_id,
+                    session_id=record.session_id,
+                    index=record.index,
+                    query_id=record.query_id,
+                )
+            for sink in self.sinks:
+                sink.write(record)
         except Exception as exc:  # logging a search must never hurt searching
             self.failed += 1
-            log.warning("search event %s not logged: %s", query_id, type(exc).__name__)
+            log.warning("search %s not logged: %s", record.query_id, type(exc).__name__)
         finally:
             with self._lock:
                 self._pending -= 1
