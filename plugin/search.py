@@ -551,6 +551,7 @@ class SearchService:
             candidates = reranker.rerank(context, candidates)
             timings[f"{reranker.name}_ms"] = (time.perf_counter() - t0) * 1000
             applied.append(f"rerank:{reranker.name}")
+        request.degraded.extend(context.info.pop("degraded", []))
         request.rerank_info.update(context.info)
         out = []
         for cand in candidates:

@@ -175,8 +175,10 @@ def _register_subcommands() -> None:
     from shoprank.cli_events import events, profiles
     from shoprank.cli_index import index
     from shoprank.cli_models import models
+    from shoprank.cli_train import train
 
     main.add_command(index)
+    main.add_command(train)
     main.add_command(models)
     main.add_command(events)
     main.add_command(profiles)
