@@ -17,7 +17,7 @@ Judgments = dict[str, dict[str, float]]  # query → product id → grade
 
 
 def dcg(grades: Sequence[float]) -> float:
-    return sum((2.0**g - 1.0) / math.log2(i + 2) for i, g in enumerate(grades))
+    return float(sum((math.pow(2.0, g) - 1.0) / math.log2(i + 2) for i, g in enumerate(grades)))
 
 
 def ndcg_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int = 10) -> float:
