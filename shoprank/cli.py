@@ -182,6 +182,9 @@ def _register_subcommands() -> None:
     main.add_command(models)
     main.add_command(events)
     main.add_command(profiles)
+    from shoprank.cli_ranker import register as register_ranker
+
+    register_ranker(main, train, models)
 
 
 _register_subcommands()

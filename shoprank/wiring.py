@@ -104,12 +104,15 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     if (settings.clip_text_dir / "manifest.json").exists():
         image_text = partial(clip_text_encoder, settings)
     from shoprank.events.search_log import SearchLogger
+    from shoprank.rerankers.ltr import make_ranker
 
+    backend = backend or make_backend(settings)
     return SearchService(
-        backend=backend or make_backend(settings),
+        backend=backend,
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
+        rerankers=[make_ranker(settings, backend)],
         search_logger=SearchLogger(settings),
     )
 
