@@ -302,6 +302,8 @@ def run(
                         events.append({"type": kind, "user_id": shopper.id,
                                        "session_id": session_id, "product_id": pid,
                                        "query_id": query_id, "position": pos})
+                        if kind == "purchase":
+                            events[-1].update(quantity=1, price=catalog.by_id[pid].price)
                         if kind == "click":
                             report.clicks += 1
                         elif kind == "add_to_cart":

@@ -160,14 +160,45 @@ def export(booster: Any, out: Path, meta: dict[str, Any]) -> Path:
     return out
 
 
+def propensities(data: Dataset, *, max_position: int = 100) -> np.ndarray:
+    """Examination propensity per 0-based position, estimated from the logs as the
+    engagement rate at each position relative to position 1 (monotone, floored at 0.05).
+    Used to reweight held-out engagement so the gate does not simply favour the order
+    the live model showed."""
+    hits = np.zeros(max_position)
+    shown = np.zeros(max_position)
+    for search in data.searches:
+        for pos, grade in zip(search.positions, search.grades, strict=True):
+            if 1 <= pos <= max_position:
+                shown[pos - 1] += 1
+                hits[pos - 1] += grade > 0
+    rate = np.divide(hits, shown, out=np.zeros(max_position), where=shown > 0)
+    if rate[0] <= 0:
+        return np.ones(max_position)
+    prop = np.minimum.accumulate(np.clip(rate / rate[0], 0.05, 1.0))
+    prop[shown == 0] = prop[shown > 0][-1] if (shown > 0).any() else 1.0
+    return np.asarray(prop)
+
+
 def evaluate_scorer(
-    scorer: Scorer | None, data: Dataset, *, k: int = 10
+    scorer: Scorer | None,
+    data: Dataset,
+    *,
+    k: int = 10,
+    propensity: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean nDCG@5/@k and MRR of reranking each logged window by `scorer` (None = the
-    logged order, i.e. what the live ranker showed)."""
+    logged order, i.e. what the live ranker showed). With `propensity`, each engaged
+    product's grade is divided by the examination propensity of the position it was shown
+    at (inverse propensity weighting)."""
     ndcg5, ndcgk, rr = [], [], []
     for search in data.searches:
         grades = dict(zip(search.ids, search.grades, strict=True))
+        if propensity is not None:
+            grades = {
+                pid: g / float(propensity[min(pos, len(propensity)) - 1]) if g else 0.0
+                for pid, g, pos in zip(search.ids, search.grades, search.positions, strict=True)
+            }
         if scorer is None:
             ranked = [pid for _, pid in sorted(zip(search.positions, search.ids, strict=True))]
         else:
@@ -235,12 +266,15 @@ def train_ranker(
     diff = parity(booster, scorer, x_test)
     if diff > PARITY_TOLERANCE:
         raise ShoprankError(f"ONNX export differs from LightGBM by {diff:.2e} (> 1e-5)")
+    prop = propensities(train) if params.debias else None
     metrics = {
-        "candidate": evaluate_scorer(scorer, test),
-        "live": evaluate_scorer(live, test),
-        "logged": evaluate_scorer(None, test),
+        "candidate": evaluate_scorer(scorer, test, propensity=prop),
+        "live": evaluate_scorer(live, test, propensity=prop),
+        "logged": evaluate_scorer(None, test, propensity=prop),
     }
     meta["offline_metrics"] = metrics
+    meta["gate_weighting"] = "inverse propensity" if prop is not None else "none"
+    meta["propensities"] = [round(float(p), 4) for p in prop[:20]] if prop is not None else None
     meta["live_at_training"] = live.version
     meta["parity_max_abs_diff"] = diff
     (path / "meta.json").write_text(json.dumps(meta, indent=2))

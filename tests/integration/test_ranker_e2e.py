@@ -1,0 +1,104 @@
+"""End to end: simulated shoppers through the real endpoint and events API → `train ranker`
+→ the live server's `full` mode personalises with the learned model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shoprank.simulate import run, search_body
+
+from .conftest import Server, cli
+
+pytest.importorskip("lightgbm")
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    data_dir = tmp_path_factory.mktemp("ranker-e2e")
+    from shoprank.indexing.demo import write_demo_catalog
+
+    catalog = write_demo_catalog(data_dir / "catalog.jsonl", n=400, seed=11)
+    cli("index", "load", str(catalog), "--index", "demo", data_dir=data_dir)
+    srv = Server(data_dir, env={"SHOPRANK_PRODUCT_INDEX": "demo"}).start()
+    try:
+        yield srv, data_dir
+    finally:
+        srv.stop()
+
+
+def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
+    srv, data_dir = shop
+    env = {"SHOPRANK_PRODUCT_INDEX": "demo"}
+    holdout = data_dir / "holdout.jsonl"
+    report = run(srv.url, index="demo", shoppers=30, sessions=4, holdout_out=holdout, seed=5)
+    assert report.searches == 240 and report.clicks > 50
+
+    # Training too early is refused with the reason, the default scorer stays live.
+    early = cli("train", "ranker", "--min-searches", "100000", data_dir=data_dir, env=env,
+                check=False)
+    assert early.returncode == 3 and "at least 100000" in early.stderr
+
+    out = cli("train", "ranker", "--force", "--min-searches", "20", "--json",
+              data_dir=data_dir, env=env)
+    trained = json.loads(out.stdout)
+    assert trained["promoted"] and trained["parity_max_abs_diff"] <= 1e-5
+    listed = cli("models", "list", data_dir=data_dir, env=env).stdout
+    assert f"* {trained['version']}" in listed
+
+    # The server picks the new live model up by itself.
+    body = search_body("running shoes", mode="full", user_id="nobody", session_id=None)
+    body["ext"]["shoprank"]["explain"] = True
+    resp = httpx.post(f"{srv.url}/demo/_search", json=body, timeout=30).json()
+    assert resp["_shoprank"].get("degraded") is None
+    hit = resp["hits"]["hits"][0]["_shoprank"]
+    assert hit["features"] and "_bias" in hit["contributions"] and "rank_before" in hit
+
+    # A shopper who keeps buying one brand sees it higher than a shopper without history.
+    src = httpx.post(
+        f"{srv.url}/demo/_search",
+        json={"query": {"term": {"category": "Fashion > Shoes > Running Shoes"}}, "size": 100,
+              "_source": ["brand"], "ext": {"shoprank": {"mode": "lexical"}}},
+        timeout=30,
+    ).json()["hits"]["hits"]
+    brands = Counter(h["_source"]["brand"] for h in src)
+    neutral_top = [h["_id"] for h in httpx.post(
+        f"{srv.url}/demo/_search", json=search_body("running shoes", mode="full",
+                                                    user_id="newcomer", session_id=None),
+        timeout=30).json()["hits"]["hits"]]
+    by_id = {h["_id"]: h["_source"]["brand"] for h in src}
+    # the brand with several products that the neutral ranking shows least
+    brand = min((b for b, n in brands.items() if n >= 3),
+                key=lambda b: sum(by_id.get(i) == b for i in neutral_top[:5]))
+    bought = [h["_id"] for h in src if h["_source"]["brand"] == brand][:3]
+    events = [
+        {"type": "purchase", "user_id": "brand-fan", "product_id": pid, "price": 50.0}
+        for pid in bought
+    ]
+    assert httpx.post(f"{srv.url}/_shoprank/events", json=events, timeout=30).json()["accepted"] == 3
+
+    def brand_in_top(user: str) -> int:
+        hits = httpx.post(f"{srv.url}/demo/_search", json=search_body(
+            "running shoes", mode="full", user_id=user, session_id=None), timeout=30
+        ).json()["hits"]["hits"]
+        return sum(by_id.get(h["_id"]) == brand for h in hits[:5])
+
+    assert brand_in_top("brand-fan") > brand_in_top("newcomer")
+
+    # Offline evaluation on the held-out simulated sessions: table, JSON and a PNG plot.
+    plot = data_dir / "eval.png"
+    out = cli("evaluate", "--index", "demo", "--sessions", str(holdout), "--logs",
+              "--modes", "lexical,hybrid,full", "--plot", str(plot), "--json",
+              data_dir=data_dir, env=env)
+    results = json.loads(out.stdout)
+    assert set(results) == {"sessions", "logs"}
+    assert results["sessions"]["full"]["ndcg@10"] > results["sessions"]["hybrid"]["ndcg@10"]
+    assert plot.with_name("eval-sessions.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Rollback goes back to the cold-start scorer.
+    assert "default-v1" in cli("models", "rollback", data_dir=data_dir, env=env).stdout
