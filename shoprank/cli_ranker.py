@@ -40,19 +40,31 @@ def load_dataset(settings: Settings) -> Any:
 
 
 @click.command("ranker")
-@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.9),
-              help="Share of the latest searches held out for the gate.")
+@click.option(
+    "--holdout",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.05, 0.9),
+    help="Share of the latest searches held out for the gate.",
+)
 @click.option("--rounds", default=40, show_default=True, type=click.IntRange(1, 5000))
 @click.option("--leaves", default=7, show_default=True, type=click.IntRange(2, 1024))
 @click.option("--no-debias", is_flag=True, help="Train without position-bias correction.")
 @click.option("--no-promote", is_flag=True, help="Register the model but never promote it.")
 @click.option("--force", is_flag=True, help="Promote even if it does not beat the live model.")
-@click.option("--min-searches", default=None, type=int,
-              help="Default SHOPRANK_RANKER_MIN_SEARCHES.")
+@click.option(
+    "--min-searches", default=None, type=int, help="Default SHOPRANK_RANKER_MIN_SEARCHES."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def train_ranker_cmd(
-    holdout: float, rounds: int, leaves: int, no_debias: bool, no_promote: bool, force: bool,
-    min_searches: int | None, as_json: bool,
+    holdout: float,
+    rounds: int,
+    leaves: int,
+    no_debias: bool,
+    no_promote: bool,
+    force: bool,
+    min_searches: int | None,
+    as_json: bool,
 ) -> None:
     """Train the learned ranker from logged windows and engagement; promote it if it beats
     the live model on the held-out latest searches."""
@@ -84,8 +96,10 @@ def train_ranker_cmd(
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
-    click.echo(f"trained {report.version} on {report.searches} searches "
-               f"({report.examples} examples); held out {report.holdout_searches}")
+    click.echo(
+        f"trained {report.version} on {report.searches} searches "
+        f"({report.examples} examples); held out {report.holdout_searches}"
+    )
     click.echo(f"ONNX parity: max |diff| {report.parity_max_abs_diff:.2e}")
     for name, values in report.metrics.items():
         click.echo(f"  {name:<10}" + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
@@ -139,29 +153,64 @@ def models_rollback() -> None:
 @click.option("--url", default="http://127.0.0.1:9200", show_default=True)
 @click.option("--index", default="demo", show_default=True)
 @click.option("--shoppers", default=50, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--sessions", default=6, show_default=True, type=click.IntRange(1, 10_000),
-              help="Sessions per shopper.")
-@click.option("--queries", default=2, show_default=True, type=click.IntRange(1, 100),
-              help="Queries per session.")
-@click.option("--mode", default="full", show_default=True,
-              type=click.Choice(["lexical", "vector", "hybrid", "full"]))
-@click.option("--holdout-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write held-out sessions with true grades (JSONL) for `evaluate --sessions`.")
+@click.option(
+    "--sessions",
+    default=6,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Sessions per shopper.",
+)
+@click.option(
+    "--queries",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Queries per session.",
+)
+@click.option(
+    "--mode",
+    default="full",
+    show_default=True,
+    type=click.Choice(["lexical", "vector", "hybrid", "full"]),
+)
+@click.option(
+    "--holdout-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write held-out sessions with true grades (JSONL) for `evaluate --sessions`.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-def simulate_cmd(url: str, index: str, shoppers: int, sessions: int, queries: int, mode: str,
-                 holdout_out: Path | None, seed: int) -> None:
+def simulate_cmd(
+    url: str,
+    index: str,
+    shoppers: int,
+    sessions: int,
+    queries: int,
+    mode: str,
+    holdout_out: Path | None,
+    seed: int,
+) -> None:
     """Send SYNTHETIC shopper traffic (searches, clicks, carts, purchases) to a running
     shoprank server through its real endpoint and events API."""
     from shoprank.simulate import run
 
     def progress(done: int, total: int, report: Any) -> None:
-        click.echo(f"  round {done}/{total}: {report.searches} searches, {report.clicks} clicks",
-                   err=True)
+        click.echo(
+            f"  round {done}/{total}: {report.searches} searches, {report.clicks} clicks", err=True
+        )
 
     try:
-        report = run(url, index=index, shoppers=shoppers, sessions=sessions,
-                     queries_per_session=queries, mode=mode, holdout_out=holdout_out,
-                     seed=seed, progress=progress)
+        report = run(
+            url,
+            index=index,
+            shoppers=shoppers,
+            sessions=sessions,
+            queries_per_session=queries,
+            mode=mode,
+            holdout_out=holdout_out,
+            seed=seed,
+            progress=progress,
+        )
     except (RuntimeError, OSError) as exc:
         _fail(str(exc))
         return
@@ -170,20 +219,41 @@ def simulate_cmd(url: str, index: str, shoppers: int, sessions: int, queries: in
 
 @click.command("evaluate")
 @click.option("--index", default=None, help="Index to search (default SHOPRANK_PRODUCT_INDEX).")
-@click.option("--judgments", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="CSV/TSV query,product_id,grade.")
-@click.option("--sessions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="JSONL of {user_id, query, grades} (e.g. simulate --holdout-out).")
+@click.option(
+    "--judgments",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV/TSV query,product_id,grade.",
+)
+@click.option(
+    "--sessions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL of {user_id, query, grades} (e.g. simulate --holdout-out).",
+)
 @click.option("--logs", is_flag=True, help="Also judge each mode on the held-out logged windows.")
 @click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0.01, 1.0))
 @click.option("--modes", default="lexical,vector,hybrid,full", show_default=True)
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Save a PNG bar chart here.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save a PNG bar chart here.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def evaluate_cmd(index: str | None, judgments: Path | None, sessions: Path | None, logs: bool,
-                 holdout: float, modes: str, k: int, plot_path: Path | None,
-                 as_json: bool) -> None:
+def evaluate_cmd(
+    index: str | None,
+    judgments: Path | None,
+    sessions: Path | None,
+    logs: bool,
+    holdout: float,
+    modes: str,
+    k: int,
+    plot_path: Path | None,
+    as_json: bool,
+) -> None:
     """nDCG@k, MRR and recall@k of each mode, side by side."""
     from shoprank.evaluation import offline
 
@@ -229,8 +299,10 @@ def evaluate_cmd(index: str | None, judgments: Path | None, sessions: Path | Non
             click.echo(f"\n{source}:\n{offline.table(table)}")
     if plot_path is not None:
         for source, table in results.items():
-            target_path = plot_path if len(results) == 1 else plot_path.with_name(
-                f"{plot_path.stem}-{source}{plot_path.suffix}"
+            target_path = (
+                plot_path
+                if len(results) == 1
+                else plot_path.with_name(f"{plot_path.stem}-{source}{plot_path.suffix}")
             )
             offline.plot(table, target_path, title=f"shoprank offline evaluation ({source})")
             click.echo(f"plot → {target_path}", err=True)

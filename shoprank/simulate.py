@@ -181,9 +181,9 @@ class Catalog:
         return cls(products)
 
 
-def make_shoppers(catalog: Catalog, n: int, rng: random.Random, *, neutral: float = 0.2) -> list[
-    Shopper
-]:
+def make_shoppers(
+    catalog: Catalog, n: int, rng: random.Random, *, neutral: float = 0.2
+) -> list[Shopper]:
     shoppers = []
     for i in range(n):
         interests = rng.sample(catalog.leaves, k=min(len(catalog.leaves), rng.randint(1, 3)))
@@ -214,9 +214,15 @@ def make_query(shopper: Shopper, catalog: Catalog, rng: random.Random) -> Query:
     return Query(text, leaf)
 
 
-def search_body(query: str, *, mode: str, user_id: str | None, session_id: str | None,
-                size: int = 10, fields: str = "title^3,brand.text^2,category.text^1.5,description"
-                ) -> dict[str, Any]:
+def search_body(
+    query: str,
+    *,
+    mode: str,
+    user_id: str | None,
+    session_id: str | None,
+    size: int = 10,
+    fields: str = "title^3,brand.text^2,category.text^1.5,description",
+) -> dict[str, Any]:
     opts: dict[str, Any] = {"mode": mode}
     if user_id:
         opts["user_id"] = user_id
@@ -243,7 +249,11 @@ class SimulationReport:
 
 
 def _engage(
-    shopper: Shopper, query: Query, ids: list[str], catalog: Catalog, rng: random.Random,
+    shopper: Shopper,
+    query: Query,
+    ids: list[str],
+    catalog: Catalog,
+    rng: random.Random,
     eta: float,
 ) -> Iterator[tuple[str, str, int]]:
     """(event type, product id, 1-based position) drawn from the position-biased model."""
@@ -286,22 +296,36 @@ def run(
         # Interleave shoppers session by session, as real traffic would.
         for round_no in range(sessions):
             for shopper in people:
-                session_id = f"{shopper.id}-s{round_no}-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}"
+                session_id = (
+                    f"{shopper.id}-s{round_no}-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}"
+                )
                 for _ in range(queries_per_session):
                     query = make_query(shopper, catalog, rng)
                     resp = client.post(
                         f"/{index}/_search",
-                        search_body(query.text, mode=mode, user_id=shopper.id,
-                                    session_id=session_id, size=size),
+                        search_body(
+                            query.text,
+                            mode=mode,
+                            user_id=shopper.id,
+                            session_id=session_id,
+                            size=size,
+                        ),
                     )
                     report.searches += 1
                     ids = [h["_id"] for h in resp["hits"]["hits"]]
                     query_id = (resp.get("_shoprank") or {}).get("query_id")
                     events = []
                     for kind, pid, pos in _engage(shopper, query, ids, catalog, rng, eta):
-                        events.append({"type": kind, "user_id": shopper.id,
-                                       "session_id": session_id, "product_id": pid,
-                                       "query_id": query_id, "position": pos})
+                        events.append(
+                            {
+                                "type": kind,
+                                "user_id": shopper.id,
+                                "session_id": session_id,
+                                "product_id": pid,
+                                "query_id": query_id,
+                                "position": pos,
+                            }
+                        )
                         if kind == "purchase":
                             events[-1].update(quantity=1, price=catalog.by_id[pid].price)
                         if kind == "click":
@@ -330,9 +354,17 @@ def run(
                         }
                         if not grades:
                             continue
-                        fh.write(json.dumps({"user_id": shopper.id, "query": query.text,
-                                             "grades": grades, "neutral": not shopper.brands})
-                                 + "\n")
+                        fh.write(
+                            json.dumps(
+                                {
+                                    "user_id": shopper.id,
+                                    "query": query.text,
+                                    "grades": grades,
+                                    "neutral": not shopper.brands,
+                                }
+                            )
+                            + "\n"
+                        )
                         report.holdout_sessions += 1
         return report
     finally:

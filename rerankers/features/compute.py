@@ -116,9 +116,7 @@ class _Profile:
             self.price = (mean, std)
 
 
-def compute_features(
-    candidates: Sequence[Candidate], inputs: Inputs
-) -> list[dict[str, float]]:
+def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[dict[str, float]]:
     """The feature dict of each candidate (in order); only non-default values need be
     present, but every registry feature that applies is set."""
     intent = inputs.intent

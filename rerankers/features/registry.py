@@ -46,10 +46,16 @@ FEATURES: tuple[Feature, ...] = (
     # intent agreement
     _f("intent_present", "intent", "an intent prediction was available", kind="bool"),
     _f("intent_cat_prob", "intent", "predicted probability of the product's category"),
-    _f("intent_brand_match", "intent", "the product's brand is one named in the query", kind="bool"),
+    _f(
+        "intent_brand_match", "intent", "the product's brand is one named in the query", kind="bool"
+    ),
     _f("intent_brand_conflict", "intent", "the query names another brand", kind="bool"),
-    _f("intent_colour_match", "intent", "the product's colour is one named in the query",
-       kind="bool"),
+    _f(
+        "intent_colour_match",
+        "intent",
+        "the product's colour is one named in the query",
+        kind="bool",
+    ),
     _f("intent_price_in", "intent", "price inside the query's price range", kind="bool"),
     _f("intent_price_out", "intent", "price outside the query's price range", kind="bool"),
     # user × product
@@ -71,16 +77,24 @@ FEATURES: tuple[Feature, ...] = (
     _f("log_reviews", "product", "log(1 + review count)"),
     _f("log_price", "product", "log(1 + price)"),
     _f("freshness", "product", "1 / (1 + years since release)"),
-    _f("in_stock", "product", "in stock (1 when the catalog does not say)", kind="bool",
-       default=1.0),
+    _f(
+        "in_stock",
+        "product",
+        "in stock (1 when the catalog does not say)",
+        kind="bool",
+        default=1.0,
+    ),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 DEFAULTS: dict[str, float] = {f.name: f.default for f in FEATURES}
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
-REGISTRY_VERSION = "features-" + hashlib.sha256(
-    "\n".join(f"{f.name}:{f.kind}:{f.default}" for f in FEATURES).encode()
-).hexdigest()[:12]
+REGISTRY_VERSION = (
+    "features-"
+    + hashlib.sha256(
+        "\n".join(f"{f.name}:{f.kind}:{f.default}" for f in FEATURES).encode()
+    ).hexdigest()[:12]
+)
 
 
 def vectorise(rows: list[Mapping[str, float]]) -> np.ndarray:

@@ -31,7 +31,9 @@ class _TTLCache:
         self._data: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_many(self, index: str, ids: Sequence[str], now: float) -> tuple[dict[str, Any], list[str]]:
+    def get_many(
+        self, index: str, ids: Sequence[str], now: float
+    ) -> tuple[dict[str, Any], list[str]]:
         found: dict[str, Any] = {}
         missing: list[str] = []
         with self._lock:

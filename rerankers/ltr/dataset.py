@@ -42,8 +42,10 @@ class Dataset:
     def split(self, holdout: float) -> tuple[Dataset, Dataset]:
         """Time split: the latest `holdout` share of searches is held out."""
         ordered = sorted(self.searches, key=lambda s: (s.timestamp, s.query_id))
-        cut = len(ordered) - max(1, int(round(len(ordered) * holdout))) if holdout > 0 else len(
-            ordered
+        cut = (
+            len(ordered) - max(1, int(round(len(ordered) * holdout)))
+            if holdout > 0
+            else len(ordered)
         )
         return Dataset(ordered[:cut]), Dataset(ordered[cut:])
 

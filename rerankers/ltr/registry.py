@@ -52,9 +52,7 @@ class ModelRegistry:
             data: dict[str, Any] = json.loads((self.path(version) / "meta.json").read_text())
         except FileNotFoundError:
             known = ", ".join(m["version"] for m in self.versions()) or "none"
-            raise BadRequestError(
-                f"no ranker model {version!r}; known versions: {known}"
-            ) from None
+            raise BadRequestError(f"no ranker model {version!r}; known versions: {known}") from None
         return data
 
     def versions(self) -> list[dict[str, Any]]:

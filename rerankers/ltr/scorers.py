@@ -68,9 +68,7 @@ class DefaultScorer:
 
     def contributions(self, x: np.ndarray) -> list[dict[str, float]]:
         parts = x * self._w
-        return [
-            {FEATURE_NAMES[j]: float(row[j]) for j in np.flatnonzero(row)} for row in parts
-        ]
+        return [{FEATURE_NAMES[j]: float(row[j]) for j in np.flatnonzero(row)} for row in parts]
 
 
 class OnnxScorer:
@@ -86,9 +84,10 @@ class OnnxScorer:
             self.meta: dict[str, Any] = json.loads((path / "meta.json").read_text())
         except (OSError, ValueError) as exc:
             raise ConfigError(f"ranker model {path} has no readable meta.json: {exc}") from exc
-        if self.meta.get("registry_version") != REGISTRY_VERSION or tuple(
-            self.meta.get("features", ())
-        ) != FEATURE_NAMES:
+        if (
+            self.meta.get("registry_version") != REGISTRY_VERSION
+            or tuple(self.meta.get("features", ())) != FEATURE_NAMES
+        ):
             raise ConfigError(
                 f"ranker model {self.meta.get('version', path.name)} was trained with feature "
                 f"registry {self.meta.get('registry_version')!r}, this shoprank has "
@@ -125,9 +124,11 @@ class OnnxScorer:
                 bias += node["internal_value"]
                 while "leaf_value" not in node:
                     feature = node["split_feature"]
-                    child = node["left_child"] if row[feature] <= node["threshold"] else node[
-                        "right_child"
-                    ]
+                    child = (
+                        node["left_child"]
+                        if row[feature] <= node["threshold"]
+                        else node["right_child"]
+                    )
                     value = child.get("leaf_value", child.get("internal_value", 0.0))
                     name = FEATURE_NAMES[feature]
                     contrib[name] = contrib.get(name, 0.0) + value - node["internal_value"]

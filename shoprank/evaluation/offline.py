@@ -47,7 +47,7 @@ def cases_from_sessions(path: Path) -> list[Case]:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BadRequestError(
-                f"{path}:{line_no}: expected {{\"query\", \"grades\", \"user_id\"?}}: {exc}"
+                f'{path}:{line_no}: expected {{"query", "grades", "user_id"?}}: {exc}'
             ) from exc
     return out
 

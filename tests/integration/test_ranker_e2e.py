@@ -40,12 +40,14 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     assert report.searches == 240 and report.clicks > 50
 
     # Training too early is refused with the reason, the default scorer stays live.
-    early = cli("train", "ranker", "--min-searches", "100000", data_dir=data_dir, env=env,
-                check=False)
+    early = cli(
+        "train", "ranker", "--min-searches", "100000", data_dir=data_dir, env=env, check=False
+    )
     assert early.returncode == 3 and "at least 100000" in early.stderr
 
-    out = cli("train", "ranker", "--force", "--min-searches", "20", "--json",
-              data_dir=data_dir, env=env)
+    out = cli(
+        "train", "ranker", "--force", "--min-searches", "20", "--json", data_dir=data_dir, env=env
+    )
     trained = json.loads(out.stdout)
     assert trained["promoted"] and trained["parity_max_abs_diff"] <= 1e-5
     listed = cli("models", "list", data_dir=data_dir, env=env).stdout
@@ -62,29 +64,43 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     # A shopper who keeps buying one brand sees it higher than a shopper without history.
     src = httpx.post(
         f"{srv.url}/demo/_search",
-        json={"query": {"term": {"category": "Fashion > Shoes > Running Shoes"}}, "size": 100,
-              "_source": ["brand"], "ext": {"shoprank": {"mode": "lexical"}}},
+        json={
+            "query": {"term": {"category": "Fashion > Shoes > Running Shoes"}},
+            "size": 100,
+            "_source": ["brand"],
+            "ext": {"shoprank": {"mode": "lexical"}},
+        },
         timeout=30,
     ).json()["hits"]["hits"]
     brands = Counter(h["_source"]["brand"] for h in src)
-    neutral_top = [h["_id"] for h in httpx.post(
-        f"{srv.url}/demo/_search", json=search_body("running shoes", mode="full",
-                                                    user_id="newcomer", session_id=None),
-        timeout=30).json()["hits"]["hits"]]
+    neutral_top = [
+        h["_id"]
+        for h in httpx.post(
+            f"{srv.url}/demo/_search",
+            json=search_body("running shoes", mode="full", user_id="newcomer", session_id=None),
+            timeout=30,
+        ).json()["hits"]["hits"]
+    ]
     by_id = {h["_id"]: h["_source"]["brand"] for h in src}
     # the brand with several products that the neutral ranking shows least
-    brand = min((b for b, n in brands.items() if n >= 3),
-                key=lambda b: sum(by_id.get(i) == b for i in neutral_top[:5]))
+    brand = min(
+        (b for b, n in brands.items() if n >= 3),
+        key=lambda b: sum(by_id.get(i) == b for i in neutral_top[:5]),
+    )
     bought = [h["_id"] for h in src if h["_source"]["brand"] == brand][:3]
     events = [
         {"type": "purchase", "user_id": "brand-fan", "product_id": pid, "price": 50.0}
         for pid in bought
     ]
-    assert httpx.post(f"{srv.url}/_shoprank/events", json=events, timeout=30).json()["accepted"] == 3
+    assert (
+        httpx.post(f"{srv.url}/_shoprank/events", json=events, timeout=30).json()["accepted"] == 3
+    )
 
     def brand_in_top(user: str) -> int:
-        hits = httpx.post(f"{srv.url}/demo/_search", json=search_body(
-            "running shoes", mode="full", user_id=user, session_id=None), timeout=30
+        hits = httpx.post(
+            f"{srv.url}/demo/_search",
+            json=search_body("running shoes", mode="full", user_id=user, session_id=None),
+            timeout=30,
         ).json()["hits"]["hits"]
         return sum(by_id.get(h["_id"]) == brand for h in hits[:5])
 
@@ -92,9 +108,21 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
 
     # Offline evaluation on the held-out simulated sessions: table, JSON and a PNG plot.
     plot = data_dir / "eval.png"
-    out = cli("evaluate", "--index", "demo", "--sessions", str(holdout), "--logs",
-              "--modes", "lexical,hybrid,full", "--plot", str(plot), "--json",
-              data_dir=data_dir, env=env)
+    out = cli(
+        "evaluate",
+        "--index",
+        "demo",
+        "--sessions",
+        str(holdout),
+        "--logs",
+        "--modes",
+        "lexical,hybrid,full",
+        "--plot",
+        str(plot),
+        "--json",
+        data_dir=data_dir,
+        env=env,
+    )
     results = json.loads(out.stdout)
     assert set(results) == {"sessions", "logs"}
     assert results["sessions"]["full"]["ndcg@10"] > results["sessions"]["hybrid"]["ndcg@10"]

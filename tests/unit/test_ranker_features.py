@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from shoprank.events.model import Event
 from shoprank.events.search_log import logged_window
 from shoprank.events.search_record import SearchRecord, WindowItem
-from shoprank.events.model import Event
 from shoprank.rerankers.features import FEATURE_NAMES, Inputs, compute_features, vectorise
 from shoprank.rerankers.features.registry import DEFAULTS
 from shoprank.rerankers.intent.types import Intent
@@ -66,7 +66,11 @@ def test_retrieval_features() -> None:
 def test_intent_agreement() -> None:
     intent = Intent(
         query="black stride running shoes under 80",
-        categories=[("Fashion", 0.9), ("Fashion > Shoes", 0.8), ("Fashion > Shoes > Running Shoes", 0.7)],
+        categories=[
+            ("Fashion", 0.9),
+            ("Fashion > Shoes", 0.8),
+            ("Fashion > Shoes > Running Shoes", 0.7),
+        ],
         attributes={"brand": ["stride"], "colour": ["black"]},
         price={"lte": 80.0},
     )

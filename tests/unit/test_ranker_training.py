@@ -14,6 +14,7 @@ pytest.importorskip("onnxmltools")
 
 from shoprank.errors import BadRequestError, ConfigError
 from shoprank.evaluation.metrics import ndcg_at_k
+from shoprank.events.model import Event
 from shoprank.rerankers.features.registry import FEATURE_NAMES, vectorise
 from shoprank.rerankers.ltr.dataset import Dataset, LoggedSearch, join
 from shoprank.rerankers.ltr.registry import ModelRegistry
@@ -26,7 +27,6 @@ from shoprank.rerankers.ltr.train import (
     parity,
     train_ranker,
 )
-from shoprank.events.model import Event
 
 EXAMINE_ETA = 1.2
 CLICK = (0.03, 0.3, 0.6, 0.9)
@@ -48,13 +48,19 @@ def window(rng: random.Random, size: int = 20) -> tuple[list[dict[str, float]], 
         )
     items.sort(key=lambda it: -it["logger"])
     feats = [
-        {"retrieval_rr": 1 / (i + 1), "user_brand_aff": it["user_brand_aff"], "rating": it["rating"]}
+        {
+            "retrieval_rr": 1 / (i + 1),
+            "user_brand_aff": it["user_brand_aff"],
+            "rating": it["rating"],
+        }
         for i, it in enumerate(items)
     ]
     return feats, [int(it["grade"]) for it in items]
 
 
-def simulated_logs(n: int, seed: int) -> tuple[Dataset, list[tuple[list[dict[str, float]], list[int]]]]:
+def simulated_logs(
+    n: int, seed: int
+) -> tuple[Dataset, list[tuple[list[dict[str, float]], list[int]]]]:
     """Position-biased clicks on logged windows, and the true grades of each window."""
     rng = random.Random(seed)
     searches, truth = [], []
@@ -91,7 +97,9 @@ def logs() -> Dataset:
     return simulated_logs(600, seed=1)[0]
 
 
-def test_position_bias_correction_ranks_closer_to_true_relevance(tmp_path: Path, logs: Dataset) -> None:
+def test_position_bias_correction_ranks_closer_to_true_relevance(
+    tmp_path: Path, logs: Dataset
+) -> None:
     """Measure: mean nDCG@10 against the *true* grades on 300 fresh windows of the same
     logging ranker. Clicks over-credit top positions; the corrected model must trust the
     relevance evidence more than the position-carrying retrieval rank."""
@@ -100,8 +108,12 @@ def test_position_bias_correction_ranks_closer_to_true_relevance(tmp_path: Path,
     results = {}
     for debias in (True, False):
         report = train_ranker(
-            logs, registry=reg, live=DefaultScorer(), params=TrainParams(debias=debias),
-            min_searches=1, promote=False,
+            logs,
+            registry=reg,
+            live=DefaultScorer(),
+            params=TrainParams(debias=debias),
+            min_searches=1,
+            promote=False,
         )
         results[debias] = true_ndcg(OnnxScorer(report.path), fresh)
     assert results[True] > results[False] + 0.01, results
@@ -109,8 +121,11 @@ def test_position_bias_correction_ranks_closer_to_true_relevance(tmp_path: Path,
 
 def test_onnx_scores_equal_lightgbm(tmp_path: Path, logs: Dataset) -> None:
     report = train_ranker(
-        logs, registry=ModelRegistry(tmp_path), live=DefaultScorer(),
-        params=TrainParams(rounds=60, num_leaves=15, min_data_in_leaf=5), min_searches=1,
+        logs,
+        registry=ModelRegistry(tmp_path),
+        live=DefaultScorer(),
+        params=TrainParams(rounds=60, num_leaves=15, min_data_in_leaf=5),
+        min_searches=1,
         promote=False,
     )
     booster = fit(logs.split(0.2)[0], TrainParams(rounds=60, num_leaves=15, min_data_in_leaf=5))
@@ -127,8 +142,16 @@ def _shuffled(logs: Dataset, seed: int) -> Dataset:
     rng = random.Random(seed)
     return Dataset(
         [
-            LoggedSearch(s.query_id, s.timestamp, s.user, s.query, s.ids, s.positions, s.features,
-                         rng.sample(s.grades, len(s.grades)))
+            LoggedSearch(
+                s.query_id,
+                s.timestamp,
+                s.user,
+                s.query,
+                s.ids,
+                s.positions,
+                s.features,
+                rng.sample(s.grades, len(s.grades)),
+            )
             for s in logs.searches
         ]
     )
@@ -137,8 +160,9 @@ def _shuffled(logs: Dataset, seed: int) -> Dataset:
 def test_gate_promotes_better_refuses_worse_and_rollback(tmp_path: Path, logs: Dataset) -> None:
     reg = ModelRegistry(tmp_path)
     # a model trained on shuffled engagement, forced live
-    weak = train_ranker(_shuffled(logs, 3), registry=reg, live=load_scorer(reg), min_searches=1,
-                        force=True)
+    weak = train_ranker(
+        _shuffled(logs, 3), registry=reg, live=load_scorer(reg), min_searches=1, force=True
+    )
     assert weak.promoted and reg.live() == weak.version
     good = train_ranker(logs, registry=reg, live=load_scorer(reg), min_searches=1)
     assert good.promoted and reg.live() == good.version, good.gate
@@ -154,8 +178,9 @@ def test_gate_promotes_better_refuses_worse_and_rollback(tmp_path: Path, logs: D
     with pytest.raises(BadRequestError, match="no ranker model"):
         reg.promote("ranker-does-not-exist")
     with pytest.raises(NotEnoughDataError):
-        train_ranker(Dataset(logs.searches[:3]), registry=reg, live=DefaultScorer(),
-                     min_searches=50)
+        train_ranker(
+            Dataset(logs.searches[:3]), registry=reg, live=DefaultScorer(), min_searches=50
+        )
 
 
 def test_model_with_another_feature_registry_refuses_to_load(tmp_path: Path, logs: Dataset) -> None:
@@ -183,8 +208,14 @@ def test_join_grades_engagement_by_query_id() -> None:
         Event(type="add_to_cart", timestamp=3, event_id="e2", query_id="q1", product_id="b"),
         Event(type="click", timestamp=3, event_id="e3", query_id="q1", product_id="c"),
         Event(type="purchase", timestamp=4, event_id="e4", query_id="q2", product_id="a"),
-        Event(type="search", timestamp=5, event_id="q3", query_id="q3", user_id="u",
-              window=({"id": "a", "before": 1, "after": 1},)),  # features not sampled
+        Event(
+            type="search",
+            timestamp=5,
+            event_id="q3",
+            query_id="q3",
+            user_id="u",
+            window=({"id": "a", "before": 1, "after": 1},),
+        ),  # features not sampled
     ]
     data = join(events)
     assert len(data) == 1
