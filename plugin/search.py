@@ -208,6 +208,10 @@ class SearchService:
         """Load the query encoder now rather than on the first search."""
         if self._encoder_factory is not None:
             self._encoder_factory().warm_up()
+        for reranker in self.rerankers:  # load models, open stores: not on the first search
+            warm = getattr(reranker, "warm_up", None)
+            if warm is not None:
+                warm()
 
     def embed_query(self, text: str, *, space: Literal["text", "image"] = "text") -> list[float]:
         """The query's vector in the text space (MiniLM) or the image space (CLIP text

@@ -101,9 +101,20 @@ def search(ctx: click.Context, index_name: str, text: str, mode: str, size: int)
 @click.option("--products", default=3000, show_default=True, type=click.IntRange(10, 200_000))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Only build the demo index.")
+@click.option(
+    "--traffic/--no-traffic",
+    default=None,
+    help="Simulate synthetic shoppers and train the models on first start (default: when serving).",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, host: str, port: int, products: int, seed: int, no_serve: bool
+    ctx: click.Context,
+    host: str,
+    port: int,
+    products: int,
+    seed: int,
+    no_serve: bool,
+    traffic: bool | None,
 ) -> None:
     """Generate a demo catalog, index it as `demo`, and serve it."""
     from shoprank.indexing.demo import write_demo_catalog
@@ -133,6 +144,10 @@ def demo(
         f"indexed {report.documents} products into demo ({report.generation}) in "
         f"{d['seconds']['total']}s"
     )
+    if traffic or (traffic is None and not no_serve):
+        from shoprank.demo_traffic import bootstrap
+
+        bootstrap(settings, index="demo", echo=click.echo)
     if no_serve:
         return
     click.echo(

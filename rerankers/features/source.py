@@ -74,6 +74,10 @@ class FeatureSource:
         self._facts = _TTLCache(cache_size, cache_ttl_s)
         self._vectors = _TTLCache(cache_size, cache_ttl_s)
 
+    def warm_up(self) -> None:
+        if self.events is not None:
+            self.events.store.product_stats(["-"])
+
     def _cached(
         self, cache: _TTLCache, index: str, ids: Sequence[str], fetch: Any, now: float
     ) -> dict[str, Any]:

@@ -82,7 +82,12 @@ class LearnedRanker:
             return self._scorer
 
     def warm_up(self) -> None:
+        """Load the live model and open the stores now rather than on the first search."""
         self.scorer()
+        try:
+            self.source.warm_up()
+        except Exception:  # noqa: BLE001 - a store that is down degrades per search later
+            log.warning("ranker feature sources not reachable at start", exc_info=True)
 
     def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
         if not candidates:
