@@ -32,7 +32,7 @@ def _train_intent(settings: Settings, echo: Callable[[str], None]) -> None:
     `from shoprank.rerankers.intent.train import train_intent; train_intent(settings)`.
     """
     try:
-        from shoprank.rerankers.intent import train as intent_train  # type: ignore[attr-defined]
+        from shoprank.rerankers.intent import train as intent_train
     except ImportError:
         echo("intent model: trainer not available in this build; skipped")
         return
