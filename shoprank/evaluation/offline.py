@@ -114,7 +114,7 @@ def plot(results: dict[str, dict[str, float]], path: Path, *, title: str) -> Pat
     ax.set_xticklabels(metrics)
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

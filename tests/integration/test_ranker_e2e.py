@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +130,28 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     assert set(results) == {"sessions", "logs"}
     assert results["sessions"]["full"]["ndcg@10"] > results["sessions"]["hybrid"]["ndcg@10"]
     assert plot.with_name("eval-sessions.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Serving the learned model loads onnxruntime only: no training libraries.
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from shoprank.settings import Settings
+        from shoprank.wiring import make_service
+        service = make_service(Settings(data_dir=Path({str(data_dir)!r})))
+        service.search_logger = None
+        body = {{"query": {{"match": {{"title": "running shoes"}}}},
+                "ext": {{"shoprank": {{"mode": "full", "user_id": "brand-fan"}}}}}}
+        result = service.search("demo", body)
+        assert "degraded" not in result.get("_shoprank", {{}}), result["_shoprank"]
+        assert service.rerankers[0].scorer().version == {trained["version"]!r}
+        heavy = [m for m in ("torch", "lightgbm", "onnxmltools", "sklearn", "matplotlib")
+                 if m in sys.modules]
+        assert not heavy, heavy
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
 
     # Rollback goes back to the cold-start scorer.
     assert "default-v1" in cli("models", "rollback", data_dir=data_dir, env=env).stdout
