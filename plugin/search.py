@@ -280,6 +280,8 @@ class SearchService:
                 "notes": request.notes,
                 "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             }
+            if request.rerank_info.get("model_version"):
+                response["_shoprank"]["model_version"] = request.rerank_info["model_version"]
         if request.degraded:
             response.setdefault("_shoprank", {})["degraded"] = request.degraded
         if self.search_logger is not None:

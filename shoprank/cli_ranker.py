@@ -47,8 +47,12 @@ def load_dataset(settings: Settings) -> Any:
     type=click.FloatRange(0.05, 0.9),
     help="Share of the latest searches held out for the gate.",
 )
-@click.option("--rounds", default=None, type=click.IntRange(1, 5000),
-              help="Boosting rounds (default: training searches / 5, within 40-300).")
+@click.option(
+    "--rounds",
+    default=None,
+    type=click.IntRange(1, 5000),
+    help="Boosting rounds (default: training searches / 5, within 40-300).",
+)
 @click.option("--leaves", default=7, show_default=True, type=click.IntRange(2, 1024))
 @click.option("--no-debias", is_flag=True, help="Train without position-bias correction.")
 @click.option("--no-promote", is_flag=True, help="Register the model but never promote it.")

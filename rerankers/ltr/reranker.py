@@ -18,7 +18,7 @@ import numpy as np
 
 from shoprank.metrics import degrade
 from shoprank.rerankers.features.compute import compute_features
-from shoprank.rerankers.features.registry import REGISTRY_VERSION, vectorise
+from shoprank.rerankers.features.registry import FEATURE_NAMES, REGISTRY_VERSION, vectorise
 from shoprank.rerankers.features.source import FeatureSource
 from shoprank.rerankers.ltr.registry import ModelRegistry
 from shoprank.rerankers.ltr.scorers import DEFAULT_VERSION, DefaultScorer, OnnxScorer, Scorer
@@ -59,27 +59,41 @@ class LearnedRanker:
         self._lock = threading.Lock()
 
     def scorer(self) -> Scorer:
-        """The live scorer, reloaded (at most once a second) when the registry changed.
-        A model that fails to load leaves the previous one serving."""
+        """The live scorer. The registry is checked at most once a second; a changed one is
+        loaded in the background while the current model keeps serving (only the very
+        first load happens in line, normally from `warm_up`). A model that fails to load
+        leaves the previous one serving."""
         now = time.monotonic()
-        if self._scorer is not None and now - self._checked < RELOAD_CHECK_S:
-            return self._scorer
+        current = self._scorer
+        if current is not None and now - self._checked < RELOAD_CHECK_S:
+            return current
         with self._lock:
             self._checked = now
             try:
                 stamp: float | None = self.registry.file.stat().st_mtime
             except FileNotFoundError:
                 stamp = None
-            if self._scorer is None or stamp != self._stamp:
-                try:
-                    self._scorer = load_scorer(self.registry)
-                    log.info("ranker model %s loaded", self._scorer.version)
-                except Exception:
-                    log.exception("ranker model failed to load; keeping the previous one")
-                    if self._scorer is None:
-                        self._scorer = DefaultScorer()
-                self._stamp = stamp
+            if self._scorer is None:
+                self._load(stamp)
+            elif stamp != self._stamp:
+                self._stamp = stamp  # one reload per change
+                threading.Thread(
+                    target=self._load, args=(stamp,), name="ranker-reload", daemon=True
+                ).start()
+            assert self._scorer is not None
             return self._scorer
+
+    def _load(self, stamp: float | None) -> None:
+        try:
+            scorer = load_scorer(self.registry)
+            scorer.score(np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32))  # warm
+            self._scorer = scorer
+            log.info("ranker model %s loaded", scorer.version)
+        except Exception:
+            log.exception("ranker model failed to load; keeping the previous one")
+            if self._scorer is None:
+                self._scorer = DefaultScorer()
+        self._stamp = stamp
 
     def warm_up(self) -> None:
         """Load the live model and open the stores now rather than on the first search."""
