@@ -76,7 +76,9 @@ class IntentPredictor:
         for m in matches:
             claimed.update(range(*m.token_span))
         skus = [t.text for i, t in enumerate(tokens) if i not in claimed and looks_like_sku(t.text)]
-        categories = self._categories(tokens, embedding)
+        # Price words say nothing about the category: the bag of words leaves them out.
+        words = [t for i, t in enumerate(tokens) if i not in price_tokens]
+        categories = self._categories(words or tokens, embedding)
         attributes: dict[str, list[str]] = {}
         for m in matches:
             values = attributes.setdefault(m.field, [])
