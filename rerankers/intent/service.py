@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shoprank.errors import ShoprankError
+from shoprank.errors import IndexNotFoundError, ShoprankError
 from shoprank.metrics import degrade
 from shoprank.settings import Settings
 
@@ -195,6 +195,8 @@ class QueryUnderstanding:
                 embed=timed if embed is not None else None,
                 notes=request.notes,
             )
+        except IndexNotFoundError:
+            raise  # the search itself answers 404
         except ShoprankError as exc:
             degrade(request.degraded, "intent", exc.reason)
             return

@@ -15,18 +15,54 @@ from .conftest import Server, cli
 
 TONER = "Electronics > Printers & Ink > Toner Cartridges"
 EXTRA = [
-    {"id": "hp-85a", "title": "HP 85A Black Original LaserJet Toner Cartridge", "brand": "HP",
-     "price": 34.99, "category": TONER, "colour": "Black"},
-    {"id": "hp-26x", "title": "HP 26X High Yield Black Toner Cartridge", "brand": "HP",
-     "price": 129.0, "category": TONER, "colour": "Black"},
-    {"id": "hp-usb", "title": "HP USB-C to USB-A Cable 1m", "brand": "HP", "price": 9.99,
-     "category": "Electronics > Cables & Adapters > USB Cables", "colour": "Black"},
-    {"id": "hp-book", "title": "HP EliteBook 840 Laptop 14 inch", "brand": "HP", "price": 899.0,
-     "category": "Electronics > Computers > Laptops", "colour": "Silver"},
-    {"id": "br-2420", "title": "Brother TN-2420 Black Toner Cartridge", "brand": "Brother",
-     "price": 38.0, "category": TONER, "colour": "Black"},
-    {"id": "cn-phone", "title": "华为手机 Mate 60 Pro 黑色", "brand": "Huawei", "price": 599.0,
-     "category": "Electronics > Phones > Smartphones", "colour": "Black"},
+    {
+        "id": "hp-85a",
+        "title": "HP 85A Black Original LaserJet Toner Cartridge",
+        "brand": "HP",
+        "price": 34.99,
+        "category": TONER,
+        "colour": "Black",
+    },
+    {
+        "id": "hp-26x",
+        "title": "HP 26X High Yield Black Toner Cartridge",
+        "brand": "HP",
+        "price": 129.0,
+        "category": TONER,
+        "colour": "Black",
+    },
+    {
+        "id": "hp-usb",
+        "title": "HP USB-C to USB-A Cable 1m",
+        "brand": "HP",
+        "price": 9.99,
+        "category": "Electronics > Cables & Adapters > USB Cables",
+        "colour": "Black",
+    },
+    {
+        "id": "hp-book",
+        "title": "HP EliteBook 840 Laptop 14 inch",
+        "brand": "HP",
+        "price": 899.0,
+        "category": "Electronics > Computers > Laptops",
+        "colour": "Silver",
+    },
+    {
+        "id": "br-2420",
+        "title": "Brother TN-2420 Black Toner Cartridge",
+        "brand": "Brother",
+        "price": 38.0,
+        "category": TONER,
+        "colour": "Black",
+    },
+    {
+        "id": "cn-phone",
+        "title": "华为手机 Mate 60 Pro 黑色",
+        "brand": "Huawei",
+        "price": 599.0,
+        "category": "Electronics > Phones > Smartphones",
+        "colour": "Black",
+    },
 ]
 
 
@@ -39,7 +75,9 @@ def intent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     products = generate_demo_catalog(n=300, seed=11) + EXTRA
     catalog.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in products))
     cli("index", "load", str(catalog), "--index", "shop", data_dir=data_dir)
-    trained = cli("train", "intent", "--index", "shop", "--epochs", "15", "--json", data_dir=data_dir)
+    trained = cli(
+        "train", "intent", "--index", "shop", "--epochs", "15", "--json", data_dir=data_dir
+    )
     meta = json.loads(trained.stdout)
     assert meta["categories"] >= 30 and meta["accuracy"]["all"]["top3"] > 0.5
     srv = Server(data_dir).start()
@@ -49,7 +87,9 @@ def intent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _search(server: Server, text: str, **ext: Any) -> dict[str, Any]:
     body = {
-        "query": {"multi_match": {"query": text, "fields": ["title^3", "brand.text", "description"]}},
+        "query": {
+            "multi_match": {"query": text, "fields": ["title^3", "brand.text", "description"]}
+        },
         "size": 10,
         "ext": {"shoprank": {"mode": "full", "explain": True, **ext}},
     }
@@ -70,8 +110,12 @@ def test_hp_toner_under_40(intent_server: Server) -> None:
     assert explained["intent"]["attributes"]["brand"] == ["HP"]
     assert explained["intent"]["price"] == {"lte": 40.0}
     assert explained["intent"]["model_version"].startswith("intent-")
-    assert {"action": "filter", "field": "price", "range": {"lte": 40.0},
-            "reason": "explicit price"} in explained["rewrite"]
+    assert {
+        "action": "filter",
+        "field": "price",
+        "range": {"lte": 40.0},
+        "reason": "explicit price",
+    } in explained["rewrite"]
 
 
 def test_same_query_without_understanding_is_worse(intent_server: Server) -> None:
