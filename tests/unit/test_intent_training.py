@@ -110,3 +110,23 @@ def test_too_few_categories_is_a_clear_error(tmp_path: Path) -> None:
     catalog.write_text('{"id": "1", "title": "a thing", "category": "Only"}\n')
     with pytest.raises(ConfigError, match="at least 2 categories"):
         train_intent(Settings(data_dir=tmp_path), catalog=catalog, encode=encode)
+
+
+def test_serving_picks_up_a_retrained_model(trained: tuple[Settings, dict[str, Any]]) -> None:
+    import os
+
+    from shoprank.rerankers.intent.service import QueryUnderstanding, intent_dir
+
+    settings, meta = trained
+    understanding = QueryUnderstanding(backend=None, settings=settings)
+    notes: list[str] = []
+    first = understanding.predictor("any-index", notes)
+    assert first.head is not None and first.model_version == meta["model_version"]
+    assert notes == []
+    meta_path = intent_dir(settings) / "metadata.json"
+    data = json.loads(meta_path.read_text())
+    data["model_version"] = "intent-retrained"
+    meta_path.write_text(json.dumps(data))
+    stat = meta_path.stat()
+    os.utime(meta_path, (stat.st_atime, stat.st_mtime + 5))
+    assert understanding.predictor("any-index", notes).model_version == "intent-retrained"
