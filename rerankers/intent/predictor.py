@@ -23,8 +23,9 @@ MAX_CATEGORIES = 8
 PRODUCT_TYPE_PROB = 0.4
 _SKU = re.compile(r"^(?=.*\d)(?=.*[a-z])[a-z0-9][a-z0-9\-./]{4,}$|^\d{8,14}$", re.IGNORECASE)
 _UNIT_TOKEN = re.compile(
-    r"^\d+(?:[.,]\d+)?(?:gb|tb|mb|mah|mm|cm|m|w|kw|kg|g|ml|l|hz|mhz|ghz|mp|k|p|in|inch|"
-    r"v|a|x|pcs|pack|s|st|nd|rd|th)$",
+    r"^\d+(?:[.,]\d+)?-?(?:gb|tb|mb|mah|mm|cm|m|w|kw|kg|g|ml|l|hz|mhz|ghz|mp|k|p|in|inch|"
+    r"inches|v|a|x|pcs|pack|piece|pieces|s|st|nd|rd|th|ft|feet|foot|meter|metre|pages|port|"
+    r"ports|way|seater|person|people|year|years|day|days)$",
     re.IGNORECASE,
 )
 
@@ -75,7 +76,7 @@ class IntentPredictor:
         claimed = set(price_tokens)
         for m in matches:
             claimed.update(range(*m.token_span))
-        skus = [t.text for i, t in enumerate(tokens) if i not in claimed and looks_like_sku(t.text)]
+        skus = self._skus(text, tokens, claimed)
         # Price words say nothing about the category: the bag of words leaves them out.
         words = [t for i, t in enumerate(tokens) if i not in price_tokens]
         categories = self._categories(words or tokens, embedding)
@@ -102,6 +103,19 @@ class IntentPredictor:
             model_version=self.model_version,
         )
         return Understanding(intent, matches, price)
+
+    @staticmethod
+    def _skus(text: str, tokens: Sequence[Token], claimed: set[int]) -> list[str]:
+        """Whitespace-separated chunks shaped like a SKU ("006R90321", "TN-2420") whose
+        words were not taken by a price or an attribute."""
+        out: list[str] = []
+        for match in re.finditer(r"\S+", text[:512]):
+            chunk = match.group(0).strip(",;:!?()[]{}\"'")
+            inside = [i for i, t in enumerate(tokens) if match.start() <= t.start < match.end()]
+            if chunk and looks_like_sku(chunk) and not claimed.intersection(inside):
+                if chunk not in out:
+                    out.append(chunk)
+        return out
 
     def _categories(
         self, tokens: Sequence[Token], embedding: Sequence[float] | None

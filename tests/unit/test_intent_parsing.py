@@ -139,7 +139,7 @@ def test_brand_and_model_is_navigational(predictor: IntentPredictor) -> None:
     assert predictor.predict("samsung").intent.query_type == "navigational"
 
 
-@pytest.mark.parametrize("text", ["128gb", "4k", "1500mAh"])
+@pytest.mark.parametrize("text", ["128gb", "4k", "1500mAh", "55-inch", "2.5in", "3.5mm", "10-pack"])
 def test_units_are_not_skus(predictor: IntentPredictor, text: str) -> None:
     assert predictor.predict(f"phone {text}").intent.skus == []
 
@@ -173,3 +173,10 @@ def test_one_edit_distance() -> None:
     assert within_one_edit("samsung", "samsun")
     assert within_one_edit("samsung", "samsungs")
     assert not within_one_edit("samsung", "sasnug")
+
+
+def test_hyphenated_model_codes_are_skus(predictor: IntentPredictor) -> None:
+    intent = predictor.predict("brother TN-2420 toner").intent
+    assert intent.skus == ["TN-2420"]
+    assert intent.attributes == {"brand": ["Brother"]}
+    assert predictor.predict("usb-c cable").intent.skus == []
