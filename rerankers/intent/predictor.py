@@ -112,9 +112,9 @@ class IntentPredictor:
         for match in re.finditer(r"\S+", text[:512]):
             chunk = match.group(0).strip(",;:!?()[]{}\"'")
             inside = [i for i, t in enumerate(tokens) if match.start() <= t.start < match.end()]
-            if chunk and looks_like_sku(chunk) and not claimed.intersection(inside):
-                if chunk not in out:
-                    out.append(chunk)
+            taken = claimed.intersection(inside) or chunk in out
+            if chunk and looks_like_sku(chunk) and not taken:
+                out.append(chunk)
         return out
 
     def _categories(
