@@ -176,6 +176,9 @@ def load_artefacts(model_dir: Path) -> IntentArtefacts | None:
         metadata = json.loads(meta_path.read_text())
         vocab = Vocabulary.from_json(json.loads((model_dir / "vocab.json").read_text()))
         head = IntentHead(model_dir) if (model_dir / "head.onnx").is_file() else None
-    except (OSError, ValueError, KeyError) as exc:
-        raise ShoprankError(f"intent model in {str(model_dir)!r} is unreadable: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise ShoprankError(
+            f"intent model in {str(model_dir)!r} is unreadable ({type(exc).__name__}: {exc}); "
+            "retrain it with `shoprank train intent`"
+        ) from exc
     return IntentArtefacts(head, vocab, metadata)

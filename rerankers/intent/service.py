@@ -102,6 +102,7 @@ class QueryUnderstanding:
         self._lock = threading.Lock()
         self._model: tuple[float, IntentArtefacts | None, IntentPredictor | None] | None = None
         self._by_generation: dict[str, IntentPredictor] = {}
+        self._load_error: str | None = None
 
     # -- models ------------------------------------------------------------------------------
 
@@ -115,7 +116,12 @@ class QueryUnderstanding:
         if cached is not None and cached[0] == stamp:
             return cached[1], cached[2]
         with self._lock:
-            artefacts = load_artefacts(intent_dir(self.settings)) if stamp >= 0 else None
+            self._load_error = None
+            try:
+                artefacts = load_artefacts(intent_dir(self.settings)) if stamp >= 0 else None
+            except ShoprankError as exc:
+                # A broken model degrades to the catalog path (remembered until it changes).
+                artefacts, self._load_error = None, exc.reason
             predictor = None
             if artefacts is not None:
                 predictor = IntentPredictor(
@@ -134,6 +140,9 @@ class QueryUnderstanding:
             if trained_for in (None, index) or self._same_alias(trained_for, index):
                 return predictor
             notes.append(f"intent: model was trained for index [{trained_for}], not [{index}]")
+        elif self._load_error is not None:
+            degrade(notes, "intent", "model unreadable")
+            notes.append(f"intent: {self._load_error}")
         else:
             degrade(notes, "intent", "model missing")
         generation = self.backend.resolve(index)
@@ -200,9 +209,14 @@ class QueryUnderstanding:
         except ShoprankError as exc:
             degrade(request.degraded, "intent", exc.reason)
             return
-        request.intent = understanding.intent
         original = request.body
-        request.body, request.rewrite = rewrite(original, understanding, self.config)
+        try:
+            body, actions = rewrite(original, understanding, self.config)
+        except Exception as exc:  # noqa: BLE001 - a rewrite bug must not fail the search
+            degrade(request.degraded, "intent", f"rewrite failed ({type(exc).__name__})")
+            return
+        request.intent = understanding.intent
+        request.body, request.rewrite = body, actions
         request.intent_plan = (original, understanding)
         timings["embed_ms"] = timings.get("embed_ms", 0.0) + embed_ms
         timings["intent_ms"] = (time.perf_counter() - t0) * 1000 - embed_ms

@@ -258,3 +258,22 @@ def test_rerankers_receive_the_intent(tmp_path: Path, service: SearchService) ->
         "shop", {"query": {"match": {"title": "hp toner"}}, "ext": {"shoprank": {"mode": "full"}}}
     )
     assert seen and seen[0].attributes == {"brand": ["HP"]}
+
+
+def test_a_corrupt_model_degrades_instead_of_failing(
+    tmp_path: Path, service: SearchService
+) -> None:
+    model = tmp_path / "models" / "intent"
+    model.mkdir(parents=True)
+    (model / "head.onnx").write_bytes(b"not an onnx model")
+    (model / "labels.json").write_text('["A", "B"]')
+    (model / "vocab.json").write_text('{"attributes": {}, "price_bands": {}}')
+    (model / "metadata.json").write_text('{"model_version": "broken"}')
+    broken = SearchService(
+        backend=service.backend,
+        settings=Settings(data_dir=tmp_path, intent_attributes=["brand", "colour"]),
+    )
+    response = _search(broken, "hp toner under 40")
+    assert all(h["_source"]["price"] <= 40 for h in response["hits"]["hits"])
+    notes = response["_shoprank"]["notes"]
+    assert any("unreadable" in n and "train intent" in n for n in notes), notes
