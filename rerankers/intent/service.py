@@ -209,6 +209,9 @@ class QueryUnderstanding:
         except ShoprankError as exc:
             degrade(request.degraded, "intent", exc.reason)
             return
+        except Exception as exc:  # noqa: BLE001 - query understanding is optional
+            degrade(request.degraded, "intent", f"prediction failed ({type(exc).__name__})")
+            return
         original = request.body
         try:
             body, actions = rewrite(original, understanding, self.config)
