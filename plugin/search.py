@@ -213,9 +213,10 @@ class SearchService:
     # -- embeddings ------------------------------------------------------------------------
 
     def warm_up(self) -> None:
-        """Load the query encoder now rather than on the first search."""
+        """Load the query encoder (and the intent model) now rather than on the first search."""
         if self._encoder_factory is not None:
             self._encoder_factory().warm_up()
+        self.understanding.warm_up()
 
     def embed_query(self, text: str, *, space: Literal["text", "image"] = "text") -> list[float]:
         """The query's vector in the text space (MiniLM) or the image space (CLIP text

@@ -132,6 +132,10 @@ class QueryUnderstanding:
             self._model = (stamp, artefacts, predictor)
         return artefacts, predictor
 
+    def warm_up(self) -> None:
+        """Load the trained model now (a broken one is remembered and reported per search)."""
+        self._trained()
+
     def predictor(self, index: str, notes: list[str]) -> IntentPredictor:
         """The trained model when it was trained for this index, else the index's values."""
         artefacts, predictor = self._trained()
