@@ -25,23 +25,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _train_intent(settings: Settings, echo: Callable[[str], None]) -> None:
-    """Hook for the intent model (issue 4): train it from the catalog and the new logs.
+def _train_intent(settings: Settings, index: str, echo: Callable[[str], None]) -> None:
+    """The intent model (issue 4), from the catalog and whatever click logs exist."""
+    from shoprank.errors import ShoprankError
+    from shoprank.rerankers.intent.training import train_intent
 
-    TODO(lead): call the intent trainer here once it is merged, e.g.
-    `from shoprank.rerankers.intent.train import train_intent; train_intent(settings)`.
-    """
     try:
-        from shoprank.rerankers.intent import train as intent_train
-    except ImportError:
-        echo("intent model: trainer not available in this build; skipped")
+        meta = train_intent(settings, index=index)
+    except ShoprankError as exc:
+        echo(f"intent model not trained: {exc.reason}")
         return
-    trainer: Any = getattr(intent_train, "train_intent", None)
-    if trainer is None:
-        echo("intent model: trainer not available in this build; skipped")
-        return
-    trainer(settings)
-    echo("intent model trained")
+    echo(f"intent model {meta.get('model_version')} trained")
 
 
 def bootstrap(
@@ -64,6 +58,8 @@ def bootstrap(
     from shoprank.simulate import run
     from shoprank.wiring import make_service
 
+    # Intent first, so the simulated searches are rewritten and log intent features.
+    _train_intent(settings, index, echo)
     service = make_service(settings)
     port = _free_port()
     server = uvicorn.Server(
@@ -93,7 +89,6 @@ def bootstrap(
         f"traffic: {traffic.searches} searches, {traffic.clicks} clicks, "
         f"{traffic.purchases} purchases"
     )
-    _train_intent(settings, echo)
     from shoprank.cli_ranker import _registry, load_dataset
     from shoprank.rerankers.ltr.reranker import load_scorer
     from shoprank.rerankers.ltr.train import NotEnoughDataError, train_ranker
