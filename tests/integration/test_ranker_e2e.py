@@ -19,8 +19,6 @@ from shoprank.simulate import run, search_body
 
 from .conftest import Server, cli
 
-pytest.importorskip("lightgbm")
-
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:

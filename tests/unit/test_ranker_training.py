@@ -9,9 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("lightgbm")
-pytest.importorskip("onnxmltools")
-
 from shoprank.errors import BadRequestError, ConfigError
 from shoprank.evaluation.metrics import ndcg_at_k
 from shoprank.events.model import Event
