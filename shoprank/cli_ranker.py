@@ -185,6 +185,13 @@ def models_rollback() -> None:
     help="Write held-out sessions with true grades (JSONL) for `evaluate --sessions`.",
 )
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--page-size",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Results per search page the shoppers see.",
+)
 def simulate_cmd(
     url: str,
     index: str,
@@ -194,6 +201,7 @@ def simulate_cmd(
     mode: str,
     holdout_out: Path | None,
     seed: int,
+    page_size: int,
 ) -> None:
     """Send SYNTHETIC shopper traffic (searches, clicks, carts, purchases) to a running
     shoprank server through its real endpoint and events API."""
@@ -215,6 +223,7 @@ def simulate_cmd(
             holdout_out=holdout_out,
             seed=seed,
             progress=progress,
+            size=page_size,
         )
     except (RuntimeError, OSError) as exc:
         _fail(str(exc))
