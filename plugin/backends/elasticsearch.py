@@ -1,0 +1,125 @@
+"""Elasticsearch (8.x/9.x) through the official `elasticsearch` client.
+
+shoprank's bodies are ES bodies already, so searches go out as they are; the mapping's
+`dense_vector` fields gain HNSW `index_options` (`int8_hnsw` by default).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from shoprank.errors import ShoprankError
+
+from .remote import RemoteBackend, cluster_error, unavailable, walk_properties
+
+
+class ElasticsearchBackend(RemoteBackend):
+    name = "elasticsearch"
+    vector_types = ("dense_vector",)
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        url: str = "",
+        vector_index_type: str = "int8_hnsw",
+        bulk_chunk_size: int = 500,
+    ) -> None:
+        from elasticsearch.helpers import streaming_bulk
+
+        super().__init__(client, bulk=streaming_bulk, bulk_chunk_size=bulk_chunk_size)
+        self.url = url
+        self.vector_index_type = vector_index_type
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        api_key: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_certs: str | None = None,
+        verify_certs: bool = True,
+        timeout_s: float = 10.0,
+        vector_index_type: str = "int8_hnsw",
+    ) -> ElasticsearchBackend:
+        """A backend on a cluster; nothing is sent until the first call."""
+        from elasticsearch import Elasticsearch
+
+        options: dict[str, Any] = {"request_timeout": timeout_s}
+        if api_key:
+            options["api_key"] = api_key
+        elif username:
+            options["basic_auth"] = (username, password or "")
+        if url.startswith("https"):
+            options["verify_certs"] = verify_certs
+            if ca_certs:
+                options["ca_certs"] = ca_certs
+        client = Elasticsearch(url, **options)
+        return cls(client, url=url, vector_index_type=vector_index_type)
+
+    def translate_error(self, exc: Exception) -> ShoprankError | None:
+        import elastic_transport
+        from elasticsearch import ApiError
+
+        if isinstance(exc, ApiError):
+            return cluster_error(int(exc.meta.status), exc.body)
+        if isinstance(exc, elastic_transport.TransportError):
+            return unavailable(self.url or "the configured URL", exc)
+        return None
+
+    def search_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        # `aggs` is ES's accepted short name; the specification names only `aggregations`.
+        aggs = body.get("aggregations", body.get("aggs"))
+        if aggs is None:
+            return body
+        out = {k: v for k, v in body.items() if k not in ("aggs", "aggregations")}
+        out["aggregations"] = _long_agg_names(aggs)
+        return out
+
+    def index_body(self, mapping: dict[str, Any]) -> dict[str, Any]:
+        mapping = copy.deepcopy(mapping)
+        if isinstance(mapping.get("dynamic"), bool):  # the specification wants the string
+            mapping["dynamic"] = "true" if mapping["dynamic"] else "false"
+        for spec in walk_properties(mapping.get("properties", {})):
+            if spec.get("type") == "dense_vector":
+                spec.setdefault("index", True)
+                spec.setdefault("index_options", {"type": self.vector_index_type})
+        return {"mappings": mapping}
+
+    def forward(
+        self, method: str, path: str, *, params: dict[str, str], body: bytes | None
+    ) -> tuple[int, Any]:
+        from elasticsearch import ApiError
+
+        headers = {"accept": "application/json"}
+        if body:
+            headers["content-type"] = "application/json"
+        try:
+            response = self.client.perform_request(
+                method, path, params=params or None, headers=headers, body=body or None
+            )
+        except ApiError as exc:
+            return int(exc.meta.status), exc.body
+        except Exception as exc:
+            mapped = self.translate_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return int(response.meta.status), response.body
+
+
+def _long_agg_names(aggs: Any) -> Any:
+    """Sub-aggregations under `aggregations` (ES reads `aggs` as the same thing)."""
+    if not isinstance(aggs, dict):
+        return aggs
+    out: dict[str, Any] = {}
+    for name, spec in aggs.items():
+        if isinstance(spec, dict) and ("aggs" in spec or "aggregations" in spec):
+            spec = {k: v for k, v in spec.items() if k not in ("aggs", "aggregations")} | {
+                "aggregations": _long_agg_names(spec.get("aggregations", spec.get("aggs")))
+            }
+        out[name] = spec
+    return out
