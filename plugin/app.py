@@ -348,4 +348,8 @@ def create_app(
     from shoprank.plugin.events_api import make_events_router
 
     app.include_router(make_events_router(service.settings))
+    from shoprank.plugin.proxy import install_proxy
+
+    # Requests no route serves: forwarded to a cluster if allowlisted, refused otherwise.
+    install_proxy(app, service.backend, service.settings.proxy_allowlist)
     return app

@@ -354,12 +354,9 @@ class SearchService:
         lexical_body.update(
             {"size": window if mode != "vector" else 0, "_source": False, "track_total_hits": True}
         )
-        lexical = self.backend.search(request.index, lexical_body)
-        if mode != "vector" and has_query:
-            legs["lexical"] = [
-                LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
-                for i, h in enumerate(lexical["hits"]["hits"])
-            ]
+        # Backends that can batch (`msearch`: the clusters) get both legs in one round trip.
+        batch = callable(getattr(self.backend, "msearch", None))
+        lexical = None if batch else self.backend.search(request.index, lexical_body)
         timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
@@ -400,8 +397,17 @@ class SearchService:
             }
             if body.get("post_filter") is not None:
                 vector_body["post_filter"] = body["post_filter"]
+            if batch:
+                t1 = time.perf_counter()
+                lexical, vector_result = self._both_legs(request.index, lexical_body, vector_body)
+                timings["msearch_ms"] = (time.perf_counter() - t1) * 1000
             try:
-                vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
+                if batch:
+                    if isinstance(vector_result, ShoprankError):
+                        raise vector_result
+                    vector_hits = vector_result["hits"]["hits"]
+                else:
+                    vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
             except BadRequestError as exc:
                 if body.get("knn"):
                     raise
@@ -411,6 +417,14 @@ class SearchService:
                 for i, h in enumerate(vector_hits)
             ]
         timings["vector_ms"] = (time.perf_counter() - t0) * 1000
+        if lexical is None:  # batching backend, but no vector leg to batch with
+            lexical = self.backend.search(request.index, lexical_body)
+        if mode != "vector" and has_query:
+            lexical_leg = [
+                LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                for i, h in enumerate(lexical["hits"]["hits"])
+            ]
+            legs = {"lexical": lexical_leg, **legs}
         if request.image and request.query_text and not body.get("knn"):
             t0 = time.perf_counter()
             image_hits = self._image_leg(request, window)
@@ -476,6 +490,16 @@ class SearchService:
         if total[1] == "gte" and response["hits"].get("total"):
             response["hits"]["total"]["relation"] = "gte"
         return response, stages
+
+    def _both_legs(
+        self, index: str, lexical_body: dict[str, Any], vector_body: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any] | ShoprankError]:
+        """Lexical and vector leg in one `msearch`; a lexical failure is the search's."""
+        msearch = self.backend.msearch
+        lexical, vector = msearch(index, [lexical_body, vector_body])
+        if isinstance(lexical, ShoprankError):
+            raise lexical
+        return dict(lexical), vector
 
     def _image_leg(self, request: Request, window: int) -> list[LegHit] | None:
         """Text → image kNN: the query's CLIP text vector against product image vectors."""

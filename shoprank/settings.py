@@ -9,6 +9,20 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Read-only cluster APIs the drop-in endpoint forwards by default (see plugin/proxy.py).
+DEFAULT_PROXY_ALLOWLIST: tuple[str, ...] = (
+    "GET /_cluster/health",
+    "GET /*/_mapping",
+    "GET /*/_settings",
+    "GET /_alias/*",
+    "GET /*/_alias",
+    "GET,POST /*/_field_caps",
+    "GET /_cat/indices",
+    "GET /_cat/aliases",
+    "GET /_cat/count/*",
+    "GET,POST /*/_mget",
+)
+
 
 class Settings(BaseSettings):
     """Everything configurable; each field is `SHOPRANK_<NAME>` in the environment."""
@@ -19,8 +33,9 @@ class Settings(BaseSettings):
         default=Path("./data"),
         description="Where the embedded backend and every local store live.",
     )
-    backend: Literal["embedded"] = Field(
-        default="embedded", description="Search backend (elasticsearch/opensearch come later)."
+    backend: Literal["embedded", "elasticsearch", "opensearch"] = Field(
+        default="embedded",
+        description="Search backend: the embedded engine, or a cluster at SHOPRANK_BACKEND_URL.",
     )
     text_model: str = Field(
         default="sentence-transformers/all-MiniLM-L6-v2",
@@ -123,6 +138,39 @@ class Settings(BaseSettings):
     max_event_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
     ctr_prior_impressions: float = Field(default=20.0, gt=0)
+
+    # --- Elasticsearch / OpenSearch clusters (issue 7) ---
+    backend_url: str = Field(
+        default="http://localhost:9200",
+        description="URL of the Elasticsearch/OpenSearch cluster (SHOPRANK_BACKEND=elasticsearch"
+        "|opensearch).",
+    )
+    backend_api_key: str | None = Field(
+        default=None, repr=False, description="Elasticsearch API key (instead of user/password)."
+    )
+    backend_username: str | None = Field(default=None, description="Basic-auth user.")
+    backend_password: str | None = Field(default=None, repr=False)
+    backend_ca_certs: str | None = Field(default=None, description="CA bundle for https URLs.")
+    backend_verify_certs: bool = Field(default=True)
+    backend_timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+    es_vector_index_type: Literal[
+        "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat"
+    ] = Field(default="int8_hnsw", description="Elasticsearch dense_vector index_options.type.")
+    vector_engine: Literal["faiss", "lucene", "nmslib"] = Field(
+        default="faiss", description="OpenSearch knn_vector HNSW engine."
+    )
+    proxy_allowlist: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROXY_ALLOWLIST),
+        description="Requests shoprank forwards unchanged to the cluster: `METHOD /path` with "
+        "`*` for one path segment; read-only APIs only (JSON list in the environment).",
+    )
+
+    @field_validator("proxy_allowlist")
+    @classmethod
+    def _read_only(cls, value: list[str]) -> list[str]:
+        from shoprank.plugin.proxy import check_allowlist
+
+        return list(check_allowlist(value))
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,14 @@ def make_backend(settings: Settings) -> SearchBackend:
         from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
         return EmbeddedBackend(settings.embedded_dir)
-    raise ConfigError(f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded")
+    if settings.backend in ("elasticsearch", "opensearch"):
+        from shoprank.plugin.backends.connect import cluster_backend
+
+        return cluster_backend(settings)
+    raise ConfigError(
+        f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded, elasticsearch, "
+        "opensearch"
+    )
 
 
 def text_encoder_backend(settings: Settings) -> str:

@@ -159,9 +159,7 @@ class OpenSearchBackend(RemoteBackend):
         filters = spec.get("filter")
         if isinstance(filters, list):
             if filters:
-                query["filter"] = (
-                    filters[0] if len(filters) == 1 else {"bool": {"filter": filters}}
-                )
+                query["filter"] = filters[0] if len(filters) == 1 else {"bool": {"filter": filters}}
         elif isinstance(filters, dict):
             query["filter"] = filters
         if spec.get("num_candidates") is not None:

@@ -315,7 +315,7 @@ def recording_elasticsearch(cluster: ScriptedCluster | None = None) -> Any:
             return NodeApiResponse(meta, _dumps(answer) if answer != "" else b"")
 
     client = Elasticsearch("http://scripted:9200", node_class=RecordingNode)
-    client.scripted = scripted
+    client.scripted = scripted  # type: ignore[attr-defined]
     return client
 
 
@@ -347,5 +347,5 @@ def recording_opensearch(cluster: ScriptedCluster | None = None) -> Any:
             return status, {"content-type": "application/json"}, data
 
     client = OpenSearch([{"host": "scripted", "port": 9200}], connection_class=RecordingConnection)
-    client.scripted = scripted
+    client.scripted = scripted  # type: ignore[attr-defined]
     return client

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,7 @@ class RemoteBackend:
         self,
         client: Any,
         *,
-        bulk: Callable[..., Iterator[tuple[bool, dict[str, Any]]]],
+        bulk: Callable[..., Iterable[tuple[bool, dict[str, Any]]]],
         bulk_chunk_size: int = 500,
     ) -> None:
         self.client = client
@@ -244,8 +244,12 @@ class RemoteBackend:
             stats = self._call(
                 self.client.search,
                 index=pattern,
-                body={"size": 0, "aggregations": {"per_index": {"terms": {
-                    "field": "_index", "size": max(len(result), 1)}}}},  # fmt: skip
+                body={
+                    "size": 0,
+                    "aggregations": {
+                        "per_index": {"terms": {"field": "_index", "size": max(len(result), 1)}}
+                    },
+                },  # fmt: skip
             )
             for bucket in stats.get("aggregations", {}).get("per_index", {}).get("buckets", []):
                 counts[str(bucket["key"])] = int(bucket["doc_count"])

@@ -128,7 +128,9 @@ class _Closer:
                 body = op.get("requestBody") if isinstance(op, dict) else None
                 for ctype, content in ((body or {}).get("content") or {}).items():
                     if "schema" in content:
-                        ptr = f"/paths/{_escape(path)}/{method}/requestBody/content/{_escape(ctype)}"
+                        ptr = (
+                            f"/paths/{_escape(path)}/{method}/requestBody/content/{_escape(ctype)}"
+                        )
                         roots.append((f"{ptr}/schema", content["schema"]))
         return roots
 
