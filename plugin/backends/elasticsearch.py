@@ -70,15 +70,6 @@ class ElasticsearchBackend(RemoteBackend):
             return unavailable(self.url or "the configured URL", exc)
         return None
 
-    def search_body(self, body: dict[str, Any]) -> dict[str, Any]:
-        # `aggs` is ES's accepted short name; the specification names only `aggregations`.
-        aggs = body.get("aggregations", body.get("aggs"))
-        if aggs is None:
-            return body
-        out = {k: v for k, v in body.items() if k not in ("aggs", "aggregations")}
-        out["aggregations"] = _long_agg_names(aggs)
-        return out
-
     def index_body(self, mapping: dict[str, Any]) -> dict[str, Any]:
         mapping = copy.deepcopy(mapping)
         if isinstance(mapping.get("dynamic"), bool):  # the specification wants the string
@@ -109,17 +100,3 @@ class ElasticsearchBackend(RemoteBackend):
                 raise
             raise mapped from exc
         return int(response.meta.status), response.body
-
-
-def _long_agg_names(aggs: Any) -> Any:
-    """Sub-aggregations under `aggregations` (ES reads `aggs` as the same thing)."""
-    if not isinstance(aggs, dict):
-        return aggs
-    out: dict[str, Any] = {}
-    for name, spec in aggs.items():
-        if isinstance(spec, dict) and ("aggs" in spec or "aggregations" in spec):
-            spec = {k: v for k, v in spec.items() if k not in ("aggs", "aggregations")} | {
-                "aggregations": _long_agg_names(spec.get("aggregations", spec.get("aggs")))
-            }
-        out[name] = spec
-    return out

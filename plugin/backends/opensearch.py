@@ -120,6 +120,7 @@ class OpenSearchBackend(RemoteBackend):
     # -- searching -------------------------------------------------------------------------
 
     def search_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = super().search_body(body)
         specs = knn_specs(body)
         if not specs:
             return body

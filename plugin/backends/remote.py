@@ -88,8 +88,16 @@ class RemoteBackend:
         raise NotImplementedError
 
     def search_body(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The body as this engine wants it (OpenSearch: top-level `knn` → `knn` query)."""
-        return body
+        """The body as this engine wants it (OpenSearch: top-level `knn` → `knn` query).
+
+        `aggs` is the accepted short name of `aggregations`; both specifications name only
+        the long one (for sub-aggregations too), so that is what goes out."""
+        aggs = body.get("aggregations", body.get("aggs"))
+        if aggs is None:
+            return body
+        out = {k: v for k, v in body.items() if k not in ("aggs", "aggregations")}
+        out["aggregations"] = long_agg_names(aggs)
+        return out
 
     # -- calling the cluster ---------------------------------------------------------------
 
@@ -466,6 +474,20 @@ def unavailable(url: str, exc: Exception) -> BackendUnavailableError:
         f"the search cluster at {url} cannot be reached ({type(exc).__name__}); "
         "check SHOPRANK_BACKEND_URL and that the cluster is up"
     )
+
+
+def long_agg_names(aggs: Any) -> Any:
+    """Sub-aggregations under `aggregations` (the engines read `aggs` as the same thing)."""
+    if not isinstance(aggs, dict):
+        return aggs
+    out: dict[str, Any] = {}
+    for name, spec in aggs.items():
+        if isinstance(spec, dict) and ("aggs" in spec or "aggregations" in spec):
+            sub = spec.get("aggregations", spec.get("aggs"))
+            spec = {k: v for k, v in spec.items() if k not in ("aggs", "aggregations")}
+            spec["aggregations"] = long_agg_names(sub)
+        out[name] = spec
+    return out
 
 
 def walk_properties(props: dict[str, Any]) -> list[dict[str, Any]]:

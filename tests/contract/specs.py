@@ -66,13 +66,26 @@ NDJSON_LINES = {
 
 
 def expand_shortcuts(node: Any) -> Any:
-    """`{"match": {"f": "x"}}` → `{"match": {"f": {"query": "x"}}}`, everywhere in a body."""
+    """`{"match": {"f": "x"}}` → `{"match": {"f": {"query": "x"}}}`, `"_source": ["f"]` →
+    `{"includes": ["f"]}`, `{"price": "asc"}` → `{"price": {"order": "asc"}}`, everywhere."""
     if isinstance(node, list):
         return [expand_shortcuts(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in node.items():
+        if key == "_source" and isinstance(value, list | str):
+            out[key] = {"includes": value if isinstance(value, list) else [value]}
+            continue
+        if key == "sort":
+            items = value if isinstance(value, list) else [value]
+            out[key] = [
+                {f: {"order": o} if isinstance(o, str) else o for f, o in item.items()}
+                if isinstance(item, dict)
+                else item
+                for item in items
+            ]
+            continue
         prop = ES_SHORTCUTS.get(key)
         if prop and isinstance(value, dict) and len(value) == 1:
             ((field, inner),) = value.items()
@@ -146,9 +159,14 @@ class _Closer:
         if collect and inline and "$ref" in schema:
             target, fragment = urldefrag(urljoin(uri, schema["$ref"]))
             self.bases.add((target, fragment))
+        if not collect and inline and isinstance(schema.get("maxProperties"), int):
+            # `exactly one of these keys` in a part means the variant keys only; siblings
+            # add more (`{"terms": {...}, "aggregations": {...}}`).
+            del schema["maxProperties"]
         if not collect and not inline:
             open_keys = {"additionalProperties", "patternProperties", "unevaluatedProperties"}
-            if (has_props or composite) and not (open_keys & set(schema)):
+            open_part = composite and any(_is_open_object(part) for part in all_of)
+            if (has_props or composite) and not open_part and not (open_keys & set(schema)):
                 schema["unevaluatedProperties"] = False
         parts_inline = inline or composite or has_props
         for key in ("allOf", "anyOf", "oneOf"):
@@ -171,6 +189,16 @@ class _Closer:
                     )
 
 
+def _is_open_object(schema: Any) -> bool:
+    """`{"type": "object"}` with no declared keys: any key goes (a field-name map)."""
+    return (
+        isinstance(schema, dict)
+        and schema.get("type") == "object"
+        and not any(k in schema for k in ("properties", "allOf", "anyOf", "oneOf", "$ref"))
+        and schema.get("additionalProperties", True) is not False
+    )
+
+
 def _any_of(node: Any) -> None:
     if isinstance(node, dict):
         if isinstance(node.get("oneOf"), list) and "anyOf" not in node:
@@ -191,12 +219,34 @@ class Operation:
     op: dict[str, Any]
 
 
+# Where the Elasticsearch OpenAPI output lost a TypeScript index signature: a sort entry is
+# `{"<field>": FieldSort}` besides the named `_score` / `_doc` / … keys, and `FieldSort`
+# itself is missing from the document; it is written here from the ES sort reference.
+_FIELD_SORT = {
+    "type": "object",
+    "properties": {
+        "order": {"$ref": "#/components/schemas/_types.SortOrder"},
+        "mode": {"$ref": "#/components/schemas/_types.SortMode"},
+        "missing": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
+        "nested": {"$ref": "#/components/schemas/_types.NestedSortValue"},
+        "numeric_type": {"type": "string", "enum": ["long", "double", "date", "date_nanos"]},
+        "unmapped_type": {"type": "string"},
+        "format": {"type": "string"},
+    },
+}
+ES_PATCHES = {"_types.SortOptions": {"additionalProperties": _FIELD_SORT}}
+
+
 class SpecValidator:
     """One engine's specification: find the operation of a request, validate its body."""
 
     def __init__(self, name: str, docs: dict[str, Any]) -> None:
         self.name = name
         self.docs = docs
+        if name == "elasticsearch":
+            schemas = next(iter(docs.values()))["components"]["schemas"]
+            for schema_name, patch in ES_PATCHES.items():
+                schemas[schema_name].update(patch)
         _Closer(docs).run()
         self.registry: Registry[Any] = Registry().with_resources(
             (uri, Resource.from_contents(doc, default_specification=DRAFT202012))
