@@ -188,7 +188,7 @@ class OpenSearchBackend(RemoteBackend):
             )
         except TransportError as exc:
             if isinstance(exc.status_code, int):
-                return exc.status_code, exc.info
+                return exc.status_code, exc.info if exc.info is not None else str(exc.error)
             mapped = self.translate_error(exc)
             raise (mapped or exc) from exc
         if isinstance(result, bool):  # HEAD

@@ -343,7 +343,7 @@ def recording_opensearch(cluster: ScriptedCluster | None = None) -> Any:
             status, answer = scripted.handle(method, target, raw)
             data = _dumps(answer).decode() if answer != "" else ""
             if not (200 <= status < 300) and status not in (ignore or ()):
-                self._raise_error(status, data)
+                self._raise_error(status, data, "application/json")
             return status, {"content-type": "application/json"}, data
 
     client = OpenSearch([{"host": "scripted", "port": 9200}], connection_class=RecordingConnection)

@@ -4,11 +4,12 @@ API specifications in ../shared/specs. Skips with a message where that folder is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from shoprank.indexing.encoders.protocol import TextEncoder
@@ -84,13 +85,31 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
     yield Engine(request.param, backend, client.scripted, spec)
 
 
+class Memo:
+    """The real encoder, remembering each text's vector across the session (it is slow)."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self.dims = encoder.dims
+        self.seen: dict[str, Any] = {}
+
+    def warm_up(self) -> None:
+        self.encoder.warm_up()
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        missing = [t for t in texts if t not in self.seen]
+        if missing:
+            self.seen.update(zip(missing, self.encoder.encode(missing), strict=True))
+        return np.vstack([self.seen[t] for t in texts])
+
+
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory: pytest.TempPathFactory) -> TextEncoder:
     """The real (numpy) MiniLM query encoder, so kNN legs carry real 384-dim vectors."""
     from shoprank.wiring import text_encoder
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("enc"), encoder_backend="numpy")
-    return text_encoder(settings)
+    return Memo(text_encoder(settings))  # type: ignore[return-value]
 
 
 def service_for(engine: Engine, encoder: TextEncoder, tmp_path: Path) -> SearchService:
