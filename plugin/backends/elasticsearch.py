@@ -31,6 +31,7 @@ class ElasticsearchBackend(RemoteBackend):
         super().__init__(client, bulk=streaming_bulk, bulk_chunk_size=bulk_chunk_size)
         self.url = url
         self.vector_index_type = vector_index_type
+        self._excludes_vectors: bool | None = None
 
     @classmethod
     def connect(
@@ -69,6 +70,20 @@ class ElasticsearchBackend(RemoteBackend):
         if isinstance(exc, elastic_transport.TransportError):
             return unavailable(self.url or "the configured URL", exc)
         return None
+
+    def vector_source(self, field: str) -> Any:
+        # Elasticsearch 9.2+ and serverless leave vectors out of `_source` unless asked.
+        if self._excludes_vectors is None:
+            version = self.info().get("version", {})
+            parts = [
+                int(p) for p in str(version.get("number", "0.0")).split(".")[:2] if p.isdigit()
+            ]
+            self._excludes_vectors = version.get("build_flavor") == "serverless" or (
+                tuple(parts) >= (9, 2)
+            )
+        if self._excludes_vectors:
+            return {"includes": [field], "exclude_vectors": False}
+        return [field]
 
     def index_body(self, mapping: dict[str, Any]) -> dict[str, Any]:
         mapping = copy.deepcopy(mapping)

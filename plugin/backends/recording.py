@@ -175,7 +175,7 @@ class ScriptedCluster:
         return _error(400, "illegal_argument_exception", f"unscripted path /{'/'.join(seg)}")
 
     def _info(self) -> dict[str, Any]:
-        version: dict[str, Any] = {"number": "9.1.0", "build_flavor": "default"}
+        version: dict[str, Any] = {"number": "9.2.0", "build_flavor": "default"}
         if self.distribution == "opensearch":
             version = {"distribution": "opensearch", "number": "3.2.0"}
         return {"name": "scripted", "cluster_name": "scripted", "version": version}

@@ -99,6 +99,10 @@ class RemoteBackend:
         out["aggregations"] = long_agg_names(aggs)
         return out
 
+    def vector_source(self, field: str) -> Any:
+        """The `_source` filter that fetches a vector field."""
+        return [field]
+
     # -- calling the cluster ---------------------------------------------------------------
 
     def _call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -226,7 +230,7 @@ class RemoteBackend:
     def vectors_of(self, index: str, ids: list[str], field: str) -> dict[str, Any]:
         """The stored vectors of `field` for those ids that have one."""
         out: dict[str, Any] = {}
-        for pid, source in self.mget(index, ids, source=[field]).items():
+        for pid, source in self.mget(index, ids, source=self.vector_source(field)).items():
             value: Any = source
             for part in field.split("."):
                 value = value.get(part) if isinstance(value, dict) else None
