@@ -262,6 +262,8 @@ class SearchService:
         if applied == "lexical":
             response = self.backend.search(index, request.body)
             stages = ["lexical"]
+        elif applied == "hybrid" and self._native_fusion(request):
+            response, stages = self._native(request), [f"native:{self.backend.name}"]
         else:
             response, stages = self._fused(request, applied, timings)
         if request.explain:
@@ -490,6 +492,30 @@ class SearchService:
         if total[1] == "gte" and response["hits"].get("total"):
             response["hits"]["total"]["relation"] = "gte"
         return response, stages
+
+    def _native_fusion(self, request: Request) -> bool:
+        """The cluster fuses (`SHOPRANK_NATIVE_FUSION`) when it can and nothing needs ours."""
+        return (
+            self.settings.native_fusion
+            and callable(getattr(self.backend, "native_hybrid", None))
+            and request.query_text is not None
+            and not request.body.get("knn")
+        )
+
+    def _native(self, request: Request) -> dict[str, Any]:
+        assert request.query_text is not None
+        native = self.backend.native_hybrid
+        response = native(
+            request.index,
+            request.body,
+            vector=self.embed_query(request.query_text),
+            field=request.vector_field,
+            filters=extract_filters(request.body.get("query")),
+            window=request.window,
+            rrf_k=self.settings.rrf_k,
+            vector_weight=self.settings.linear_vector_weight,
+        )
+        return dict(response)
 
     def _both_legs(
         self, index: str, lexical_body: dict[str, Any], vector_body: dict[str, Any]

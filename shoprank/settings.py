@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     vector_engine: Literal["faiss", "lucene", "nmslib"] = Field(
         default="faiss", description="OpenSearch knn_vector HNSW engine."
     )
+    native_fusion: bool = Field(
+        default=False,
+        description="hybrid mode fused by the cluster itself (ES `rrf` retriever, OpenSearch "
+        "`hybrid` query + normalization pipeline) instead of shoprank; one request, no explain "
+        "legs, no reranking.",
+    )
     proxy_allowlist: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PROXY_ALLOWLIST),
         description="Requests shoprank forwards unchanged to the cluster: `METHOD /path` with "

@@ -71,6 +71,37 @@ class ElasticsearchBackend(RemoteBackend):
             return unavailable(self.url or "the configured URL", exc)
         return None
 
+    def native_hybrid(
+        self,
+        index: str,
+        body: dict[str, Any],
+        *,
+        vector: list[float],
+        field: str,
+        filters: list[dict[str, Any]],
+        window: int,
+        rrf_k: int = 60,
+        vector_weight: float = 0.5,
+    ) -> dict[str, Any]:
+        """Lexical + kNN fused by Elasticsearch's own `rrf` retriever, in one `_search`
+        (RRF has no weights: `vector_weight` is OpenSearch's)."""
+        knn: dict[str, Any] = {
+            "field": field,
+            "query_vector": vector,
+            "k": window,
+            "num_candidates": max(2 * window, 100),
+        }
+        if filters:
+            knn["filter"] = filters
+        retrievers: list[dict[str, Any]] = [{"knn": knn}]
+        if body.get("query") is not None:
+            retrievers.insert(0, {"standard": {"query": body["query"]}})
+        out = {k: v for k, v in body.items() if k not in ("query", "knn")}
+        out["retriever"] = {
+            "rrf": {"retrievers": retrievers, "rank_window_size": window, "rank_constant": rrf_k}
+        }
+        return self.search(index, out)
+
     def vector_source(self, field: str) -> Any:
         # Elasticsearch 9.2+ and serverless leave vectors out of `_source` unless asked.
         if self._excludes_vectors is None:

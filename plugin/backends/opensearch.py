@@ -44,6 +44,7 @@ class OpenSearchBackend(RemoteBackend):
         self.vector_engine = vector_engine
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construction = hnsw_ef_construction
+        self._pipeline_weight: float | None = None
 
     @classmethod
     def connect(
@@ -170,6 +171,60 @@ class OpenSearchBackend(RemoteBackend):
         if spec.get("_name") is not None:
             query["_name"] = str(spec["_name"])
         return {"knn": {field: query}}
+
+    # -- native fusion ---------------------------------------------------------------------
+
+    def hybrid_pipeline(self, *, vector_weight: float) -> dict[str, Any]:
+        """The search pipeline whose normalization processor fuses a `hybrid` query's legs."""
+        return {
+            "description": "shoprank: min-max normalised lexical + kNN scores",
+            "phase_results_processors": [
+                {
+                    "normalization-processor": {
+                        "normalization": {"technique": "min_max"},
+                        "combination": {
+                            "technique": "arithmetic_mean",
+                            "parameters": {"weights": [1.0 - vector_weight, vector_weight]},
+                        },
+                    }
+                }
+            ],
+        }
+
+    def ensure_hybrid_pipeline(self, *, vector_weight: float) -> str:
+        """Create (or update) the pipeline once per process; returns its id."""
+        if self._pipeline_weight != vector_weight:
+            self._call(
+                self.client.search_pipeline.put,
+                id=HYBRID_PIPELINE,
+                body=self.hybrid_pipeline(vector_weight=vector_weight),
+            )
+            self._pipeline_weight = vector_weight
+        return HYBRID_PIPELINE
+
+    def native_hybrid(
+        self,
+        index: str,
+        body: dict[str, Any],
+        *,
+        vector: list[float],
+        field: str,
+        filters: list[dict[str, Any]],
+        window: int,
+        rrf_k: int = 60,
+        vector_weight: float = 0.5,
+    ) -> dict[str, Any]:
+        """Lexical + kNN fused by OpenSearch's `hybrid` query and min-max normalization
+        pipeline (weighted by `vector_weight`; `rrf_k` is Elasticsearch's)."""
+        pipeline = self.ensure_hybrid_pipeline(vector_weight=vector_weight)
+        knn = {"field": field, "query_vector": vector, "k": window, "filter": filters}
+        lexical = body.get("query") if body.get("query") is not None else {"match_none": {}}
+        out = {k: v for k, v in super().search_body(body).items() if k not in ("query", "knn")}
+        out["query"] = {"hybrid": {"queries": [lexical, self.knn_query(knn)]}}
+        result = self._call(
+            self.client.search, index=index, body=out, params={"search_pipeline": pipeline}
+        )
+        return dict(result)
 
     # -- the proxy -------------------------------------------------------------------------
 

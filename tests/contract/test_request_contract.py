@@ -249,3 +249,37 @@ def test_opensearch_refuses_knn_similarity_it_cannot_translate(
     with pytest.raises(UnsupportedQueryError, match="similarity"):
         loaded.backend.search("products", body)
     assert loaded.cluster.requests == []  # refused before anything was sent
+
+
+def test_native_fusion_requests_conform(
+    loaded: Engine, minilm: TextEncoder, tmp_path: Path
+) -> None:
+    from shoprank.plugin.search import SearchService
+    from shoprank.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, native_fusion=True, linear_vector_weight=0.7)
+    service = SearchService(backend=loaded.backend, settings=settings, encoder=lambda: minilm)
+    body = {"query": FILTERED, "aggs": AGGS, "size": 2, "ext": {"shoprank": {"mode": "hybrid"}}}
+    for _ in range(2):
+        response = service.search("products", body)
+        assert response["hits"]["hits"]
+    requests = loaded.conforming()
+    if loaded.name == "elasticsearch":
+        assert _paths(requests) == ["POST /products/_search"] * 2
+        rrf = requests[0].body["retriever"]["rrf"]
+        standard, knn = rrf["retrievers"]
+        assert standard["standard"]["query"] == FILTERED
+        assert "Acme" in str(knn["knn"]["filter"]) and rrf["rank_constant"] == 60
+        return
+    # OpenSearch: the normalization pipeline is created once, then one search per request.
+    assert _paths(requests) == [
+        "PUT /_search/pipeline/shoprank-hybrid",
+        "POST /products/_search",
+        "POST /products/_search",
+    ]
+    processor = requests[0].body["phase_results_processors"][0]["normalization-processor"]
+    assert processor["combination"]["parameters"]["weights"] == [pytest.approx(0.3), 0.7]
+    search = requests[1]
+    assert search.params == {"search_pipeline": "shoprank-hybrid"}
+    lexical, knn = search.body["query"]["hybrid"]["queries"]
+    assert lexical == FILTERED and "Acme" in str(knn["knn"]["text_vector"]["filter"])
