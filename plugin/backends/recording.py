@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from shoprank.plugin.shapes import filter_source
+
 
 @dataclass
 class Recorded:
@@ -227,14 +229,14 @@ class ScriptedCluster:
         started = time.perf_counter()
         size = int(body.get("size", 10))
         start = int(body.get("from", 0))
-        want_source = body.get("_source", True) is not False
+        spec = body.get("_source", True)
         docs = [(n, i, d) for n in names for i, d in self.indices[n].docs.items()]
         page = docs[start : start + size]
         hits = []
         for rank, (name, doc_id, source) in enumerate(page):
             hit: dict[str, Any] = {"_index": name, "_id": doc_id, "_score": 1.0 / (rank + 1)}
-            if want_source:
-                hit["_source"] = source
+            if spec is not False:
+                hit["_source"] = filter_source(source, spec)
             hits.append(hit)
         out: dict[str, Any] = {
             "took": int((time.perf_counter() - started) * 1000),
@@ -274,7 +276,8 @@ class ScriptedCluster:
             for name in names:
                 source = self.indices[name].docs.get(doc_id)
                 if source is not None:
-                    docs.append({"_index": name, "_id": doc_id, "found": True, "_source": source})
+                    kept = filter_source(source, spec.get("_source", True))
+                    docs.append({"_index": name, "_id": doc_id, "found": True, "_source": kept})
                     break
             else:
                 docs.append({"_index": names[0] if names else "", "_id": doc_id, "found": False})

@@ -27,8 +27,10 @@ from shoprank.errors import (
     IndexNotFoundError,
     ShoprankError,
 )
+from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD
 
 META_KEY = "shoprank"
+VECTOR_FIELDS = frozenset({TEXT_VECTOR_FIELD, IMAGE_VECTOR_FIELD})
 # How long the concrete index behind an alias is trusted on the search path; an alias swap
 # made by this process invalidates it at once, one made elsewhere is seen within this time.
 RESOLVE_TTL_S = 2.0
@@ -92,10 +94,13 @@ class RemoteBackend:
 
         `aggs` is the accepted short name of `aggregations`; both specifications name only
         the long one (for sub-aggregations too), so that is what goes out."""
+        out = dict(body)
+        if "_source" in out or out.get("size", 10) != 0:
+            out["_source"] = without_vectors(out.get("_source", True))
         aggs = body.get("aggregations", body.get("aggs"))
         if aggs is None:
-            return body
-        out = {k: v for k, v in body.items() if k not in ("aggs", "aggregations")}
+            return out
+        out = {k: v for k, v in out.items() if k not in ("aggs", "aggregations")}
         out["aggregations"] = long_agg_names(aggs)
         return out
 
@@ -156,15 +161,19 @@ class RemoteBackend:
 
     def get(self, index: str, doc_id: str) -> dict[str, Any]:
         try:
-            return dict(self._call(self.client.get, index=index, id=doc_id))
+            found = dict(self._call(self.client.get, index=index, id=doc_id))
         except ShoprankError as exc:
             if exc.status == 404 and exc.es_type != "index_not_found_exception":
                 return {"_index": self.resolve(index), "_id": doc_id, "found": False}
             raise
+        if isinstance(found.get("_source"), dict):
+            found["_source"] = {k: v for k, v in found["_source"].items() if k not in VECTOR_FIELDS}
+        return found
 
     def mget(self, index: str, ids: list[str], *, source: Any = True) -> dict[str, dict[str, Any]]:
         if not ids:
             return {}
+        source = without_vectors(source)
         docs = [{"_id": str(i), "_source": source} for i in ids]
         result = self._call(self.client.mget, index=index, body={"docs": docs})
         out: dict[str, dict[str, Any]] = {}
@@ -478,6 +487,20 @@ def unavailable(url: str, exc: Exception) -> BackendUnavailableError:
         f"the search cluster at {url} cannot be reached ({type(exc).__name__}); "
         "check SHOPRANK_BACKEND_URL and that the cluster is up"
     )
+
+
+def without_vectors(source: Any) -> Any:
+    """A `_source` filter leaving out shoprank's vector fields unless asked for by name:
+    the embedded backend never returns them, and 384 floats per hit is not what a shop
+    frontend wants (Elasticsearch 9.2+ leaves them out by default too)."""
+    excluded = sorted(VECTOR_FIELDS)
+    if source is True or source is None:
+        return {"excludes": excluded}
+    if isinstance(source, dict) and "includes" not in source and "include" not in source:
+        current = source.get("excludes", [])
+        current = [current] if isinstance(current, str) else list(current)
+        return {**source, "excludes": current + [f for f in excluded if f not in current]}
+    return source  # False, or an explicit list of fields
 
 
 def long_agg_names(aggs: Any) -> Any:

@@ -52,12 +52,23 @@ def test_a_search_is_rewritten_and_forwarded_in_the_engines_shape(
     assert response.status_code == 200, response.text
     result = response.json()
     assert [h["_id"] for h in result["hits"]["hits"]] == ["p1"]
-    assert result["hits"]["hits"][0]["_source"]["title"] == "Trail running shoes"
+    assert result["hits"]["hits"][0]["_source"] == {"title": "Trail running shoes", "price": 80.0}
     assert result["_shoprank"]["mode_applied"] == "hybrid"
     requests = engine.conforming()
     assert [r.path for r in requests] == ["/_msearch", "/products/_mget"]
     bodies = requests[0].body[1::2]
     assert all("ext" not in b for b in bodies), "shoprank's options never reach the cluster"
+
+
+def test_hits_and_documents_leave_vectors_out_like_the_embedded_backend(
+    engine: Engine, client: TestClient
+) -> None:
+    lexical = {"query": {"match_all": {}}, "ext": {"shoprank": {"mode": "lexical"}}}
+    (hit,) = client.post("/products/_search", json=lexical).json()["hits"]["hits"]
+    assert "text_vector" not in hit["_source"]
+    doc = client.get("/products/_doc/p1").json()
+    assert doc["found"] and "text_vector" not in doc["_source"]
+    engine.conforming()
 
 
 def test_allowlisted_reads_are_forwarded_unchanged(engine: Engine, client: TestClient) -> None:
