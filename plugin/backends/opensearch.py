@@ -118,6 +118,12 @@ class OpenSearchBackend(RemoteBackend):
             body["settings"] = {"index": {"knn": True}}
         return body
 
+    def clone_body(self, mapping: dict[str, Any]) -> dict[str, Any]:
+        body = super().clone_body(mapping)
+        if any(s.get("type") == "knn_vector" for s in walk_properties(mapping["properties"])):
+            body["settings"] = {"index": {"knn": True}}
+        return body
+
     # -- searching -------------------------------------------------------------------------
 
     def search_body(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,8 @@ class ScriptedCluster:
             return self._update_aliases(body)
         if seg[0] == "_alias" and len(seg) == 2:
             return self._get_alias(seg[1])
+        if seg[0] == "_reindex" and method == "POST":
+            return self._reindex(body or {})
         if seg[0] == "_cluster":
             return 200, {"cluster_name": "scripted", "status": "green"}
         if seg[0] == "_msearch" or (len(seg) == 2 and seg[1] == "_msearch"):
@@ -166,6 +168,14 @@ class ScriptedCluster:
             return 200, self._search(names, body or {})
         if action == "_mget":
             return 200, self._mget(names, body or {})
+        if action == "_doc" and len(seg) == 3 and method in ("PUT", "POST"):
+            created = seg[2] not in self.indices[names[0]].docs
+            self.indices[names[0]].docs[seg[2]] = body
+            return (201 if created else 200), {
+                "_index": names[0],
+                "_id": seg[2],
+                "result": "created" if created else "updated",
+            }
         if action == "_doc" and len(seg) == 3:
             for name in names:
                 doc = self.indices[name].docs.get(seg[2])
@@ -175,6 +185,19 @@ class ScriptedCluster:
         if action == "_alias":
             return 200, {n: {"aliases": {}} for n in names}
         return _error(400, "illegal_argument_exception", f"unscripted path /{'/'.join(seg)}")
+
+    def _reindex(self, body: dict[str, Any]) -> tuple[int, Any]:
+        source, dest = body["source"]["index"], body["dest"]["index"]
+        names = self._expand(source)
+        if names is None or dest not in self.indices:
+            return self._missing(source if names is None else dest)
+        copied = 0
+        for name in names:
+            for doc_id, doc in self.indices[name].docs.items():
+                self.indices[dest].docs[doc_id] = dict(doc)
+                copied += 1
+        return 200, {"took": 1, "timed_out": False, "total": copied, "created": copied,
+                     "updated": 0, "deleted": 0, "failures": []}  # fmt: skip
 
     def _info(self) -> dict[str, Any]:
         version: dict[str, Any] = {"number": "9.2.0", "build_flavor": "default"}

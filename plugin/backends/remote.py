@@ -30,6 +30,8 @@ from shoprank.errors import (
 from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD
 
 META_KEY = "shoprank"
+# One stored document per generation: the content hashes of an incremental re-index.
+MANIFESTS = "shoprank-manifests"
 VECTOR_FIELDS = frozenset({TEXT_VECTOR_FIELD, IMAGE_VECTOR_FIELD})
 # How long the concrete index behind an alias is trusted on the search path; an alias swap
 # made by this process invalidates it at once, one made elsewhere is seen within this time.
@@ -292,21 +294,86 @@ class RemoteBackend:
             )
         return sorted(out, key=lambda m: str(m["name"]))
 
-    def create_generation(self, alias: str, mapping: dict[str, Any]) -> str:
-        """A new empty index `<alias>-NNNNNN` (status building) with the engine's mapping."""
+    def _next_name(self, alias: str) -> str:
         check_index_name(alias)
         numbers = [
             int(m.group("number"))
             for g in self.generations(alias)
             if (m := _GENERATION.match(str(g["name"])))
         ]
-        name = f"{alias}-{max(numbers, default=0) + 1:06d}"
+        return f"{alias}-{max(numbers, default=0) + 1:06d}"
+
+    def create_generation(self, alias: str, mapping: dict[str, Any]) -> str:
+        """A new empty index `<alias>-NNNNNN` (status building) with the engine's mapping."""
+        name = self._next_name(alias)
         mapping = dict(mapping)
         meta = dict(mapping.get("_meta") or {})
         meta[META_KEY] = {"alias": alias, "status": "building", "created": time.time()}
         mapping["_meta"] = meta
         self._call(self.client.indices.create, index=name, body=self.index_body(mapping))
         return name
+
+    def clone_generation(self, alias: str, source: str) -> str:
+        """A new building generation of `alias` holding `source`'s documents, copied by the
+        cluster itself (`_reindex`, vectors included, nothing re-embedded); an incremental
+        re-index then writes only what changed."""
+        concrete = self.resolve(source)
+        result = self._call(self.client.indices.get_mapping, index=concrete)
+        mapping = dict(result[concrete]["mappings"])
+        name = self._next_name(alias)
+        meta = dict(mapping.get("_meta") or {})
+        meta[META_KEY] = {
+            "alias": alias,
+            "status": "building",
+            "created": time.time(),
+            "cloned_from": concrete,
+        }
+        mapping["_meta"] = meta
+        self._call(self.client.indices.create, index=name, body=self.clone_body(mapping))
+        self._call(
+            self.client.reindex,
+            body={"source": {"index": concrete}, "dest": {"index": name}},
+            wait_for_completion=True,
+            refresh=True,
+        )
+        return name
+
+    def clone_body(self, mapping: dict[str, Any]) -> dict[str, Any]:
+        """The `PUT /{index}` body for a mapping read back from the cluster."""
+        return {"mappings": mapping}
+
+    def read_manifest(self, index: str) -> dict[str, Any] | None:
+        """What a finished re-index recorded about the generation behind `index` (content
+        hashes and the models/mapping it was built with), kept in `shoprank-manifests`."""
+        concrete = self.resolve(index)
+        try:
+            doc = self._call(self.client.get, index=MANIFESTS, id=concrete)
+        except ShoprankError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        source = doc.get("_source") if doc.get("found") else None
+        return dict(source) if isinstance(source, dict) else None
+
+    def write_manifest(self, index: str, manifest: dict[str, Any]) -> None:
+        if not self._exists(MANIFESTS):
+            try:
+                # Stored, never searched: one document per generation, keyed by its name.
+                self._call(
+                    self.client.indices.create,
+                    index=MANIFESTS,
+                    body={"mappings": {"enabled": False}},
+                )
+            except BadRequestError as exc:
+                if exc.es_type != "resource_already_exists_exception":
+                    raise
+        self._call(
+            self.client.index,
+            index=MANIFESTS,
+            id=self.resolve(index),
+            body=manifest,
+            refresh=True,
+        )
 
     def _actions(
         self,
@@ -456,6 +523,8 @@ class RemoteBackend:
         dropped += older_ready[: max(0, len(older_ready) - keep)]
         if dropped:
             self._call(self.client.indices.delete, index=",".join(dropped))
+            if self._exists(MANIFESTS):
+                self._bulk(self._actions(MANIFESTS, [], None, None, dropped), refresh=False)
         return dropped
 
     def rollback(self, alias: str) -> str:

@@ -141,3 +141,18 @@ def test_a_missing_index_is_index_not_found(backend: Any, alias: str) -> None:
         backend.search(alias, {"query": {"match_all": {}}})
     with pytest.raises(IndexNotFoundError):
         backend.resolve(alias)
+
+
+def test_a_clone_starts_from_its_source_and_leaves_it_alone(backend: Any, alias: str) -> None:
+    backend.swap_alias(alias, _generation(backend, alias))
+    assert backend.read_manifest(alias) is None
+    clone = backend.clone_generation(alias, alias)
+    backend.write_batch(clone, [], delete_ids=["4"])
+    assert backend.commit(clone, ready=True) == 3
+    assert backend.count(alias, None) == 4  # the live generation is untouched
+    manifest = {"signature": "s1", "hashes": {"1": "a", "2": "b"}}
+    backend.write_manifest(alias, manifest)
+    assert backend.read_manifest(alias) == manifest
+    backend.swap_alias(alias, clone)
+    knn = {"field": "text_vector", "query_vector": [0.0, 0.0, 1.0, 0.0], "k": 1}
+    assert _ids(backend.search(alias, {"knn": knn})) == ["3"]  # vectors came along

@@ -283,3 +283,47 @@ def test_native_fusion_requests_conform(
     assert search.params == {"search_pipeline": "shoprank-hybrid"}
     lexical, knn = search.body["query"]["hybrid"]["queries"]
     assert lexical == FILTERED and "Acme" in str(knn["knn"]["text_vector"]["filter"])
+
+
+def test_a_catalog_reload_is_incremental_on_the_cluster(
+    engine: Engine, minilm: TextEncoder, tmp_path: Path
+) -> None:
+    """The re-index pipeline on a cluster: the second load clones the live generation with
+    `_reindex`, writes only the changed product, deletes the dropped one, swaps the alias."""
+    import json
+
+    from shoprank.indexing.loader import load_catalog
+
+    rows = [
+        {"id": "p1", "title": "Trail running shoes", "brand": "Acme", "price": 89.0},
+        {"id": "p2", "title": "Leather office shoes", "brand": "Brogue", "price": 120.0},
+        {"id": "p3", "title": "Espresso machine", "brand": "Acme", "price": 249.0},
+    ]
+
+    def load(name: str, catalog: list[dict[str, Any]]) -> Any:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in catalog))
+        return load_catalog(
+            path, index="shop", backend=engine.backend, encoder=minilm, lock_dir=tmp_path / "l"
+        )
+
+    first = load("a.jsonl", rows)
+    engine.conforming()
+    changed = [rows[0], {**rows[1], "title": "Suede office shoes"}]  # p2 changed, p3 dropped
+    second = load("b.jsonl", changed)
+    requests = engine.conforming()
+    assert second.generation != first.generation
+    (reindex,) = [r for r in requests if r.path == "/_reindex"]
+    assert reindex.body == {
+        "source": {"index": first.generation},
+        "dest": {"index": second.generation},
+    }
+    bulks = [r.body for r in requests if r.path.endswith("_bulk")]
+    written = [line["index"]["_id"] for body in bulks for line in body if "index" in line]
+    deleted = [line["delete"]["_id"] for body in bulks for line in body if "delete" in line]
+    assert written == ["p2"] and deleted == ["p3"]
+    assert engine.backend.resolve("shop") == second.generation
+    stored = engine.cluster.indices[second.generation].docs
+    assert sorted(stored) == ["p1", "p2"] and stored["p2"]["title"] == "Suede office shoes"
+    manifest = engine.backend.read_manifest("shop")
+    assert manifest is not None and sorted(manifest["hashes"]) == ["p1", "p2"]
