@@ -26,8 +26,8 @@ system-deps:
 		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server; fi; }
 	@# Compose validator for the docker/ stacks (tests/contract/test_docker.py).
 	@command -v docker-compose >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq docker-compose; \
-		else sudo apt-get install -y -qq docker-compose; fi; } \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq docker-compose; fi; } \
 		|| echo "docker-compose could not be installed: the compose validation test will skip"
 
 test: install system-deps

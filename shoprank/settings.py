@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Read-only cluster APIs the drop-in endpoint forwards by default (see plugin/proxy.py).
+# Read-only cluster APIs the drop-in endpoint forwards by default (see plugin/allowlist.py).
 DEFAULT_PROXY_ALLOWLIST: tuple[str, ...] = (
     "GET /_cluster/health",
     "GET /*/_mapping",
@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     @field_validator("proxy_allowlist")
     @classmethod
     def _read_only(cls, value: list[str]) -> list[str]:
-        from shoprank.plugin.proxy import check_allowlist
+        from shoprank.plugin.allowlist import check_allowlist
 
         return list(check_allowlist(value))
 
