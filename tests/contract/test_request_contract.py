@@ -327,3 +327,32 @@ def test_a_catalog_reload_is_incremental_on_the_cluster(
     assert sorted(stored) == ["p1", "p2"] and stored["p2"]["title"] == "Suede office shoes"
     manifest = engine.backend.read_manifest("shop")
     assert manifest is not None and sorted(manifest["hashes"]) == ["p1", "p2"]
+
+
+def test_the_text_to_image_leg_conforms(
+    engine: Engine, minilm: TextEncoder, tmp_path: Path
+) -> None:
+    from shoprank.plugin.search import SearchService
+    from shoprank.settings import Settings
+
+    mapping = product_mapping(text_dims=minilm.dims, image_dims=minilm.dims)
+    generation = engine.backend.create_generation("products", mapping)
+    vectors = minilm.encode([d["title"] for d in DOCS]).astype(np.float32)
+    engine.backend.write_batch(generation, DOCS, {"text_vector": vectors, "image_vector": vectors})
+    engine.backend.commit(generation, ready=True)
+    engine.backend.swap_alias("products", generation)
+    engine.cluster.reset()
+    service = SearchService(
+        backend=engine.backend,
+        settings=Settings(data_dir=tmp_path),
+        encoder=lambda: minilm,
+        image_text_encoder=lambda: minilm,
+    )
+    body = {"query": FILTERED, "ext": {"shoprank": {"mode": "hybrid", "explain": True}}}
+    response = service.search("products", body)
+    assert "retrieve:image" in response["_shoprank"]["stages"]
+    requests = engine.conforming()
+    image = [r for r in requests if r.path == "/products/_search"]
+    assert len(image) == 1  # the image leg: one more search beside the _msearch
+    text = str(image[0].body)
+    assert "image_vector" in text and "Acme" in text  # the client's filters apply here too
