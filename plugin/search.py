@@ -511,7 +511,10 @@ class SearchService:
             vector=self.embed_query(request.query_text),
             field=request.vector_field,
             filters=extract_filters(request.body.get("query")),
-            window=request.window,
+            window=max(
+                request.window,
+                int_param(request.body, "from", 0) + int_param(request.body, "size", 10),
+            ),
             rrf_k=self.settings.rrf_k,
             vector_weight=self.settings.linear_vector_weight,
         )
