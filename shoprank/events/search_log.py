@@ -67,14 +67,25 @@ class SearchLogger:
                     index=record.index,
                     query_id=record.query_id,
                 )
-            for sink in self.sinks:
-                sink.write(record)
         except Exception as exc:  # logging a search must never hurt searching
             self.failed += 1
             log.warning("search %s not logged: %s", record.query_id, type(exc).__name__)
-        finally:
-            with self._lock:
-                self._pending -= 1
+        for sink in self.sinks:
+            self._guard(sink.write, record)
+        with self._lock:
+            self._pending -= 1
+            idle = self._pending == 0
+        if idle:  # the queue ran empty: sinks write what they buffered, as one batch
+            for sink in self.sinks:
+                if hasattr(sink, "flush"):
+                    self._guard(sink.flush)
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a sink that fails must never hurt searching
+            self.failed += 1
+            log.warning("search log sink %s failed: %s", type(fn.__self__).__name__, exc)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for pending search events (tests, shutdown)."""
