@@ -348,4 +348,7 @@ def create_app(
     from shoprank.plugin.events_api import make_events_router
 
     app.include_router(make_events_router(service.settings))
+    from shoprank.plugin.inspector import make_inspector_router
+
+    app.include_router(make_inspector_router(service))
     return app
