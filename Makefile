@@ -19,11 +19,15 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/shoprank --data-dir ./data demo --port $(PORT)
 
-# Integration tests start a real redis-server; install it where it is missing (Debian).
+# Integration tests start a real redis-server and drive headless Chromium (the inspector);
+# install them where they are missing (Debian).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server; fi; }
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 test: install system-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
