@@ -3,6 +3,7 @@
 
     docker/kibana/shoprank.ndjson
     docker/opensearch-dashboards/shoprank.ndjson
+    docker/search-log/index-template.json
 
 Both are in the 7.10 saved-object format (aggregation-based and Vega visualisations), which
 OpenSearch Dashboards reads natively and Kibana 8/9 migrates on import
@@ -476,12 +477,25 @@ TARGETS: dict[Flavour, str] = {
 }
 
 
+TEMPLATE_FILE = "docker/search-log/index-template.json"
+
+
+def template_json() -> str:
+    """The index template as a file, for `PUT _index_template/shoprank-searches` by hand
+    (the cluster sink also puts it itself before its first write)."""
+    from shoprank.searchlog.mapping import index_template
+
+    return json.dumps(index_template(), indent=2, sort_keys=True) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     root = Path(argv[0] if argv else ".")
-    for flavour, rel in TARGETS.items():
+    outputs = {rel: to_ndjson(saved_objects(flavour)) for flavour, rel in TARGETS.items()}
+    outputs[TEMPLATE_FILE] = template_json()
+    for rel, text in outputs.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_ndjson(saved_objects(flavour)), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
     return 0
 

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from shoprank.searchlog.dashboards import TARGETS, saved_objects, to_ndjson
+from shoprank.searchlog.dashboards import (
+    TARGETS,
+    TEMPLATE_FILE,
+    saved_objects,
+    template_json,
+    to_ndjson,
+)
 from shoprank.searchlog.mapping import dynamic_prefixes, field_paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +144,7 @@ def test_checked_in_files_are_current(flavour: str) -> None:
     assert FILES[flavour].read_text() == expected, (
         "regenerate with: python -m shoprank.searchlog.dashboards"
     )
+
+
+def test_checked_in_index_template_is_current() -> None:
+    assert (ROOT / TEMPLATE_FILE).read_text() == template_json()
