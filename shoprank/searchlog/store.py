@@ -114,13 +114,20 @@ class SearchLogStore:
             )
             return conn.execute("DELETE FROM searches WHERE ts < ?", (before,)).rowcount
 
-    def forget(self, client_id: str) -> int:
-        """Delete every search and event of one pseudonymous client."""
+    def forget(self, client_id: str, *, sessions: Iterable[str] = ()) -> int:
+        """Delete every search and event of one pseudonymous user (and of their sessions)."""
+        if not self.path.exists():
+            return 0
+        ids = [client_id, *sessions]
+        marks = ",".join("?" * len(ids))
         conn = self._conn()
         with conn:
             conn.execute("BEGIN")
-            conn.execute("DELETE FROM events WHERE client = ?", (client_id,))
-            return conn.execute("DELETE FROM searches WHERE client = ?", (client_id,)).rowcount
+            conn.execute(f"DELETE FROM events WHERE client IN ({marks})", ids)
+            return conn.execute(
+                f"DELETE FROM searches WHERE client IN ({marks}) OR session IN ({marks})",
+                ids + ids,
+            ).rowcount
 
     def sync_events(self, log: EventLog, *, limit: int = 200_000) -> int:
         """Copy the event log's new events that name a query id; returns how many."""

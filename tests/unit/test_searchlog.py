@@ -179,6 +179,20 @@ def test_forget_and_prune(tmp_path: Path) -> None:
     assert store.count() == 0
 
 
+def test_forgetting_a_user_deletes_their_logged_searches(tmp_path: Path) -> None:
+    from shoprank.events.service import EventService
+
+    settings = Settings(data_dir=tmp_path, user_id_secret=SECRET)
+    store = SearchLogStore(tmp_path / "searchlog")
+    sink = EmbeddedSearchLogSink(store, secret=lambda: SECRET)
+    sink.write(record("q1", user_id="alice"))
+    sink.write(record("q2", user_id="bob"))
+    sink.flush()
+    result = EventService(settings).forget("alice")
+    assert result["searches_deleted"] == 1
+    assert [s["query_id"] for s in store.recent()] == ["q2"]
+
+
 @pytest.fixture()
 def service(corpus_backend: EmbeddedBackend, tmp_path: Path) -> SearchService:
     settings = Settings(data_dir=tmp_path, user_id_secret=SECRET)
