@@ -61,6 +61,52 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def hot_path_and_background_cost(service: Any, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Two numbers the shared machine cannot blur much: what `SearchLogger.log` costs the
+    search thread, and the background work per search (document + SQLite), run here in the
+    foreground on real records of real searches."""
+    import copy
+
+    from shoprank.searchlog.sinks import EmbeddedSearchLogSink
+
+    captured: list[Any] = []
+    logger = service.search_logger
+
+    class Capture:
+        def write(self, record: Any) -> None:
+            captured.append(record)
+
+    sinks, logger.sinks = logger.sinks, [Capture()]
+    for body in bodies * 5:
+        service.search("demo", body)
+    logger.flush(timeout=60)
+    logger.sinks = sinks
+    records = captured[:100]
+    log_calls = []
+    for _ in range(20):
+        for rec in records:
+            rec = copy.copy(rec)
+            t0 = time.perf_counter()
+            logger.log(rec)
+            log_calls.append((time.perf_counter() - t0) * 1000)
+        logger.flush(timeout=60)
+    sink = next(s for s in sinks if isinstance(s, EmbeddedSearchLogSink))
+    per_batch = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        for rec in records:
+            sink.write(rec)
+        sink.flush()
+        per_batch.append((time.perf_counter() - t0) * 1000 / len(records))
+    return {
+        "log_call_on_search_thread_ms": {
+            "p50": round(pct(log_calls, 50), 4),
+            "p99": round(pct(log_calls, 99), 4),
+        },
+        "background_work_per_search_ms": round(statistics.median(per_batch), 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -154,6 +200,7 @@ def main() -> None:
     result["p50_diff_ms"] = round(result["on"]["p50_ms"] - result["off"]["p50_ms"], 3)
     # Median over adjacent on/off block pairs of their median difference: robust to drift.
     result["paired_block_p50_diff_ms"] = round(statistics.median(pair_p50_diffs), 3)
+    result.update(hot_path_and_background_cost(services["on"], bodies))
     print(json.dumps(result, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
