@@ -187,9 +187,7 @@ def judge_modes(
         "index": index,
         "k": k,
         "queries": len(queries),
-        "modes": {
-            m: {name: round(total / n, 4) for name, total in sums[m].items()} for m in modes
-        },
+        "modes": {m: {name: round(total / n, 4) for name, total in sums[m].items()} for m in modes},
         "per_query": per_query,
     }
 
@@ -218,9 +216,7 @@ def make_inspector_router(service: SearchService) -> APIRouter:
 
     def page(view: str) -> Response:
         html = (STATIC / "inspect.html").read_text(encoding="utf-8")
-        html = html.replace("{{view}}", view).replace(
-            "{{index}}", _escape(settings.product_index)
-        )
+        html = html.replace("{{view}}", view).replace("{{index}}", _escape(settings.product_index))
         return Response(html, media_type="text/html; charset=utf-8")
 
     @router.get("")
