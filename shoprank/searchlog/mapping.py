@@ -21,8 +21,9 @@ _FLOAT = {"type": "float"}
 _INT = {"type": "integer"}
 
 MAPPINGS: dict[str, Any] = {
-    "dynamic": False,
-    "_meta": {"shoprank_template_version": TEMPLATE_VERSION},
+    # Strings, not booleans: both engines accept them and the ES specification types them so.
+    "dynamic": "false",
+    "_meta": {"shoprank": {"template_version": TEMPLATE_VERSION}},
     "dynamic_templates": [
         {
             "features_as_numbers": {
@@ -61,15 +62,17 @@ MAPPINGS: dict[str, Any] = {
         "zero_results": {"type": "byte"},
         "degraded": _KEYWORD,
         "latency_ms": {
+            "type": "object",
             "properties": {
                 name: _FLOAT
                 for name in ("intent", "retrieval", "features", "rerank", "fetch", "total")
-            }
+            },
         },
         "timings_ms": {"type": "object", "enabled": False},
         "query_response_object_ids": _KEYWORD,
         "window": {"type": "object", "enabled": False},
         "intent": {
+            "type": "object",
             "properties": {
                 "category": _KEYWORD,
                 "categories": _KEYWORD,
@@ -78,30 +81,38 @@ MAPPINGS: dict[str, Any] = {
                 "model_version": _KEYWORD,
                 "residual_text": {"type": "keyword", "ignore_above": 512},
                 "skus": _KEYWORD,
-                "price": {"properties": {"gte": _FLOAT, "lte": _FLOAT, "gt": _FLOAT, "lt": _FLOAT}},
-                "attributes": {"type": "object", "dynamic": True},
-            }
+                "price": {
+                    "type": "object",
+                    "properties": {"gte": _FLOAT, "lte": _FLOAT, "gt": _FLOAT, "lt": _FLOAT},
+                },
+                "attributes": {"type": "object", "dynamic": "true"},
+            },
         },
         "rewrite": {
+            "type": "object",
             "properties": {
                 "actions": _KEYWORD,
                 "count": _INT,
                 "details": {"type": "object", "enabled": False},
-            }
+            },
         },
         "action_name": _KEYWORD,
         "message_type": _KEYWORD,
         "event_attributes": {
+            "type": "object",
             "properties": {
-                "object": {"properties": {"object_id": _KEYWORD, "object_id_field": _KEYWORD}},
-                "position": {"properties": {"ordinal": _INT}},
+                "object": {
+                    "type": "object",
+                    "properties": {"object_id": _KEYWORD, "object_id_field": _KEYWORD},
+                },
+                "position": {"type": "object", "properties": {"ordinal": _INT}},
                 "rank_before": _INT,
                 "rank_shift": _INT,
                 "score": _FLOAT,
                 "quantity": _INT,
                 "price": _FLOAT,
-                "features": {"type": "object", "dynamic": True},
-            }
+                "features": {"type": "object", "dynamic": "true"},
+            },
         },
     },
 }
@@ -113,9 +124,9 @@ def index_template(prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
         "index_patterns": [f"{prefix}-*"],
         "priority": 200,
         "version": TEMPLATE_VERSION,
-        "_meta": {"description": "shoprank search log (queries + UBI-style events)"},
+        "_meta": {"shoprank": {"description": "search log: queries and UBI-style events"}},
         "template": {
-            "settings": {"number_of_shards": 1, "refresh_interval": "5s"},
+            "settings": {"refresh_interval": "5s"},
             "mappings": copy.deepcopy(MAPPINGS),
             "aliases": {
                 prefix: {},
