@@ -24,7 +24,12 @@ from shoprank.indexing.cache import EmbeddingCache, encode_with_cache
 from shoprank.indexing.catalog import CatalogReport, FieldRoles, embedding_text, read_catalog
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.jobs import Job, JobStore, file_fingerprint
-from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD, product_mapping
+from shoprank.indexing.mapping import (
+    IMAGE_VECTOR_FIELD,
+    TEXT_VECTOR_FIELD,
+    product_mapping,
+    text_language,
+)
 from shoprank.plugin.backends.protocol import SearchBackend
 
 
@@ -139,7 +144,9 @@ def plan_job(
     ctx.backend.prune(alias, keep=keep)  # sweep generations of crashed or abandoned loads
     dims = ctx.encoder.dims if ctx.encoder is not None else 0
     image_dims = ctx.images.dims if ctx.images is not None else 0
-    mapping = product_mapping(text_dims=dims, image_dims=image_dims)
+    mapping = product_mapping(
+        text_dims=dims, image_dims=image_dims, language=text_language(products.values())
+    )
     signature = _signature(ctx, mapping, with_vectors=with_vectors)
     hashes = {
         pid: _content_hash(doc, Path(job.catalog).parent, images=ctx.images is not None)

@@ -351,4 +351,7 @@ def create_app(
     from shoprank.plugin.inspector import make_inspector_router
 
     app.include_router(make_inspector_router(service))
+    from shoprank.plugin.intent_api import make_intent_router
+
+    app.include_router(make_intent_router(service))
     return app

@@ -139,13 +139,16 @@ def compare_modes(
                 "hits": hits,
             }
         )
-    understood = next((c for c in reversed(columns) if c["intent"] or c["rewrite"]), None)
+    understood = next(
+        (c for c in reversed(columns) if c["intent"] or c["rewrite"] or c["relaxation"]), None
+    )
     return {
         "index": index,
         "query": query,
         "user_id": user_id,
         "intent": understood["intent"] if understood else None,
         "rewrite": understood["rewrite"] if understood else None,
+        "relaxation": understood["relaxation"] if understood else None,
         "columns": columns,
     }
 

@@ -135,11 +135,15 @@
     }
     const rewrite = result.rewrite;
     if (rewrite && (Array.isArray(rewrite) ? rewrite.length : Object.keys(rewrite).length)) {
-      const text = Array.isArray(rewrite)
-        ? rewrite.map((a) => a.action || a.type || JSON.stringify(a)).join(", ")
+      const describe = (a) => {
+        const what = a.values || a.value || a.words || "";
+        return [a.action || a.type, a.field, [].concat(what).join("/")].filter(Boolean).join(" ");
+      };
+      const text = Array.isArray(rewrite) ? rewrite.map(describe).join("; ")
         : JSON.stringify(rewrite);
       items.push(["rewrite", text]);
     }
+    if (result.relaxation) items.push(["relaxed", result.relaxation]);
     const dl = el("dl", { class: "understanding", id: "intent" },
       el("dt", {}, "query"), el("dd", {}, result.query));
     if (!items.length) dl.append(el("dd", { class: "sub" }, "no predicted intent or rewrite"));
