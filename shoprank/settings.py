@@ -139,6 +139,34 @@ class Settings(BaseSettings):
     ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
     ctr_prior_impressions: float = Field(default=20.0, gt=0)
 
+    # --- search log and inspector (issue 8) ---
+    search_log: bool = Field(
+        default=True,
+        description="Log every search (query, intent, rewrite, timings, window) to the "
+        "embedded search log in data_dir/searchlog (the inspector reads it) and, with "
+        "SHOPRANK_SEARCH_LOG_URL, to the cluster's shoprank-searches-* indices.",
+    )
+    search_log_url: str | None = Field(
+        default=None,
+        description="Elasticsearch / OpenSearch URL for the search log (Kibana / Dashboards); "
+        "unset = embedded search log only.",
+    )
+    search_log_engine: Literal["elasticsearch", "opensearch"] = Field(
+        default="elasticsearch", description="Which official client talks to SEARCH_LOG_URL."
+    )
+    search_log_prefix: str = Field(
+        default="shoprank-searches",
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="Index name prefix of the daily search-log indices.",
+    )
+    search_log_batch: int = Field(
+        default=500, ge=1, le=100_000, description="Search-log documents per bulk request."
+    )
+    judgments_file: Path | None = Field(
+        default=None,
+        description="Judgments (query,product_id,grade) the inspector compares modes on.",
+    )
+
     # --- query understanding (issue 4) ---
     intent_attributes: list[str] = Field(
         default_factory=lambda: ["brand", "colour", "color", "material", "attr_t_product_colour"],

@@ -111,13 +111,16 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     if (settings.clip_text_dir / "manifest.json").exists():
         image_text = partial(clip_text_encoder, settings)
     from shoprank.events.search_log import SearchLogger
+    from shoprank.searchlog import make_sinks
 
+    search_logger = SearchLogger(settings)
+    search_logger.sinks.extend(make_sinks(settings))  # the search log: inspector, Kibana
     return SearchService(
         backend=backend or make_backend(settings),
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
-        search_logger=SearchLogger(settings),
+        search_logger=search_logger,
     )
 
 
