@@ -113,10 +113,16 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     from shoprank.events.search_log import SearchLogger
     from shoprank.searchlog import make_sinks
 
+    backend = backend or make_backend(settings)
+    # On a cluster backend the search log goes to that cluster unless another URL is set.
+    log_client = None
+    if settings.backend != "embedded" and not settings.search_log_url:
+        log_client = getattr(backend, "client", None)
     search_logger = SearchLogger(settings)
-    search_logger.sinks.extend(make_sinks(settings))  # the search log: inspector, Kibana
+    # The search log: inspector, Kibana / OpenSearch Dashboards.
+    search_logger.sinks.extend(make_sinks(settings, client=log_client))
     return SearchService(
-        backend=backend or make_backend(settings),
+        backend=backend,
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
