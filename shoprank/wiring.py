@@ -22,7 +22,14 @@ def make_backend(settings: Settings) -> SearchBackend:
         from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
         return EmbeddedBackend(settings.embedded_dir)
-    raise ConfigError(f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded")
+    if settings.backend in ("elasticsearch", "opensearch"):
+        from shoprank.plugin.backends.connect import cluster_backend
+
+        return cluster_backend(settings)
+    raise ConfigError(
+        f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded, elasticsearch, "
+        "opensearch"
+    )
 
 
 def text_encoder_backend(settings: Settings) -> str:
@@ -105,15 +112,23 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
         image_text = partial(clip_text_encoder, settings)
     from shoprank.events.search_log import SearchLogger
     from shoprank.rerankers.ltr import make_ranker
+    from shoprank.searchlog import make_sinks
 
     backend = backend or make_backend(settings)
+    # On a cluster backend the search log goes to that cluster unless another URL is set.
+    log_client = None
+    if settings.backend != "embedded" and not settings.search_log_url:
+        log_client = getattr(backend, "client", None)
+    search_logger = SearchLogger(settings)
+    # The search log: inspector, Kibana / OpenSearch Dashboards.
+    search_logger.sinks.extend(make_sinks(settings, client=log_client))
     return SearchService(
         backend=backend,
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
         rerankers=[make_ranker(settings, backend)],
-        search_logger=SearchLogger(settings),
+        search_logger=search_logger,
     )
 
 
