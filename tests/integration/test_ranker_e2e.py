@@ -75,7 +75,8 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     body = search_body("running shoes", mode="full", user_id="nobody", session_id=None)
     body["ext"]["shoprank"]["explain"] = True
     resp = httpx.post(f"{srv.url}/demo/_search", json=body, timeout=30).json()
-    assert resp["_shoprank"].get("degraded") is None
+    degraded = resp["_shoprank"].get("degraded") or []
+    assert not [d for d in degraded if d.startswith("rerank")], resp["_shoprank"]
     hit = resp["hits"]["hits"][0]["_shoprank"]
     assert hit["features"] and "_bias" in hit["contributions"] and "rank_before" in hit
 
@@ -116,7 +117,8 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     ]
     accepted = httpx.post(f"{srv.url}/_shoprank/events", json=events, timeout=30).json()
     assert accepted["accepted"] == 3, accepted
-    assert brand_score("brand-fan", brand) > brand_score("newcomer", brand)
+    fan, newcomer = brand_score("brand-fan", brand), brand_score("newcomer", brand)
+    assert fan > newcomer, (brand, fan, newcomer)
 
     # Offline evaluation on the held-out simulated sessions: table, JSON and a PNG plot.
     plot = data_dir / "eval.png"
@@ -137,7 +139,8 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     )
     results = json.loads(out.stdout)
     assert set(results) == {"sessions", "logs"}
-    assert results["sessions"]["full"]["ndcg@10"] > results["sessions"]["hybrid"]["ndcg@10"]
+    sessions = results["sessions"]
+    assert sessions["full"]["ndcg@10"] > sessions["hybrid"]["ndcg@10"], sessions
     assert plot.with_name("eval-sessions.png").read_bytes()[:4] == b"\x89PNG"
 
     # Serving the learned model loads onnxruntime only: no training libraries.
@@ -152,7 +155,8 @@ def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
         body = {{"query": {{"match": {{"title": "running shoes"}}}},
                 "ext": {{"shoprank": {{"mode": "full", "user_id": "brand-fan"}}}}}}
         result = service.search("demo", body)
-        assert "degraded" not in result.get("_shoprank", {{}}), result["_shoprank"]
+        notes = result.get("_shoprank", {{}}).get("degraded", [])
+        assert not [d for d in notes if d.startswith("rerank")], notes
         assert service.rerankers[0].scorer().version == {trained["version"]!r}
         heavy = [m for m in ("torch", "lightgbm", "onnxmltools", "sklearn", "matplotlib")
                  if m in sys.modules]
