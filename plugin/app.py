@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from shoprank import __version__
 from shoprank.errors import BadRequestError, ShoprankError, es_error_body, http_status
+from shoprank.plugin.limits import check_response_buckets, check_search_body
 from shoprank.plugin.products import apply_product_update, parse_product_update
 from shoprank.plugin.search import SearchService
 from shoprank.plugin.shapes import SHARDS
@@ -168,6 +169,13 @@ def create_app(
             return _error(exc, request)
         return ESResponse(result, status, accept=_accept(request))
 
+    def guarded_search(index: str, body: dict[str, Any] | None, **kw: Any) -> dict[str, Any]:
+        # Limits and the script refusal (shoprank.plugin.limits), before and after the search.
+        check_search_body(body, service.settings)
+        result = service.search(index, body, **kw)
+        check_response_buckets(result, service.settings)
+        return dict(result)
+
     def user_of(request: Request) -> str | None:
         return request.headers.get("x-shoprank-user")
 
@@ -214,7 +222,7 @@ def create_app(
         response = run(
             request,
             lambda: _hits_as_int(
-                service.search(index, body, user_id=user, session_id=session), params
+                guarded_search(index, body, user_id=user, session_id=session), params
             ),
         )
         return response
@@ -259,7 +267,7 @@ def create_app(
                     index = index[0]
                 if not index:
                     raise BadRequestError("msearch item without an index")
-                result = service.search(str(index), body, user_id=user)
+                result = guarded_search(str(index), body, user_id=user)
                 return {**result, "status": 200}
             except (KeyboardInterrupt, SystemExit):
                 raise
@@ -296,6 +304,7 @@ def create_app(
             body = await _json_body(request)
             if "q" in params:
                 body = {"query": {"multi_match": {"query": params["q"]}}}
+            check_search_body(body, service.settings)
         except ShoprankError as exc:
             return _error(exc, request)
         return run(
@@ -348,4 +357,7 @@ def create_app(
     from shoprank.plugin.events_api import make_events_router
 
     app.include_router(make_events_router(service.settings))
+    from shoprank.plugin.ops import install
+
+    install(app, service)  # access control, limits, metrics, readiness (plugin/ops.py)
     return app

@@ -105,13 +105,18 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
         image_text = partial(clip_text_encoder, settings)
     from shoprank.events.search_log import SearchLogger
 
-    return SearchService(
+    service = SearchService(
         backend=backend or make_backend(settings),
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
         search_logger=SearchLogger(settings),
     )
+    if settings.extra_rerankers:  # SHOPRANK_EXTRA_RERANKERS, after the built-in stages
+        from shoprank.plugin.stages import load_extra_rerankers
+
+        service.rerankers.extend(load_extra_rerankers(settings.extra_rerankers))
+    return service
 
 
 def product_lookup(settings: Settings) -> Callable[[Sequence[str]], Mapping[str, Any]]:
