@@ -25,6 +25,7 @@ from shoprank.errors import BadRequestError, ShoprankError, es_error_body
 from shoprank.metrics import QUEUE_DEPTH, render
 from shoprank.plugin.limits import make_limiter
 from shoprank.plugin.middleware import GuardMiddleware
+from shoprank.plugin.openapi import shoprank_openapi
 from shoprank.settings import Settings
 from shoprank.spool import EventSpool
 
@@ -85,6 +86,7 @@ def install(app: FastAPI, service: Any) -> None:
         return redis_client[0]
 
     app.add_middleware(GuardMiddleware, settings=settings, limiter=make_limiter(settings))
+    app.openapi = lambda: shoprank_openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
