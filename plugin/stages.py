@@ -12,10 +12,11 @@ stage keeps its thread; while every thread is stuck the stage is skipped at once
 from __future__ import annotations
 
 import importlib
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
@@ -26,12 +27,37 @@ from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
 T = TypeVar("T")
 
 
+class _DaemonPool:
+    """Worker threads that never hold up interpreter exit (a stuck stage must not block
+    shutdown, which `ThreadPoolExecutor`'s joined workers would)."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"stage-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((future, fn))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting search
+                future.set_exception(exc)
+
+
 class StageRunner:
     """A small thread pool for deadline-bound stages; cheap until first used."""
 
     def __init__(self, *, workers: int = 8) -> None:
         self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _DaemonPool | None = None
         self._lock = threading.Lock()
         self._in_flight = 0
 
@@ -40,7 +66,7 @@ class StageRunner:
             if self._in_flight >= self.workers:
                 return None
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="stage")
+                self._pool = _DaemonPool(self.workers)
             self._in_flight += 1
         future = self._pool.submit(fn)
         future.add_done_callback(self._done)
@@ -106,8 +132,8 @@ class StageRunner:
 
 
 def load_extra_rerankers(paths: list[str]) -> list[Reranker]:
-    """Rerankers from `module:attr` (or `module.attr`) paths; `attr` is a Reranker or a
-    zero-argument factory returning one."""
+    """Rerankers from `module:attr` (or `module.attr`) paths; `attr` is a Reranker instance,
+    a Reranker class, or a zero-argument factory returning one."""
     out: list[Reranker] = []
     for path in paths:
         module_name, sep, attr = path.partition(":")
@@ -119,7 +145,8 @@ def load_extra_rerankers(paths: list[str]) -> list[Reranker]:
             raise ConfigError(
                 f"SHOPRANK_EXTRA_RERANKERS: cannot import [{path}] ({exc}); use `module:attr`"
             ) from None
-        reranker = target if hasattr(target, "rerank") else target()
+        # A class or a factory is called; an instance is used as it is.
+        reranker = target() if isinstance(target, type) or not hasattr(target, "rerank") else target
         if not hasattr(reranker, "rerank") or not hasattr(reranker, "name"):
             raise ConfigError(
                 f"SHOPRANK_EXTRA_RERANKERS: [{path}] is not a reranker (needs `name` and "

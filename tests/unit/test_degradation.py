@@ -149,6 +149,11 @@ def test_search_metrics_per_stage_and_mode(tmp_path: Path, corpus_backend: Embed
 def test_extra_rerankers_load_from_import_paths() -> None:
     loaded = load_extra_rerankers(["tests.unit.test_degradation:Reverse"])
     assert [r.name for r in loaded] == ["reverse"]
+    window = [Candidate("a", 2.0), Candidate("b", 1.0)]
+    reranked = loaded[0].rerank(
+        RerankContext(index="i", query_text="q", user_id=None, body={}), window
+    )
+    assert [c.id for c in reranked] == ["b", "a"]
     from shoprank.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot import"):
