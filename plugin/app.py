@@ -118,7 +118,16 @@ def _apply_search_params(body: dict[str, Any] | None, params: dict[str, str]) ->
         )
     if "track_total_hits" in params:
         value = params["track_total_hits"].lower()
-        body["track_total_hits"] = value == "true" if value in ("true", "false") else int(value)
+        if value in ("true", "false"):
+            body["track_total_hits"] = value == "true"
+        else:
+            try:
+                body["track_total_hits"] = int(value)
+            except ValueError:
+                raise BadRequestError(
+                    f"[track_total_hits] must be true, false or a number, got [{value}]",
+                    es_type="illegal_argument_exception",
+                ) from None
     if "sort" in params:
         sorts = []
         for item in params["sort"].split(","):

@@ -54,7 +54,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         f"request body is larger than {limit} bytes (SHOPRANK_MAX_EVENT_BODY_BYTES): "
         "send the events in smaller batches"
     )
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks: list[bytes] = []
     size = 0

@@ -71,7 +71,7 @@ async def _buffer_body(receive: Receive, limit: int, declared: str | None) -> Re
         "(SHOPRANK_MAX_BODY_BYTES, or SHOPRANK_MAX_EVENT_BODY_BYTES for events, products "
         "and _msearch)"
     )
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks: list[bytes] = []
     size = 0

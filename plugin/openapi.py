@@ -90,7 +90,12 @@ def shoprank_openapi(app: FastAPI) -> dict[str, Any]:
         description="shoprank's own routes: events, products, profiles, health, metrics. "
         "Errors use the Elasticsearch error shape. Protected routes take "
         "`Authorization: ApiKey <key>`.",
-        routes=app.routes,
+        # Only shoprank's routes (and included routers): the ES routes are documented by ES.
+        routes=[
+            r
+            for r in app.routes
+            if getattr(r, "path", None) is None or str(r.path).startswith("/_shoprank/")
+        ],
     )
     doc["paths"] = {
         path: ops
