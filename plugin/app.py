@@ -15,7 +15,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from shoprank import __version__
-from shoprank.errors import BadRequestError, ShoprankError, es_error_body, http_status
+from shoprank.errors import (
+    BackendUnavailableError,
+    BadRequestError,
+    ShoprankError,
+    es_error_body,
+    http_status,
+)
 from shoprank.plugin.limits import check_response_buckets, check_search_body
 from shoprank.plugin.products import apply_product_update, parse_product_update
 from shoprank.plugin.search import SearchService
@@ -181,7 +187,13 @@ def create_app(
     def guarded_search(index: str, body: dict[str, Any] | None, **kw: Any) -> dict[str, Any]:
         # Limits and the script refusal (shoprank.plugin.limits), before and after the search.
         check_search_body(body, service.settings)
-        result = service.search(index, body, **kw)
+        try:
+            result = service.search(index, body, **kw)
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            # The backend (a cluster, or the embedded index's disk) cannot answer: 503, retry.
+            raise BackendUnavailableError(
+                f"the search backend cannot answer ({type(exc).__name__}: {exc}); retry later"
+            ) from exc
         check_response_buckets(result, service.settings)
         return dict(result)
 

@@ -94,7 +94,7 @@ def shoprank_openapi(app: FastAPI) -> dict[str, Any]:
         routes=[
             r
             for r in app.routes
-            if getattr(r, "path", None) is None or str(r.path).startswith("/_shoprank/")
+            if str(getattr(r, "path", "/_shoprank/")).startswith("/_shoprank/")
         ],
     )
     doc["paths"] = {

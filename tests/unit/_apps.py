@@ -21,10 +21,18 @@ def make_client(
     backend: EmbeddedBackend,
     *,
     rerankers: tuple[Reranker, ...] = (),
+    search_log: bool = False,
     **overrides: Any,
 ) -> TestClient:
     settings = Settings(data_dir=data_dir, **overrides)
-    service = SearchService(backend=backend, settings=settings, rerankers=rerankers)
+    logger = None
+    if search_log:
+        from shoprank.events.search_log import SearchLogger
+
+        logger = SearchLogger(settings)
+    service = SearchService(
+        backend=backend, settings=settings, rerankers=rerankers, search_logger=logger
+    )
     return TestClient(create_app(service), raise_server_exceptions=False)
 
 
