@@ -179,7 +179,8 @@ async def run_load(
     degraded = 0
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
     fault_log: list[dict[str, Any]] = []
-    slow: list[tuple[float, str, float]] = []  # (scheduled at s, kind, ms) over 100 ms
+    # (scheduled at s, kind, ms, server-side `took` ms of searches) for requests over 100 ms
+    slow: list[tuple[float, str, float, int | None]] = []
     start = time.perf_counter()
 
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
@@ -187,9 +188,11 @@ async def run_load(
         async def one(i: int, due: float) -> None:
             nonlocal degraded
             kind = "events" if rng.random() < args.event_share else "search"
+            took = None
             try:
                 if kind == "search":
                     resp = await client.post("/demo/_search", json=search_body(rng, products))
+                    took = resp.json().get("took") if resp.status_code == 200 else None
                     if resp.status_code == 200 and resp.json().get("_shoprank", {}).get("degraded"):
                         degraded += 1
                 else:
@@ -221,7 +224,7 @@ async def run_load(
             ms = (time.perf_counter() - due) * 1000
             latencies[kind].append(ms)
             if ms > 100:
-                slow.append((round(due - start, 2), kind, round(ms, 1)))
+                slow.append((round(due - start, 2), kind, round(ms, 1), took))
             statuses[kind][status] = statuses[kind].get(status, 0) + 1
 
         # Open the client's connections before the clock starts (not part of the load).

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shoprank.errors import BadRequestError, ShoprankError, es_error_body
-from shoprank.metrics import QUEUE_DEPTH, render
+from shoprank.metrics import QUEUE_DEPTH, SEARCH_LOG_LOST, render
 from shoprank.plugin.limits import make_limiter
 from shoprank.plugin.middleware import GuardMiddleware
 from shoprank.plugin.openapi import shoprank_openapi
@@ -108,8 +108,10 @@ def install(app: FastAPI, service: Any) -> None:
         return _json(es_error_body(error), 400)
 
     def queue_depths() -> None:
-        pending = getattr(service.search_logger, "_pending", 0)
-        QUEUE_DEPTH.labels(queue="search_log").set(float(pending or 0))
+        logger = service.search_logger
+        QUEUE_DEPTH.labels(queue="search_log").set(float(getattr(logger, "_pending", 0) or 0))
+        for reason in ("failed", "dropped"):
+            SEARCH_LOG_LOST.labels(reason=reason).set(float(getattr(logger, reason, 0) or 0))
         if spool is not None:
             QUEUE_DEPTH.labels(queue="event_spool").set(spool.depth())
         if settings.redis_url:

@@ -56,6 +56,11 @@ QUEUE_DEPTH = Gauge(
     "down), event_stream (events not yet folded; -1 when Redis cannot be read)",
     ["queue"],
 )
+SEARCH_LOG_LOST = Gauge(
+    "shoprank_search_log_lost",
+    "Searches not logged since start: failed (the event log was down) or dropped (queue full)",
+    ["reason"],
+)
 EVENTS = Counter(
     "shoprank_events_total",
     "Behaviour events by outcome: accepted, duplicate, rejected, spooled, unavailable",
