@@ -56,6 +56,11 @@ class Job:
     with_vectors: bool
     keep: int
     max_failure_rate: float
+    # Incremental re-index: the generation the new one was cloned from, and how many of
+    # its products are carried over unchanged / removed because the catalog dropped them.
+    base: str | None = None
+    unchanged: int = 0
+    removed: int = 0
     state: str = "planned"
     created: float = field(default_factory=time.time)
     finished: float | None = None
@@ -137,7 +142,9 @@ class JobStore:
             "state": job.state,
             "chunks_done": len(done),
             "chunks": job.chunks,
-            "products_done": written,
+            "products_done": written + job.unchanged,
+            "unchanged": job.unchanged,
+            "removed": job.removed,
             "products": job.total,
             "embedded": sum(int(r.get("embedded", 0)) for r in done.values()),
             "cache_hits": sum(int(r.get("cache_hits", 0)) for r in done.values()),

@@ -100,9 +100,13 @@ def load_catalog(
     cache: EmbeddingCache | None = None,
     images: ImageEmbedder | None = None,
     jobs_dir: Path | None = None,
+    incremental: bool = True,
 ) -> LoadReport:
     """Load a catalog into a new generation of `index` and point the alias at it, running
-    the pipeline's steps in this process (the Python API; the CLI can use Celery)."""
+    the pipeline's steps in this process (the Python API; the CLI can use Celery).
+
+    `incremental=False` rebuilds every product instead of starting from the live
+    generation (embeddings still come from the cache)."""
     report = LoadReport(index=index)
     started = time.perf_counter()
     ctx = PipelineContext(
@@ -123,6 +127,7 @@ def load_catalog(
             chunk_size=batch_size,
             keep=keep,
             max_failure_rate=max_failure_rate,
+            incremental=incremental,
         )
         report.read_s = time.perf_counter() - t0
         report.catalog = plan.catalog

@@ -7,15 +7,36 @@ Fields not listed are mapped dynamically (strings as keywords, numbers as number
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 TEXT_VECTOR_FIELD = "text_vector"
 IMAGE_VECTOR_FIELD = "image_vector"
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
-def product_mapping(*, text_dims: int = 384, image_dims: int = 0) -> dict[str, Any]:
-    """The mapping of a shoprank product index; a vector field with 0 dims is left out."""
-    english = {"type": "text", "analyzer": "english"}
+def text_language(docs: Iterable[dict[str, Any]], *, sample: int = 500) -> str:
+    """`cjk` when at least a fifth of the sampled titles contain Chinese/Japanese/Korean
+    characters (ES/OpenSearch then analyse text with their `cjk` analyzer), else `english`."""
+    seen = cjk = 0
+    for doc in docs:
+        seen += 1
+        if _CJK.search(str(doc.get("title") or "")):
+            cjk += 1
+        if seen >= sample:
+            break
+    return "cjk" if seen and cjk * 5 >= seen else "english"
+
+
+def product_mapping(
+    *, text_dims: int = 384, image_dims: int = 0, language: str = "english"
+) -> dict[str, Any]:
+    """The mapping of a shoprank product index; a vector field with 0 dims is left out.
+
+    `language` names the text analyzer (`english`, or `cjk` for CJK catalogs).
+    """
+    english = {"type": "text", "analyzer": language}
     mapping: dict[str, Any] = {
         "dynamic": True,
         "properties": {

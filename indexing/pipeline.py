@@ -8,6 +8,8 @@ Python API can inject their own parts.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,12 @@ from shoprank.indexing.cache import EmbeddingCache, encode_with_cache
 from shoprank.indexing.catalog import CatalogReport, FieldRoles, embedding_text, read_catalog
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.jobs import Job, JobStore, file_fingerprint
-from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD, product_mapping
+from shoprank.indexing.mapping import (
+    IMAGE_VECTOR_FIELD,
+    TEXT_VECTOR_FIELD,
+    product_mapping,
+    text_language,
+)
 from shoprank.plugin.backends.protocol import SearchBackend
 
 
@@ -72,9 +79,15 @@ def plan_job(
     keep: int = 2,
     max_failure_rate: float = 0.05,
     dry_run: bool = False,
+    incremental: bool = True,
 ) -> Plan:
     """Read and validate the catalog, then (unless `dry_run`) create the generation and
-    write the chunks. Nothing is served from the new generation until `finalise`."""
+    write the chunks. Nothing is served from the new generation until `finalise`.
+
+    With `incremental` (the default), when the live generation of `alias` was built by a
+    re-index with the same mapping and models, the new generation starts as a clone of it
+    and only products whose content hash changed are embedded and written; products the
+    catalog no longer has are deleted. The result is the same as a full rebuild."""
     report = CatalogReport()
     products: dict[str, dict[str, Any]] = {}
     for doc in read_catalog(path, roles=roles, price_multiplier=price_multiplier, report=report):
@@ -131,10 +144,37 @@ def plan_job(
     ctx.backend.prune(alias, keep=keep)  # sweep generations of crashed or abandoned loads
     dims = ctx.encoder.dims if ctx.encoder is not None else 0
     image_dims = ctx.images.dims if ctx.images is not None else 0
-    mapping = product_mapping(text_dims=dims, image_dims=image_dims)
-    job.generation = ctx.backend.create_generation(alias, mapping)
+    mapping = product_mapping(
+        text_dims=dims, image_dims=image_dims, language=text_language(products.values())
+    )
+    signature = _signature(ctx, mapping, with_vectors=with_vectors)
+    hashes = {
+        pid: _content_hash(doc, Path(job.catalog).parent, images=ctx.images is not None)
+        for pid, doc in products.items()
+    }
+    base = _incremental_base(ctx, alias, signature) if incremental else None
+    changed = list(products)
+    removed: list[str] = []
+    if base is not None:
+        name, old_hashes = base
+        changed = [pid for pid, h in hashes.items() if old_hashes.get(pid) != h]
+        removed = [pid for pid in old_hashes if pid not in products]
+        job.generation = ctx.backend.clone_generation(alias, name)
+        job.base, job.unchanged, job.removed = name, len(products) - len(changed), len(removed)
+        job.chunks = (len(changed) + chunk_size - 1) // chunk_size
+        plan.notes.append(
+            f"incremental: {len(changed)} new or changed, {job.unchanged} unchanged, "
+            f"{len(removed)} removed (base {name})"
+        )
+    else:
+        job.generation = ctx.backend.create_generation(alias, mapping)
     job.id = job.generation
-    docs = [{"_id": d["id"], **d} for d in products.values()]
+    job_dir = ctx.jobs.dir(job.id)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"signature": signature, "hashes": hashes}
+    (job_dir / "manifest.json").write_bytes(orjson.dumps(manifest))
+    (job_dir / "removed.json").write_bytes(orjson.dumps(removed))
+    docs = [{"_id": pid, **products[pid]} for pid in changed]
     for number in range(1, job.chunks + 1):
         chunk = docs[(number - 1) * chunk_size : number * chunk_size]
         ctx.jobs.write_chunk(job, number, chunk)
@@ -145,6 +185,55 @@ def plan_job(
             ctx.jobs, job, [{"line": e.line, "reason": e.reason} for e in report.errors]
         )
     return plan
+
+
+def _content_hash(doc: dict[str, Any], base_dir: Path, *, images: bool) -> str:
+    """What decides whether a product must be re-embedded and re-written: its normalised
+    document, plus, for a local image file, the file's size and modification time. A
+    remote image URL can change behind the same address, so such products always go
+    through the pipeline (the embedding cache still skips unchanged pixels)."""
+    digest = hashlib.blake2b(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), digest_size=16)
+    image = doc.get("image") if images else None
+    if isinstance(image, str) and image:
+        if image.startswith(("http://", "https://")):
+            digest.update(os.urandom(8))
+        elif not image.startswith("data:"):
+            path = Path(image[7:] if image.startswith("file://") else image)
+            path = path if path.is_absolute() else base_dir / path
+            try:
+                st = path.stat()
+                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(b"missing")
+    return digest.hexdigest()
+
+
+def _signature(ctx: PipelineContext, mapping: dict[str, Any], *, with_vectors: bool) -> str:
+    """Two generations with the same signature hold the same documents for the same input."""
+    parts = {
+        "mapping": mapping,
+        "text": getattr(ctx.encoder, "model_id", None) if with_vectors else None,
+        "text_len": getattr(ctx.encoder, "max_length", None) if with_vectors else None,
+        "image": getattr(ctx.images, "model_id", None),
+    }
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _incremental_base(
+    ctx: PipelineContext, alias: str, signature: str
+) -> tuple[str, dict[str, str]] | None:
+    """The live generation of `alias` and its content hashes, when it can be the base."""
+    backend: Any = ctx.backend
+    if not hasattr(backend, "clone_generation") or not hasattr(backend, "read_manifest"):
+        return None
+    try:
+        live = backend.resolve(alias)
+        manifest = backend.read_manifest(live)
+    except ShoprankError:
+        return None
+    if not manifest or manifest.get("signature") != signature:
+        return None
+    return str(live), dict(manifest.get("hashes", {}))
 
 
 def _finished(ctx: PipelineContext, job: Job) -> bool:
@@ -287,8 +376,17 @@ def finalise(ctx: PipelineContext, job_id: str) -> dict[str, Any]:
             f"{bad} of {job.rows} products failed ({rate:.1%} > "
             f"{job.max_failure_rate:.1%}); see bad-products.jsonl",
         )
+    failed_ids = {f["id"] for f in failures}
+    job_dir = ctx.jobs.dir(job.id)
+    if job.base is not None:
+        # The clone still holds products the catalog dropped and the old version of any
+        # product that failed this time: remove both, as a full rebuild would not have them.
+        removed = orjson.loads((job_dir / "removed.json").read_bytes())
+        gone = sorted(set(removed) | failed_ids)
+        if gone:
+            ctx.backend.write_batch(job.generation, [], delete_ids=gone)
     count = ctx.backend.commit(job.generation, ready=False)
-    expected = job.total - len({f["id"] for f in failures})
+    expected = job.total - len(failed_ids)
     if count != expected:
         return _fail(
             ctx,
@@ -296,6 +394,12 @@ def finalise(ctx: PipelineContext, job_id: str) -> dict[str, Any]:
             "failed",
             f"generation [{job.generation}] holds {count} documents, expected {expected}",
         )
+    manifest_path = job_dir / "manifest.json"
+    if hasattr(ctx.backend, "write_manifest") and manifest_path.exists():
+        manifest = orjson.loads(manifest_path.read_bytes())
+        for pid in failed_ids:  # retried by the next re-index
+            manifest["hashes"].pop(pid, None)
+        ctx.backend.write_manifest(job.generation, manifest)
     ctx.backend.commit(job.generation, ready=True)
     previous = ctx.backend.swap_alias(job.alias, job.generation)
     pruned = ctx.backend.prune(job.alias, keep=job.keep)

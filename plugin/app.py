@@ -378,6 +378,9 @@ def create_app(
     from shoprank.plugin.events_api import make_events_router
 
     app.include_router(make_events_router(service.settings))
+    from shoprank.plugin.intent_api import make_intent_router
+
+    app.include_router(make_intent_router(service))
     from shoprank.plugin.ops import install
 
     install(app, service)  # access control, limits, metrics, readiness (plugin/ops.py)

@@ -26,6 +26,7 @@ from shoprank.plugin.backends.protocol import SearchBackend
 from shoprank.plugin.fusion import FusedHit, LegHit, fuse
 from shoprank.plugin.shapes import int_param, search_response, total_hits
 from shoprank.plugin.stages import StageRunner
+from shoprank.rerankers.intent.service import QueryUnderstanding
 from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
 from shoprank.settings import Settings
 
@@ -119,6 +120,12 @@ class Request:
     rerank_info: dict[str, Any] = field(default_factory=dict)
     # `time.perf_counter()` after which optional stages are skipped (SHOPRANK_SEARCH_BUDGET_MS).
     deadline: float | None = None
+    # Query understanding (`full` mode): the Intent, the rewrite actions, the relaxation
+    # that recovered an empty result, and what recovery needs (original body, prediction).
+    intent: Any = None
+    rewrite: list[dict[str, Any]] = field(default_factory=list)
+    relaxation: str | None = None
+    intent_plan: Any = None
 
 
 class SearchService:
@@ -144,6 +151,7 @@ class SearchService:
         self.vector_cache_size = 1024
         # Runs optional stages under the search's deadline (shoprank.plugin.stages).
         self.stages = StageRunner()
+        self.understanding = QueryUnderstanding(backend=backend, settings=settings)
 
     # -- request parsing -------------------------------------------------------------------
 
@@ -211,9 +219,10 @@ class SearchService:
     # -- embeddings ------------------------------------------------------------------------
 
     def warm_up(self) -> None:
-        """Load the query encoder now rather than on the first search."""
+        """Load the query encoder (and the intent model) now rather than on the first search."""
         if self._encoder_factory is not None:
             self._encoder_factory().warm_up()
+        self.understanding.warm_up()
 
     def embed_query(self, text: str, *, space: Literal["text", "image"] = "text") -> list[float]:
         """The query's vector in the text space (MiniLM) or the image space (CLIP text
@@ -265,12 +274,16 @@ class SearchService:
         t0 = time.perf_counter()
         self._resolve_vector_builders(request.body)
         timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+        embed = self.embed_query if self._encoder_factory is not None else None
+        self.understanding.prepare(request, embed, timings)
         applied = self._effective_mode(request)
-        if applied == "lexical":
-            response = self.backend.search(index, request.body)
-            stages = ["lexical"]
-        else:
-            response, stages = self._fused(request, applied, timings)
+
+        def retrieve() -> tuple[dict[str, Any], list[str]]:
+            if applied == "lexical":
+                return self.backend.search(index, request.body), ["lexical"]
+            return self._fused(request, applied, timings)
+
+        response, stages = self.understanding.recover(request, *retrieve(), retrieve)
         if request.explain:
             response["_shoprank"] = {
                 "mode": request.mode,
@@ -281,6 +294,9 @@ class SearchService:
                 "user_id": request.user_id,
                 "stages": stages,
                 "notes": request.notes,
+                "intent": request.intent.to_dict() if request.intent is not None else None,
+                "rewrite": request.rewrite,
+                "relaxation": request.relaxation,
                 "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             }
         if request.degraded:
@@ -317,6 +333,9 @@ class SearchService:
             total_hits=int(total["value"]) if isinstance(total, dict) else 0,
             window=window,
             degraded=list(request.degraded),
+            intent=request.intent.to_dict() if request.intent is not None else None,
+            rewrite=list(request.rewrite),
+            relaxation=request.relaxation,
         )
 
     def _effective_mode(self, request: Request) -> Mode:
@@ -545,6 +564,7 @@ class SearchService:
             session_id=request.session_id,
             explain=request.explain,
             deadline=request.deadline,
+            intent=request.intent,
         )
         by_id = {h.id: h for h in fused}
         candidates = [

@@ -114,6 +114,12 @@ class _Bar:
 @click.option("--no-vectors", is_flag=True, help="Lexical only: skip embeddings.")
 @click.option("--dry-run", is_flag=True, help="Validate the catalog and report; write nothing.")
 @click.option(
+    "--full",
+    is_flag=True,
+    help="Rebuild every product instead of applying only what changed since the live "
+    "generation (embeddings still come from the cache).",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue this alias's unfinished load (after a crash or Ctrl-C).",
@@ -138,6 +144,7 @@ def index_load(
     max_failure_rate: float | None,
     no_vectors: bool,
     dry_run: bool,
+    full: bool,
     resume: bool,
     wait: bool,
     timeout: float | None,
@@ -182,6 +189,7 @@ def index_load(
                         settings.max_failure_rate if max_failure_rate is None else max_failure_rate
                     ),
                     dry_run=dry_run,
+                    incremental=not full,
                 )
                 errors = [{"line": e.line, "reason": e.reason} for e in plan.catalog.errors]
                 _print_errors(errors)
@@ -223,7 +231,8 @@ def index_load(
         click.echo(
             f"{index_name} → {report['job']}: {report['documents']} products in "
             f"{report['elapsed_s']}s (embedded {report['embedded']}, cache hits "
-            f"{report['cache_hits']}; embed {report['embed_s']}s, write {report['write_s']}s)"
+            f"{report['cache_hits']}, unchanged {report.get('unchanged', 0)}, removed "
+            f"{report.get('removed', 0)}; embed {report['embed_s']}s, write {report['write_s']}s)"
             + (f"; previous {report['previous']}" if report.get("previous") else "")
         )
     if report.get("state") != "done":

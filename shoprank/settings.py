@@ -183,6 +183,26 @@ class Settings(BaseSettings):
         default="json", description="`shoprank serve` logs: JSON lines (with the query id)."
     )
 
+    # --- query understanding (issue 4) ---
+    intent_attributes: list[str] = Field(
+        default_factory=lambda: ["brand", "colour", "color", "material", "attr_t_product_colour"],
+        description="Facet fields whose catalog values are recognised in queries (JSON).",
+    )
+    intent_category_filter_threshold: float = Field(
+        default=0.9, ge=0.0, le=1.01, description="Category probability that becomes a filter."
+    )
+    intent_attribute_filter_threshold: float = Field(
+        default=0.9, ge=0.0, le=1.01, description="Attribute match confidence that filters."
+    )
+    intent_boost: float = Field(default=2.0, ge=0.0, description="Boost of a certain match.")
+    intent_min_results: int = Field(
+        default=1, ge=0, description="Fewer hits than this after a rewrite → relax it."
+    )
+    intent_sku_fields: list[str] = Field(
+        default_factory=lambda: ["id", "sku", "mpn", "ean"],
+        description="Fields searched with exact terms for SKU-like query tokens (JSON).",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

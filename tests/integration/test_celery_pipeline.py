@@ -81,11 +81,35 @@ def test_reindex_on_workers_swaps_caches_and_rolls_back(
     # Products with identical text are embedded once.
     assert first["embedded"] + first["cache_hits"] == 1500 and first["embedded"] > 1400
 
-    # Unchanged catalog: nothing is embedded again (the Redis cache answers).
-    second = _report(_load(data_dir, env, catalog))
+    # Unchanged catalog, full rebuild: nothing is embedded again (the Redis cache answers).
+    second = _report(_load(data_dir, env, catalog, "--full"))
     assert second["state"] == "done" and second["documents"] == 1500
     assert second["embedded"] == 0 and second["cache_hits"] == 1500
     assert second["previous"] == first["job"]
+
+    # Default (incremental) re-index of a changed catalog: only the diff goes through the
+    # workers; the catalog's dropped products disappear, new ones appear.
+    rows = [json.loads(line) for line in catalog.read_text().splitlines()]
+    rows[0]["title"] = "Zyxwv quantum stapler"
+    changed = data_dir / "changed.jsonl"
+    extra = _icecat(data_dir / "extra.jsonl", 5, skip=1500).read_text().splitlines()
+    changed.write_text("".join(json.dumps(r) + "\n" for r in rows[:-5]) + "\n".join(extra) + "\n")
+    third = _report(_load(data_dir, env, changed))
+    assert third["state"] == "done" and third["documents"] == 1500
+    assert third["unchanged"] == 1494 and third["removed"] == 5
+    assert third["embedded"] + third["cache_hits"] == 6
+    server = Server(data_dir).start()
+    try:
+        hits = httpx.post(
+            server.url + "/icecat/_search",
+            json={"query": {"match": {"title": "zyxwv"}}, "ext": {"shoprank": {"mode": "lexical"}}},
+        ).json()["hits"]["hits"]
+        assert [h["_id"] for h in hits] == [str(rows[0]["id"])]
+        gone = httpx.get(server.url + f"/icecat/_doc/{rows[-1]['id']}").json()
+        assert gone["found"] is False
+    finally:
+        server.stop()
+    cli("index", "rollback", "icecat", data_dir=data_dir)
 
     listing = cli("index", "generations", "--index", "icecat", data_dir=data_dir).stdout
     assert f"  {first['job']}" in listing and f"* {second['job']}" in listing

@@ -305,7 +305,14 @@ def test_failed_load_leaves_alias_and_is_swept_by_next_load(
     path = _catalog(tmp_path / "c.jsonl", ROWS)
     first = _load(path, backend, tmp_path)
     with pytest.raises(RuntimeError, match="encoder crashed"):
-        _load(path, backend, tmp_path, encoder=HashEncoder(fail_on_call=2), batch_size=1)
+        _load(
+            path,
+            backend,
+            tmp_path,
+            encoder=HashEncoder(fail_on_call=2),
+            batch_size=1,
+            incremental=False,
+        )
     assert backend.resolve(INDEX) == first.generation
     statuses = {g["name"]: g["status"] for g in backend.generations(INDEX)}
     assert statuses == {first.generation: "ready", f"{INDEX}-000002": "building"}

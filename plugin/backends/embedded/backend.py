@@ -23,7 +23,7 @@ from shoprank.plugin.shapes import (
 
 from .aggs import AggregationCompiler
 from .dsl import QueryCompiler
-from .generation import Generation
+from .generation import Generation, read_json, write_json_atomic
 from .store import EmbeddedStore
 
 Q = tantivy.Query
@@ -505,6 +505,21 @@ class EmbeddedBackend:
 
     def create_generation(self, alias: str, mapping: dict[str, Any]) -> str:
         return self.store.create_generation(alias, mapping).name
+
+    def clone_generation(self, alias: str, source: str) -> str:
+        """A new building generation of `alias` starting from the documents of `source`
+        (an incremental re-index then writes only what changed)."""
+        return self.store.clone_generation(alias, source).name
+
+    def read_manifest(self, index: str) -> dict[str, Any] | None:
+        """What a finished re-index recorded about the generation behind `index` (content
+        hash per product and the models/mapping it was built with), or None."""
+        path = self.store.indices_dir / self.store.resolve(index) / "manifest.json"
+        return dict(read_json(path)) if path.exists() else None
+
+    def write_manifest(self, index: str, manifest: dict[str, Any]) -> None:
+        path = self.store.indices_dir / self.store.resolve(index) / "manifest.json"
+        write_json_atomic(path, manifest)
 
     def bulk_upsert(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.rerankers.intent.text import cjk_bigrams
 
 from .schema import FieldInfo, IndexSchema, english_analyzer
 
@@ -126,7 +127,7 @@ class QueryCompiler:
     # -- leaf helpers ----------------------------------------------------------------------
 
     def _tokens(self, text: str) -> list[str]:
-        return [t for t in self.analyzer.analyze(text) if t]
+        return [t for t in self.analyzer.analyze(cjk_bigrams(text)) if t]
 
     def _term(self, info: FieldInfo, value: Any) -> tantivy.Query:
         """Exact match of one value on any field kind."""

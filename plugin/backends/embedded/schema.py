@@ -14,6 +14,7 @@ from typing import Any, Literal
 import tantivy
 
 from shoprank.errors import BadRequestError
+from shoprank.rerankers.intent.text import cjk_bigrams
 
 Kind = Literal["text", "keyword", "number", "boolean", "vector", "dynamic", "stored"]
 ENGLISH = "shoprank_english"
@@ -22,7 +23,10 @@ KEYWORD_IGNORE_ABOVE = 256
 
 
 def english_analyzer() -> tantivy.TextAnalyzer:
-    """Lower-cased, accent-folded, English-stemmed tokens (ES's `english` analyzer, roughly)."""
+    """Lower-cased, accent-folded, English-stemmed tokens (ES's `english` analyzer, roughly).
+
+    Chinese/Japanese/Korean runs reach it as overlapping bigrams (`cjk_bigrams`, applied to
+    documents and queries alike), so "华为手机" is found by 华为手机 or 手机 (ES's `cjk`)."""
     return (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(64))
@@ -154,7 +158,7 @@ class IndexSchema:
             if v is None or isinstance(v, dict):
                 continue
             if info.kind == "text":
-                tdoc.add_text(info.tantivy, str(v))
+                tdoc.add_text(info.tantivy, cjk_bigrams(str(v)))
             elif info.kind == "keyword":
                 text = str(v)
                 if len(text) <= KEYWORD_IGNORE_ABOVE:

@@ -8,9 +8,11 @@ pointed at and are swept by the next load.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,49 @@ class EmbeddedStore:
 
     def create_generation(self, alias: str, mapping: dict[str, Any]) -> Generation:
         """A new empty generation `<alias>-NNNNNN`, status `building`."""
+        name = self._next_name(alias)
+        gen = Generation.create(self.indices_dir / name, mapping=mapping, alias=alias)
+        with self._lock:
+            self._open[name] = gen
+        return gen
+
+    def clone_generation(self, alias: str, source: str) -> Generation:
+        """A new `building` generation holding exactly what `source` holds.
+
+        tantivy segment files and saved HNSW files are never modified in place (writers
+        add new files and replace metadata by rename), so the clone hard-links them and
+        costs almost nothing; later writes to either generation do not affect the other.
+        """
+        src = self.indices_dir / self.resolve(source)
+        name = self._next_name(alias)
+        dst = self.indices_dir / name
+        dst.mkdir(parents=True)
+        try:
+            (dst / "tantivy").mkdir()
+            for path in (src / "tantivy").iterdir():
+                if path.is_file() and not path.name.endswith(".lock"):
+                    _link_or_copy(path, dst / "tantivy" / path.name)
+            for path in src.glob("*.usearch"):
+                _link_or_copy(path, dst / path.name)
+            meta = read_json(src / "meta.json")
+            meta.update(
+                name=name,
+                alias=alias,
+                status="building",
+                created=time.time(),
+                revision=0,
+                cloned_from=src.name,
+            )
+            write_json_atomic(dst / "meta.json", meta)
+        except BaseException:
+            shutil.rmtree(dst, ignore_errors=True)
+            raise
+        gen = Generation(dst)
+        with self._lock:
+            self._open[name] = gen
+        return gen
+
+    def _next_name(self, alias: str) -> str:
         check_index_name(alias)
         numbers = [
             int(p.name.rsplit("-", 1)[1])
@@ -115,11 +160,7 @@ class EmbeddedStore:
         high = int(seq_path.read_text()) if seq_path.exists() else 0
         number = max(max(numbers, default=0), high) + 1
         seq_path.write_text(str(number))
-        name = f"{alias}-{number:06d}"
-        gen = Generation.create(self.indices_dir / name, mapping=mapping, alias=alias)
-        with self._lock:
-            self._open[name] = gen
-        return gen
+        return f"{alias}-{number:06d}"
 
     def drop_generation(self, name: str) -> None:
         if name in self.aliases().values():
@@ -158,3 +199,10 @@ class EmbeddedStore:
         target = str(older[-1])
         self.swap_alias(alias, target)
         return target
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(src, dst)

@@ -1,0 +1,266 @@
+"""Query understanding inside the search pipeline: predict, rewrite, recover.
+
+`SearchService` calls `prepare()` before retrieval in `full` mode (the intent, the
+rewritten body and the actions land on the request) and `recover()` after it (relax the
+rewrite step by step while the result has fewer than `SHOPRANK_INTENT_MIN_RESULTS` hits).
+The model is loaded lazily once per process and reloaded when `shoprank train intent`
+writes a new one; with no model, attribute and price extraction still run against the
+index's own values (read with aggregations, cached per generation).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shoprank.errors import IndexNotFoundError, ShoprankError
+from shoprank.metrics import degrade
+from shoprank.settings import Settings
+
+from .model import IntentArtefacts, Vocabulary, load_artefacts
+from .predictor import IntentPredictor, Understanding
+from .rewriter import RELAXATIONS, RewriteConfig, rewrite
+
+Retrieve = Callable[[], tuple[dict[str, Any], list[str]]]
+Embed = Callable[[str], list[float]]
+CATEGORY_FIELD = "category"
+MAX_VALUES = 5000
+
+
+def intent_dir(settings: Settings) -> Path:
+    return settings.data_dir / "models" / "intent"
+
+
+def rewrite_config(settings: Settings) -> RewriteConfig:
+    return RewriteConfig(
+        category_filter_threshold=settings.intent_category_filter_threshold,
+        attribute_filter_threshold=settings.intent_attribute_filter_threshold,
+        boost=settings.intent_boost,
+        sku_fields=tuple(settings.intent_sku_fields),
+    )
+
+
+def hit_count(response: dict[str, Any]) -> int:
+    hits = response.get("hits", {})
+    total = hits.get("total")
+    if isinstance(total, dict):
+        return int(total.get("value", 0))
+    if isinstance(total, int):
+        return total
+    return len(hits.get("hits", []))
+
+
+def catalog_vocabulary(backend: Any, index: str, fields: list[str]) -> Vocabulary:
+    """Attribute values and price bands of the live index, from terms/stats aggregations."""
+    attributes: dict[str, list[str]] = {}
+    for name in fields:
+        body = {"size": 0, "aggs": {"v": {"terms": {"field": name, "size": MAX_VALUES}}}}
+        try:
+            buckets = backend.search(index, body)["aggregations"]["v"]["buckets"]
+        except (ShoprankError, KeyError):
+            continue
+        values = [str(b["key"]) for b in buckets if isinstance(b.get("key"), str)]
+        if values:
+            attributes[name] = values
+    bands: dict[str, dict[str, float]] = {}
+    body = {
+        "size": 0,
+        "aggs": {
+            "all": {"stats": {"field": "price"}},
+            "cat": {
+                "terms": {"field": CATEGORY_FIELD, "size": MAX_VALUES},
+                "aggs": {"p": {"stats": {"field": "price"}}},
+            },
+        },
+    }
+    try:
+        aggs = backend.search(index, body)["aggregations"]
+        # Without the price distribution, "cheap" is below 75 % of the mean, "premium" above
+        # 125 % (a trained model stores real percentiles instead).
+        for name, stats in [("*", aggs["all"])] + [
+            (str(b["key"]), b["p"]) for b in aggs["cat"]["buckets"]
+        ]:
+            if stats.get("count", 0) >= 3 and stats.get("avg") is not None:
+                avg = float(stats["avg"])
+                bands[name] = {"low": round(avg * 0.75, 2), "high": round(avg * 1.25, 2)}
+    except (ShoprankError, KeyError, TypeError):
+        pass
+    return Vocabulary(attributes=attributes, price_bands=bands, source="index")
+
+
+class QueryUnderstanding:
+    """Per-process owner of the intent model; cheap to build, thread-safe to share."""
+
+    def __init__(self, *, backend: Any, settings: Settings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.config = rewrite_config(settings)
+        self._lock = threading.Lock()
+        self._model: tuple[float, IntentArtefacts | None, IntentPredictor | None] | None = None
+        self._by_generation: dict[str, IntentPredictor] = {}
+        self._load_error: str | None = None
+
+    # -- models ------------------------------------------------------------------------------
+
+    def _trained(self) -> tuple[IntentArtefacts | None, IntentPredictor | None]:
+        meta = intent_dir(self.settings) / "metadata.json"
+        try:
+            stamp = meta.stat().st_mtime
+        except OSError:
+            stamp = -1.0
+        cached = self._model
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        with self._lock:
+            self._load_error = None
+            try:
+                artefacts = load_artefacts(intent_dir(self.settings)) if stamp >= 0 else None
+            except ShoprankError as exc:
+                # A broken model degrades to the catalog path (remembered until it changes).
+                artefacts, self._load_error = None, exc.reason
+            predictor = None
+            if artefacts is not None:
+                predictor = IntentPredictor(
+                    artefacts.vocab,
+                    artefacts.head,
+                    model_version=str(artefacts.metadata.get("model_version")),
+                )
+            self._model = (stamp, artefacts, predictor)
+        return artefacts, predictor
+
+    def warm_up(self) -> None:
+        """Load the trained model now (a broken one is remembered and reported per search)."""
+        self._trained()
+
+    def predictor(self, index: str, notes: list[str]) -> IntentPredictor:
+        """The trained model when it was trained for this index, else the index's values."""
+        artefacts, predictor = self._trained()
+        if artefacts is not None and predictor is not None:
+            trained_for = artefacts.metadata.get("index")
+            if trained_for in (None, index) or self._same_alias(trained_for, index):
+                return predictor
+            notes.append(f"intent: model was trained for index [{trained_for}], not [{index}]")
+        elif self._load_error is not None:
+            degrade(notes, "intent", "model unreadable")
+            notes.append(f"intent: {self._load_error}")
+        else:
+            degrade(notes, "intent", "model missing")
+        generation = self.backend.resolve(index)
+        found = self._by_generation.get(generation)
+        if found is None:
+            vocab = catalog_vocabulary(self.backend, generation, self.settings.intent_attributes)
+            found = IntentPredictor(vocab)
+            with self._lock:
+                if len(self._by_generation) > 32:
+                    self._by_generation.clear()
+                self._by_generation[generation] = found
+        return found
+
+    def _same_alias(self, trained_for: Any, index: str) -> bool:
+        try:
+            return bool(self.backend.resolve(str(trained_for)) == self.backend.resolve(index))
+        except ShoprankError:
+            return False
+
+    def metadata(self) -> dict[str, Any] | None:
+        artefacts, _ = self._trained()
+        return dict(artefacts.metadata) if artefacts is not None else None
+
+    # -- per query ---------------------------------------------------------------------------
+
+    def understand(
+        self, index: str, text: str, *, embed: Embed | None, notes: list[str]
+    ) -> Understanding:
+        predictor = self.predictor(index, notes)
+        embedding: list[float] | None = None
+        if predictor.head is not None and embed is not None:
+            try:
+                embedding = embed(text)
+            except ShoprankError as exc:
+                notes.append(f"intent: no query embedding ({exc.reason}); words only")
+        return predictor.predict(text, embedding=embedding)
+
+    def prepare(self, request: Any, embed: Embed | None, timings: dict[str, float]) -> None:
+        """Predict the intent of a `full`-mode request and rewrite its body in place."""
+        if request.mode != "full" or not request.query_text:
+            return
+        t0 = time.perf_counter()
+        embed_ms = 0.0
+
+        def timed(text: str) -> list[float]:
+            # The embedding is shared with the vector leg: it counts as embed_ms, not intent.
+            nonlocal embed_ms
+            start = time.perf_counter()
+            try:
+                assert embed is not None
+                return embed(text)
+            finally:
+                embed_ms += (time.perf_counter() - start) * 1000
+
+        try:
+            understanding = self.understand(
+                request.index,
+                request.query_text,
+                embed=timed if embed is not None else None,
+                notes=request.notes,
+            )
+        except IndexNotFoundError:
+            raise  # the search itself answers 404
+        except ShoprankError as exc:
+            degrade(request.degraded, "intent", exc.reason)
+            return
+        except Exception as exc:  # noqa: BLE001 - query understanding is optional
+            degrade(request.degraded, "intent", f"prediction failed ({type(exc).__name__})")
+            return
+        original = request.body
+        try:
+            body, actions = rewrite(original, understanding, self.config)
+        except Exception as exc:  # noqa: BLE001 - a rewrite bug must not fail the search
+            degrade(request.degraded, "intent", f"rewrite failed ({type(exc).__name__})")
+            return
+        request.intent = understanding.intent
+        request.body, request.rewrite = body, actions
+        request.intent_plan = (original, understanding)
+        timings["embed_ms"] = timings.get("embed_ms", 0.0) + embed_ms
+        timings["intent_ms"] = (time.perf_counter() - t0) * 1000 - embed_ms
+
+    def recover(
+        self, request: Any, response: dict[str, Any], stages: list[str], retrieve: Retrieve
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Relax the rewrite in order until enough hits come back; the step is reported."""
+        if request.intent_plan is None or not request.rewrite:
+            return response, stages
+        original, understanding = request.intent_plan
+        level = 0
+        while hit_count(response) < self.settings.intent_min_results and level < len(RELAXATIONS):
+            level += 1
+            body, _ = rewrite(original, understanding, self.config, relax=level)
+            if body == request.body:
+                continue
+            request.body = body
+            request.relaxation = RELAXATIONS[level - 1]
+            request.logged.clear()
+            response, stages = retrieve()
+        if request.relaxation:
+            request.notes.append(f"intent: relaxed ({request.relaxation}) to avoid an empty result")
+        return response, stages
+
+    def explain(self, index: str, text: str, *, embed: Embed | None) -> dict[str, Any]:
+        """The prediction as JSON, with the rewrite it implies for a plain text search."""
+        notes: list[str] = []
+        understanding = self.understand(index, text, embed=embed, notes=notes)
+        fields = [f.strip() for f in self.settings.default_text_fields.split(",") if f.strip()]
+        body = {"query": {"multi_match": {"query": text, "fields": fields}}}
+        rewritten, actions = rewrite(copy.deepcopy(body), understanding, self.config)
+        return {
+            "index": index,
+            "intent": understanding.intent.to_dict(),
+            "rewrite": actions,
+            "rewritten_query": rewritten["query"],
+            "model": self.metadata(),
+            "notes": notes,
+        }
