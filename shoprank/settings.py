@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(default=1_000, ge=1, description="Largest `size` (400).")
     max_query_chars: int = Field(
-        default=1_024, ge=1, description="Longest query text (`match`, `q`, …) in characters."
+        default=4_096, ge=1, description="Longest query text (`match`, `q`, …) in characters."
     )
     max_query_depth: int = Field(
         default=32, ge=2, description="Deepest nesting of a search body's JSON (400)."
