@@ -176,3 +176,31 @@ def test_stuck_ranker_degrades_to_retrieval_order(demo_data_dir: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_official_client_with_api_keys(demo_data_dir: Path) -> None:
+    """The ES client's own `api_key=(id, key)` works; without it the usual exception."""
+    import elasticsearch
+
+    server = start_server(
+        demo_data_dir,
+        shoprank_api_keys='{"frontend:s3cret": "read"}',
+        shoprank_public_search="false",
+    )
+    try:
+        anonymous = elasticsearch.Elasticsearch(server.url)
+        with pytest.raises(elasticsearch.AuthenticationException) as caught:
+            anonymous.search(index="demo", query={"match_all": {}}, size=1)
+        assert caught.value.meta.status == 401
+        client = elasticsearch.Elasticsearch(server.url, api_key=("frontend", "s3cret"))
+        found = client.search(index="demo", query={"match": {"title": "headphones"}}, size=3)
+        assert found["hits"]["hits"]
+        with pytest.raises(elasticsearch.AuthorizationException):
+            client.perform_request(
+                "POST",
+                "/_shoprank/events",
+                body={"type": "view", "user_id": "u", "product_id": "p"},
+                headers={"content-type": "application/json"},
+            )
+    finally:
+        server.stop()
