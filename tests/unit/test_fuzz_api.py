@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -276,6 +277,15 @@ def test_msearch_bodies(client: TestClient, items: list[tuple[Any, Any]]) -> Non
     if response.status_code == 200:
         for item in response.json()["responses"]:
             assert item["status"] < 500, item
+
+
+@settings(FUZZ, max_examples=int(60 * SCALE))
+@given(query=st.one_of(QUERY, JSON), doc_id=TEXT.filter(lambda t: "/" not in t and t.strip()))
+def test_count_and_get_doc(client: TestClient, query: Any, doc_id: str) -> None:
+    assert_well_formed(client.post("/products/_count", json={"query": query}), result_key="count")
+    response = client.get(f"/products/_doc/{quote(doc_id, safe='')}")
+    assert response.status_code in (200, 404), response.text
+    assert response.json().get("found") is not None or response.json()["status"] == 404
 
 
 @FUZZ
