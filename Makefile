@@ -19,11 +19,20 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/shoprank --data-dir ./data demo --port $(PORT)
 
-# Integration tests start a real redis-server; install it where it is missing (Debian).
+# Integration tests start a real redis-server and drive headless Chromium (the inspector);
+# install them where they are missing (Debian).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server; fi; }
+	@# Compose validator for the docker/ stacks (tests/contract/test_docker.py).
+	@command -v docker-compose >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq docker-compose; fi; } \
+		|| echo "docker-compose could not be installed: the compose validation test will skip"
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 test: install system-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests

@@ -378,9 +378,16 @@ def create_app(
     from shoprank.plugin.events_api import make_events_router
 
     app.include_router(make_events_router(service.settings))
+    from shoprank.plugin.inspector import make_inspector_router
+
+    app.include_router(make_inspector_router(service))
     from shoprank.plugin.intent_api import make_intent_router
 
     app.include_router(make_intent_router(service))
+    from shoprank.plugin.proxy import install_proxy
+
+    # Requests no route serves: forwarded to a cluster if allowlisted, refused otherwise.
+    install_proxy(app, service.backend, service.settings.proxy_allowlist)
     from shoprank.plugin.ops import install
 
     install(app, service)  # access control, limits, metrics, readiness (plugin/ops.py)

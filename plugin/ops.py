@@ -5,7 +5,8 @@
     GET /_shoprank/ready     200 `ready` / `degraded` (Redis down: searches still served),
                              503 `unavailable` when the search backend cannot answer
 
-`install(app, service)` adds these routes and the guard middleware to the app.
+`install(app, service)` adds these routes and the guard middleware to the app (unmatched
+routes and their 404/405 are the proxy's, `shoprank.plugin.proxy`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shoprank.errors import BadRequestError, ShoprankError, es_error_body
+from shoprank.errors import BadRequestError, es_error_body
 from shoprank.metrics import QUEUE_DEPTH, SEARCH_LOG_LOST, render
 from shoprank.plugin.limits import make_limiter
 from shoprank.plugin.middleware import GuardMiddleware
@@ -71,7 +71,7 @@ def stream_lag(client: Any) -> int:
 
 
 def install(app: FastAPI, service: Any) -> None:
-    """Guard middleware, ES-shaped 404/405/422, and the metrics and readiness routes."""
+    """Guard middleware, ES-shaped 422, and the metrics and readiness routes."""
     settings: Settings = service.settings
     spool = (
         EventSpool(settings.event_spool_dir, max_bytes=settings.event_spool_max_bytes)
@@ -87,16 +87,6 @@ def install(app: FastAPI, service: Any) -> None:
 
     app.add_middleware(GuardMiddleware, settings=settings, limiter=make_limiter(settings))
     app.openapi = lambda: shoprank_openapi(app)  # type: ignore[method-assign]
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        es_type = {404: "resource_not_found_exception", 405: "method_not_allowed_exception"}
-        error = ShoprankError(
-            f"{exc.detail}: [{request.method} {request.url.path}]",
-            es_type=es_type.get(exc.status_code, "exception"),
-        )
-        error.status = exc.status_code
-        return _json(es_error_body(error), exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -281,6 +281,8 @@ class SearchService:
         def retrieve() -> tuple[dict[str, Any], list[str]]:
             if applied == "lexical":
                 return self.backend.search(index, request.body), ["lexical"]
+            if applied == "hybrid" and self._native_fusion(request):
+                return self._native(request), [f"native:{self.backend.name}"]
             return self._fused(request, applied, timings)
 
         response, stages = self.understanding.recover(request, *retrieve(), retrieve)
@@ -383,12 +385,9 @@ class SearchService:
         lexical_body.update(
             {"size": window if mode != "vector" else 0, "_source": False, "track_total_hits": True}
         )
-        lexical = self.backend.search(request.index, lexical_body)
-        if mode != "vector" and has_query:
-            legs["lexical"] = [
-                LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
-                for i, h in enumerate(lexical["hits"]["hits"])
-            ]
+        # Backends that can batch (`msearch`: the clusters) get both legs in one round trip.
+        batch = callable(getattr(self.backend, "msearch", None))
+        lexical = None if batch else self.backend.search(request.index, lexical_body)
         timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
@@ -429,8 +428,17 @@ class SearchService:
             }
             if body.get("post_filter") is not None:
                 vector_body["post_filter"] = body["post_filter"]
+            if batch:
+                t1 = time.perf_counter()
+                lexical, vector_result = self._both_legs(request.index, lexical_body, vector_body)
+                timings["msearch_ms"] = (time.perf_counter() - t1) * 1000
             try:
-                vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
+                if batch:
+                    if isinstance(vector_result, ShoprankError):
+                        raise vector_result
+                    vector_hits = vector_result["hits"]["hits"]
+                else:
+                    vector_hits = self.backend.search(request.index, vector_body)["hits"]["hits"]
             except BadRequestError as exc:
                 if body.get("knn"):
                     raise
@@ -440,6 +448,14 @@ class SearchService:
                 for i, h in enumerate(vector_hits)
             ]
         timings["vector_ms"] = (time.perf_counter() - t0) * 1000
+        if lexical is None:  # batching backend, but no vector leg to batch with
+            lexical = self.backend.search(request.index, lexical_body)
+        if mode != "vector" and has_query:
+            lexical_leg = [
+                LegHit(h["_id"], float(h["_score"] or 0.0), i + 1)
+                for i, h in enumerate(lexical["hits"]["hits"])
+            ]
+            legs = {"lexical": lexical_leg, **legs}
         if request.image and request.query_text and not body.get("knn"):
             t0 = time.perf_counter()
             image_hits = self._image_leg(request, window)
@@ -505,6 +521,43 @@ class SearchService:
         if total[1] == "gte" and response["hits"].get("total"):
             response["hits"]["total"]["relation"] = "gte"
         return response, stages
+
+    def _native_fusion(self, request: Request) -> bool:
+        """The cluster fuses (`SHOPRANK_NATIVE_FUSION`) when it can and nothing needs ours."""
+        return (
+            self.settings.native_fusion
+            and callable(getattr(self.backend, "native_hybrid", None))
+            and request.query_text is not None
+            and not request.body.get("knn")
+        )
+
+    def _native(self, request: Request) -> dict[str, Any]:
+        assert request.query_text is not None
+        native = self.backend.native_hybrid
+        response = native(
+            request.index,
+            request.body,
+            vector=self.embed_query(request.query_text),
+            field=request.vector_field,
+            filters=extract_filters(request.body.get("query")),
+            window=max(
+                request.window,
+                int_param(request.body, "from", 0) + int_param(request.body, "size", 10),
+            ),
+            rrf_k=self.settings.rrf_k,
+            vector_weight=self.settings.linear_vector_weight,
+        )
+        return dict(response)
+
+    def _both_legs(
+        self, index: str, lexical_body: dict[str, Any], vector_body: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any] | ShoprankError]:
+        """Lexical and vector leg in one `msearch`; a lexical failure is the search's."""
+        msearch = self.backend.msearch
+        lexical, vector = msearch(index, [lexical_body, vector_body])
+        if isinstance(lexical, ShoprankError):
+            raise lexical
+        return dict(lexical), vector
 
     def _image_leg(self, request: Request, window: int) -> list[LegHit] | None:
         """Text → image kNN: the query's CLIP text vector against product image vectors."""

@@ -9,6 +9,20 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Read-only cluster APIs the drop-in endpoint forwards by default (see plugin/allowlist.py).
+DEFAULT_PROXY_ALLOWLIST: tuple[str, ...] = (
+    "GET /_cluster/health",
+    "GET /*/_mapping",
+    "GET /*/_settings",
+    "GET /_alias/*",
+    "GET /*/_alias",
+    "GET,POST /*/_field_caps",
+    "GET /_cat/indices",
+    "GET /_cat/aliases",
+    "GET /_cat/count/*",
+    "GET,POST /*/_mget",
+)
+
 
 class Settings(BaseSettings):
     """Everything configurable; each field is `SHOPRANK_<NAME>` in the environment."""
@@ -19,8 +33,9 @@ class Settings(BaseSettings):
         default=Path("./data"),
         description="Where the embedded backend and every local store live.",
     )
-    backend: Literal["embedded"] = Field(
-        default="embedded", description="Search backend (elasticsearch/opensearch come later)."
+    backend: Literal["embedded", "elasticsearch", "opensearch"] = Field(
+        default="embedded",
+        description="Search backend: the embedded engine, or a cluster at SHOPRANK_BACKEND_URL.",
     )
     text_model: str = Field(
         default="sentence-transformers/all-MiniLM-L6-v2",
@@ -183,6 +198,34 @@ class Settings(BaseSettings):
         default="json", description="`shoprank serve` logs: JSON lines (with the query id)."
     )
 
+    # --- search log and inspector (issue 8) ---
+    search_log: bool = Field(
+        default=True,
+        description="Log every search (query, intent, rewrite, timings, window) to the "
+        "embedded search log in data_dir/searchlog (the inspector reads it) and, with "
+        "SHOPRANK_SEARCH_LOG_URL, to the cluster's shoprank-searches-* indices.",
+    )
+    search_log_url: str | None = Field(
+        default=None,
+        description="Elasticsearch / OpenSearch URL for the search log (Kibana / Dashboards); "
+        "unset = embedded search log only.",
+    )
+    search_log_engine: Literal["elasticsearch", "opensearch"] = Field(
+        default="elasticsearch", description="Which official client talks to SEARCH_LOG_URL."
+    )
+    search_log_prefix: str = Field(
+        default="shoprank-searches",
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description="Index name prefix of the daily search-log indices.",
+    )
+    search_log_batch: int = Field(
+        default=500, ge=1, le=100_000, description="Search-log documents per bulk request."
+    )
+    judgments_file: Path | None = Field(
+        default=None,
+        description="Judgments (query,product_id,grade) the inspector compares modes on.",
+    )
+
     # --- query understanding (issue 4) ---
     intent_attributes: list[str] = Field(
         default_factory=lambda: ["brand", "colour", "color", "material", "attr_t_product_colour"],
@@ -202,6 +245,45 @@ class Settings(BaseSettings):
         default_factory=lambda: ["id", "sku", "mpn", "ean"],
         description="Fields searched with exact terms for SKU-like query tokens (JSON).",
     )
+
+    # --- Elasticsearch / OpenSearch clusters (issue 7) ---
+    backend_url: str = Field(
+        default="http://localhost:9200",
+        description="URL of the Elasticsearch/OpenSearch cluster (SHOPRANK_BACKEND=elasticsearch"
+        "|opensearch).",
+    )
+    backend_api_key: str | None = Field(
+        default=None, repr=False, description="Elasticsearch API key (instead of user/password)."
+    )
+    backend_username: str | None = Field(default=None, description="Basic-auth user.")
+    backend_password: str | None = Field(default=None, repr=False)
+    backend_ca_certs: str | None = Field(default=None, description="CA bundle for https URLs.")
+    backend_verify_certs: bool = Field(default=True)
+    backend_timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+    es_vector_index_type: Literal[
+        "hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat"
+    ] = Field(default="int8_hnsw", description="Elasticsearch dense_vector index_options.type.")
+    vector_engine: Literal["faiss", "lucene", "nmslib"] = Field(
+        default="faiss", description="OpenSearch knn_vector HNSW engine."
+    )
+    native_fusion: bool = Field(
+        default=False,
+        description="hybrid mode fused by the cluster itself (ES `rrf` retriever, OpenSearch "
+        "`hybrid` query + normalization pipeline) instead of shoprank; one request, no explain "
+        "legs, no reranking.",
+    )
+    proxy_allowlist: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PROXY_ALLOWLIST),
+        description="Requests shoprank forwards unchanged to the cluster: `METHOD /path` with "
+        "`*` for one path segment; read-only APIs only (JSON list in the environment).",
+    )
+
+    @field_validator("proxy_allowlist")
+    @classmethod
+    def _read_only(cls, value: list[str]) -> list[str]:
+        from shoprank.plugin.allowlist import check_allowlist
+
+        return list(check_allowlist(value))
 
 
 @lru_cache(maxsize=1)

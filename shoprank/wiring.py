@@ -22,7 +22,14 @@ def make_backend(settings: Settings) -> SearchBackend:
         from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
         return EmbeddedBackend(settings.embedded_dir)
-    raise ConfigError(f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded")
+    if settings.backend in ("elasticsearch", "opensearch"):
+        from shoprank.plugin.backends.connect import cluster_backend
+
+        return cluster_backend(settings)
+    raise ConfigError(
+        f"unknown SHOPRANK_BACKEND {settings.backend!r}; available: embedded, elasticsearch, "
+        "opensearch"
+    )
 
 
 def text_encoder_backend(settings: Settings) -> str:
@@ -104,13 +111,16 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     if (settings.clip_text_dir / "manifest.json").exists():
         image_text = partial(clip_text_encoder, settings)
     from shoprank.events.search_log import SearchLogger
+    from shoprank.searchlog import make_sinks
 
+    search_logger = SearchLogger(settings)
+    search_logger.sinks.extend(make_sinks(settings))  # the search log: inspector, Kibana
     service = SearchService(
         backend=backend or make_backend(settings),
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
-        search_logger=SearchLogger(settings),
+        search_logger=search_logger,
     )
     if settings.extra_rerankers:  # SHOPRANK_EXTRA_RERANKERS, after the built-in stages
         from shoprank.plugin.stages import load_extra_rerankers

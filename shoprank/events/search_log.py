@@ -1,10 +1,17 @@
 """Search events written off the hot path: the search returns its `query_id` at once and a
-single background thread appends the event (impressions for product statistics)."""
+single background thread appends the event (impressions for product statistics).
+
+The search itself only appends the record to a queue; the background thread wakes at most
+every `BATCH_DELAY_S`, takes everything queued, writes it, then lets the sinks write their
+batch. So a busy server pays one wake-up per batch, not per search, and the logging work
+does not interleave with every search for the GIL.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,6 +21,7 @@ from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.events")
 MAX_PENDING = 10_000
+BATCH_DELAY_S = 0.02
 
 
 class SearchLogger:
@@ -23,6 +31,8 @@ class SearchLogger:
         self.settings = settings
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
+        self._queue: list[tuple[SearchRecord, bool]] = []
+        self._scheduled = False
         self._lock = threading.Lock()
         self.dropped = 0
         self.failed = 0
@@ -50,11 +60,29 @@ class SearchLogger:
                 self.dropped += 1
                 return record.query_id if has_actor else None
             self._pending += 1
+            self._queue.append((record, has_actor))
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-log")
                 self._events = self._service()
-        self._pool.submit(self._write, record, has_actor)
+            schedule = not self._scheduled
+            self._scheduled = True
+        if schedule:
+            self._pool.submit(self._drain)
         return record.query_id if has_actor else None
+
+    def _drain(self) -> None:
+        time.sleep(BATCH_DELAY_S)  # searches arriving meanwhile join this batch
+        with self._lock:
+            batch, self._queue = self._queue, []
+            self._scheduled = False
+        for record, has_actor in batch:
+            self._write(record, has_actor)
+        with self._lock:
+            self._pending -= len(batch)
+        # The batch is written: sinks send what they buffered, as one request.
+        for sink in self.sinks:
+            if hasattr(sink, "flush"):
+                self._guard(sink.flush)
 
     def _write(self, record: SearchRecord, has_actor: bool) -> None:
         try:
@@ -67,14 +95,18 @@ class SearchLogger:
                     index=record.index,
                     query_id=record.query_id,
                 )
-            for sink in self.sinks:
-                sink.write(record)
         except Exception as exc:  # logging a search must never hurt searching
             self.failed += 1
             log.warning("search %s not logged: %s", record.query_id, type(exc).__name__)
-        finally:
-            with self._lock:
-                self._pending -= 1
+        for sink in self.sinks:
+            self._guard(sink.write, record)
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a sink that fails must never hurt searching
+            self.failed += 1
+            log.warning("search log sink %s failed: %s", type(fn.__self__).__name__, exc)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for pending search events (tests, shutdown)."""

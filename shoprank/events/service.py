@@ -379,8 +379,16 @@ class EventService:
         with self.fold_lock():
             erased = self.log.forget(subject)
             profiles = self.store.forget([subject, *("s:" + s for s in sorted(erased.sessions))])
+        from shoprank.searchlog import search_log_store
+
+        searches = search_log_store(self.settings).forget(subject, sessions=erased.sessions)
         log.info("forgot user %s: %d events, %d profiles", subject, erased.events, profiles)
-        return {"user": subject, "events_deleted": erased.events, "profiles_deleted": profiles}
+        return {
+            "user": subject,
+            "events_deleted": erased.events,
+            "profiles_deleted": profiles,
+            "searches_deleted": searches,
+        }
 
     def enforce_retention(self, *, now: float | None = None) -> dict[str, int]:
         """Delete events and profiles older than the retention period now (also run by
