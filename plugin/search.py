@@ -222,6 +222,10 @@ class SearchService:
         """Load the query encoder (and the intent model) now rather than on the first search."""
         if self._encoder_factory is not None:
             self._encoder_factory().warm_up()
+        for reranker in self.rerankers:  # load models, open stores: not on the first search
+            warm = getattr(reranker, "warm_up", None)
+            if warm is not None:
+                warm()
         self.understanding.warm_up()
 
     def embed_query(self, text: str, *, space: Literal["text", "image"] = "text") -> list[float]:
@@ -301,6 +305,8 @@ class SearchService:
                 "relaxation": request.relaxation,
                 "timings_ms": {k: round(v, 3) for k, v in timings.items()},
             }
+            if request.rerank_info.get("model_version"):
+                response["_shoprank"]["model_version"] = request.rerank_info["model_version"]
         if request.degraded:
             response.setdefault("_shoprank", {})["degraded"] = request.degraded
         if self.search_logger is not None:

@@ -112,9 +112,20 @@ def search(ctx: click.Context, index_name: str, text: str, mode: str, size: int)
 @click.option("--products", default=3000, show_default=True, type=click.IntRange(10, 200_000))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="Only build the demo index.")
+@click.option(
+    "--traffic/--no-traffic",
+    default=None,
+    help="Simulate synthetic shoppers and train the models on first start (default: when serving).",
+)
 @click.pass_context
 def demo(
-    ctx: click.Context, host: str, port: int, products: int, seed: int, no_serve: bool
+    ctx: click.Context,
+    host: str,
+    port: int,
+    products: int,
+    seed: int,
+    no_serve: bool,
+    traffic: bool | None,
 ) -> None:
     """Generate a demo catalog, index it as `demo`, and serve it."""
     from shoprank.indexing.demo import write_demo_catalog
@@ -144,6 +155,10 @@ def demo(
         f"indexed {report.documents} products into demo ({report.generation}) in "
         f"{d['seconds']['total']}s"
     )
+    if traffic or (traffic is None and not no_serve):
+        from shoprank.demo_traffic import bootstrap
+
+        bootstrap(settings, index="demo", echo=click.echo)
     if no_serve:
         return
     click.echo(
@@ -193,6 +208,9 @@ def _register_subcommands() -> None:
     main.add_command(models)
     main.add_command(events)
     main.add_command(profiles)
+    from shoprank.cli_ranker import register as register_ranker
+
+    register_ranker(main, train, models)
 
 
 _register_subcommands()

@@ -198,6 +198,32 @@ class Settings(BaseSettings):
         default="json", description="`shoprank serve` logs: JSON lines (with the query id)."
     )
 
+    # --- learned ranker (issue 6) ---
+    rerank_timeout_ms: float = Field(
+        default=25.0,
+        gt=0,
+        description="Feature + model budget of the ranker; past it the "
+        "retrieval order is returned (and counted).",
+    )
+    feature_log_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of logged searches whose window features are stored for training.",
+    )
+    ranker_gate_metric: Literal["ndcg@10", "ndcg@5", "mrr"] = Field(
+        default="ndcg@10", description="Held-out metric a new ranker must improve to go live."
+    )
+    ranker_gate_margin: float = Field(
+        default=0.0, description="How much the new model must beat the live one by (absolute)."
+    )
+    ranker_min_searches: int = Field(
+        default=50,
+        ge=1,
+        description="Labelled searches needed before a ranker is trained "
+        "(below it the default scorer stays live).",
+    )
+
     # --- search log and inspector (issue 8) ---
     search_log: bool = Field(
         default=True,

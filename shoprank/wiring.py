@@ -111,15 +111,23 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     if (settings.clip_text_dir / "manifest.json").exists():
         image_text = partial(clip_text_encoder, settings)
     from shoprank.events.search_log import SearchLogger
+    from shoprank.rerankers.ltr import make_ranker
     from shoprank.searchlog import make_sinks
 
+    backend = backend or make_backend(settings)
+    # On a cluster backend the search log goes to that cluster unless another URL is set.
+    log_client = None
+    if settings.backend != "embedded" and not settings.search_log_url:
+        log_client = getattr(backend, "client", None)
     search_logger = SearchLogger(settings)
-    search_logger.sinks.extend(make_sinks(settings))  # the search log: inspector, Kibana
+    # The search log: inspector, Kibana / OpenSearch Dashboards.
+    search_logger.sinks.extend(make_sinks(settings, client=log_client))
     service = SearchService(
-        backend=backend or make_backend(settings),
+        backend=backend,
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
+        rerankers=[make_ranker(settings, backend)],
         search_logger=search_logger,
     )
     if settings.extra_rerankers:  # SHOPRANK_EXTRA_RERANKERS, after the built-in stages

@@ -67,6 +67,9 @@ class Event:
     query: str | None = None
     product_ids: tuple[str, ...] = field(default_factory=tuple)
     index: str | None = None
+    # On `search` events logged by shoprank: the returned window, one
+    # {"id", "before", "after", "features"?} per product (ranker features, when sampled).
+    window: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     # True when the client sent `event_id`: only then are duplicates detectable.
     idempotent: bool = False
 
@@ -84,12 +87,15 @@ class Event:
         }
         if self.product_ids:
             out["product_ids"] = list(self.product_ids)
+        if self.window:
+            out["window"] = list(self.window)
         return out
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Event:
         data = dict(record)
         data["product_ids"] = tuple(data.get("product_ids", ()))
+        data["window"] = tuple(data.get("window", ()))
         return cls(**data)
 
     def with_ids(self, user_id: str | None, session_id: str | None) -> Event:

@@ -10,6 +10,7 @@ does not interleave with every search for the GIL.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -94,6 +95,7 @@ class SearchLogger:
                     session_id=record.session_id,
                     index=record.index,
                     query_id=record.query_id,
+                    window=logged_window(record, self.settings.feature_log_rate),
                 )
         except Exception as exc:  # logging a search must never hurt searching
             self.failed += 1
@@ -113,3 +115,20 @@ class SearchLogger:
         pool = self._pool
         if pool is not None:
             pool.submit(lambda: None).result(timeout=timeout)
+
+
+def logged_window(record: SearchRecord, rate: float) -> list[dict[str, Any]]:
+    """The window as the behaviour log stores it: ranks before/after, and the features the
+    ranker computed (for a `rate` share of searches; training uses only those)."""
+    keep = rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+    out: list[dict[str, Any]] = []
+    for item in record.window:
+        entry: dict[str, Any] = {
+            "id": item.product_id,
+            "before": item.rank_before,
+            "after": item.rank_after,
+        }
+        if keep and item.features:
+            entry["features"] = {k: float(v) for k, v in item.features.items()}
+        out.append(entry)
+    return out

@@ -202,8 +202,10 @@ class EventService:
         session_id: str | None = None,
         index: str | None = None,
         query_id: str | None = None,
+        window: Sequence[dict[str, Any]] = (),
     ) -> str | None:
-        """Record a search (its impressions); returns the `query_id` to hand to the client."""
+        """Record a search (its impressions, and the ranks and logged ranker features of
+        its `window` for training); returns the `query_id` to hand to the client."""
         if not user_id and not session_id:
             return None
         query_id = query_id or uuid.uuid4().hex
@@ -217,6 +219,7 @@ class EventService:
             query=query[:2048] if query else None,
             product_ids=tuple(product_ids),
             index=index,
+            window=tuple(window),
         )
         self.ingest([event])
         return query_id

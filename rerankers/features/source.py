@@ -1,0 +1,158 @@
+"""Fetching what the features need for one window: product facts and vectors from the
+backend (cached briefly per product), profiles and statistics from the event service.
+
+Every fetch degrades on failure: a store that is down means no personalisation (or no
+statistics) for this search, counted under `_shoprank.degraded`, never a failed search.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shoprank.rerankers.features.compute import FACT_FIELDS, Inputs
+
+log = logging.getLogger("shoprank.ranker")
+TEXT_VECTOR_FIELD = "text_vector"
+
+
+class _TTLCache:
+    """A small thread-safe LRU whose entries expire (catalog updates show within `ttl_s`)."""
+
+    def __init__(self, size: int, ttl_s: float) -> None:
+        self.size = size
+        self.ttl_s = ttl_s
+        self._data: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(
+        self, index: str, ids: Sequence[str], now: float
+    ) -> tuple[dict[str, Any], list[str]]:
+        found: dict[str, Any] = {}
+        missing: list[str] = []
+        with self._lock:
+            for pid in ids:
+                entry = self._data.get((index, pid))
+                if entry is not None and now - entry[0] < self.ttl_s:
+                    found[pid] = entry[1]
+                    self._data.move_to_end((index, pid))
+                else:
+                    missing.append(pid)
+        return found, missing
+
+    def put_many(self, index: str, values: dict[str, Any], ids: Sequence[str], now: float) -> None:
+        with self._lock:
+            for pid in ids:  # absent products are cached too (as None)
+                self._data[(index, pid)] = (now, values.get(pid))
+                self._data.move_to_end((index, pid))
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+class FeatureSource:
+    """Collects `Inputs` for a window. `backend` is a `SearchBackend`, `events` an
+    `EventService` (either may be None: those features keep their defaults)."""
+
+    def __init__(
+        self,
+        *,
+        backend: Any,
+        events: Any,
+        prior_ctr: float,
+        cache_size: int = 50_000,
+        cache_ttl_s: float = 60.0,
+    ) -> None:
+        self.backend = backend
+        self.events = events
+        self.prior_ctr = prior_ctr
+        self._facts = _TTLCache(cache_size, cache_ttl_s)
+        self._vectors = _TTLCache(cache_size, cache_ttl_s)
+
+    def warm_up(self) -> None:
+        if self.events is not None:
+            self.events.store.product_stats(["-"])
+
+    def _cached(
+        self, cache: _TTLCache, index: str, ids: Sequence[str], fetch: Any, now: float
+    ) -> dict[str, Any]:
+        found, missing = cache.get_many(index, ids, now)
+        if missing:
+            fetched = fetch(missing)
+            cache.put_many(index, fetched, missing, now)
+            found.update(fetched)
+        return {k: v for k, v in found.items() if v is not None}
+
+    def fetch(
+        self,
+        *,
+        index: str,
+        ids: Sequence[str],
+        query: str | None,
+        user_id: str | None,
+        session_id: str | None,
+        intent: Any,
+        degraded: list[str],
+    ) -> Inputs:
+        from shoprank.metrics import degrade
+
+        now = time.time()
+        mono = time.monotonic()
+        inputs = Inputs(intent=intent, prior_ctr=self.prior_ctr, now=now)
+        if self.backend is not None:
+            try:
+                inputs.facts = self._cached(
+                    self._facts,
+                    index,
+                    ids,
+                    lambda miss: self.backend.mget(index, list(miss), source=FACT_FIELDS),
+                    mono,
+                )
+            except Exception:  # noqa: BLE001 - facts are optional: rank on retrieval alone
+                log.warning("product facts unavailable", exc_info=True)
+                degrade(degraded, "features", "product facts unavailable")
+        if self.events is None:
+            return inputs
+        if user_id or session_id:
+            found = self.events.features(user_id=user_id, session_id=session_id)
+            if found:
+                if user_id:
+                    inputs.user = found.get(self.events.subject(user_id=user_id))
+                if session_id:
+                    inputs.session = found.get(self.events.subject(session_id=session_id))
+            if inputs.user and inputs.user.get("vec") and self.backend is not None:
+                try:
+                    inputs.vectors = self._cached(
+                        self._vectors,
+                        index,
+                        ids,
+                        lambda miss: {
+                            k: _unit(v)
+                            for k, v in self.backend.vectors_of(
+                                index, list(miss), TEXT_VECTOR_FIELD
+                            ).items()
+                        },
+                        mono,
+                    )
+                except Exception:  # noqa: BLE001
+                    log.warning("product vectors unavailable", exc_info=True)
+        try:
+            store = self.events.store
+            inputs.stats = store.product_stats(list(ids))
+            if query:
+                inputs.query_stats = store.product_stats(list(ids), query=query)
+        except Exception:  # noqa: BLE001 - statistics are optional
+            log.warning("product statistics unavailable", exc_info=True)
+            degrade(degraded, "features", "product statistics unavailable")
+        return inputs
+
+
+def _unit(vector: Any) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
