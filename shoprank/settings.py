@@ -178,7 +178,7 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Token-bucket size; 0 = twice the rate (at least 1)."
     )
     search_budget_ms: float = Field(
-        default=300.0,
+        default=1000.0,
         gt=0,
         description="Time budget of one search: optional stages (rerankers) that would overrun "
         "it are skipped and reported under `_shoprank.degraded`.",
