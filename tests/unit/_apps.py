@@ -22,6 +22,7 @@ def make_client(
     *,
     rerankers: tuple[Reranker, ...] = (),
     search_log: bool = False,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
     **overrides: Any,
 ) -> TestClient:
     settings = Settings(data_dir=data_dir, **overrides)
@@ -33,7 +34,7 @@ def make_client(
     service = SearchService(
         backend=backend, settings=settings, rerankers=rerankers, search_logger=logger
     )
-    return TestClient(create_app(service), raise_server_exceptions=False)
+    return TestClient(create_app(service), raise_server_exceptions=False, client=client)
 
 
 def key(name: str) -> dict[str, str]:
