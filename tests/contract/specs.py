@@ -189,6 +189,59 @@ class _Closer:
                     )
 
 
+def _discriminate(docs: dict[str, Any], registry: Registry[Any]) -> None:
+    """Read unions tagged by a required `type` key (mapping property types, processors…) as
+    tagged: each member becomes `if type == T then member else false`. It accepts exactly
+    what the plain union accepts, but a member whose tag does not match is dismissed at once
+    instead of being validated through its whole subtree, which for nested mappings made
+    validation exponential in the nesting depth."""
+    resolver = registry.resolver()
+
+    def tag(uri: str, node: Any, depth: int = 0) -> str | None:
+        if depth > 10 or not isinstance(node, dict):
+            return None
+        if "$ref" in node:
+            target, fragment = urldefrag(urljoin(uri, node["$ref"]))
+            try:
+                resolved = resolver.lookup(f"{target}#{fragment}").contents
+            except Exception:  # noqa: BLE001 - an unresolvable member stays untagged
+                return None
+            return tag(target, resolved, depth + 1)
+        prop = (node.get("properties") or {}).get("type")
+        if isinstance(prop, dict) and "type" in (node.get("required") or []):
+            if isinstance(prop.get("const"), str):
+                return str(prop["const"])
+            enum = prop.get("enum")
+            if isinstance(enum, list) and len(enum) == 1 and isinstance(enum[0], str):
+                return enum[0]
+        for part in node.get("allOf") or []:
+            found = tag(uri, part, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def walk(uri: str, node: Any) -> None:
+        if isinstance(node, dict):
+            members = node.get("anyOf")
+            if isinstance(members, list) and len(members) >= 3:
+                for i, member in enumerate(members):
+                    name = tag(uri, member)
+                    if name is not None:
+                        members[i] = {
+                            "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+                            "then": member,
+                            "else": False,
+                        }
+            for value in node.values():
+                walk(uri, value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(uri, value)
+
+    for uri, doc in docs.items():
+        walk(uri, doc)
+
+
 def _is_open_object(schema: Any) -> bool:
     """`{"type": "object"}` with no declared keys: any key goes (a field-name map)."""
     return (
@@ -252,6 +305,7 @@ class SpecValidator:
             (uri, Resource.from_contents(doc, default_specification=DRAFT202012))
             for uri, doc in docs.items()
         )
+        _discriminate(docs, self.registry)
         self._routes: list[tuple[int, re.Pattern[str], str, str]] = []
         for uri, doc in docs.items():
             for template in (doc.get("paths") or {}) if isinstance(doc, dict) else {}:

@@ -57,6 +57,9 @@ MALFORMED: list[tuple[str, str, Any]] = [
     ("POST", "/_aliases", {"actions": [{"swap": {"index": "a", "alias": "b"}}]}),
     ("POST", "/_bulk", [{"indx": {"_index": "a", "_id": "1"}}, {"title": "x"}]),
     ("PUT", "/products-000001", {"mappings": {"properties": {"title": {"type": 7}}}}),
+    # a wrongly typed option on a text field deep in an object (tagged unions stay strict)
+    ("PUT", "/products-000001", {"mappings": {"properties": {"o": {"properties": {
+        "t": {"type": "text", "analyzer": 7}}}}}}),
 ]  # fmt: skip
 
 
