@@ -15,7 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from shoprank import __version__
-from shoprank.errors import BadRequestError, ShoprankError, es_error_body, http_status
+from shoprank.errors import (
+    BackendUnavailableError,
+    BadRequestError,
+    ShoprankError,
+    es_error_body,
+    http_status,
+)
+from shoprank.plugin.limits import check_response_buckets, check_search_body
 from shoprank.plugin.products import apply_product_update, parse_product_update
 from shoprank.plugin.search import SearchService
 from shoprank.plugin.shapes import SHARDS
@@ -117,7 +124,16 @@ def _apply_search_params(body: dict[str, Any] | None, params: dict[str, str]) ->
         )
     if "track_total_hits" in params:
         value = params["track_total_hits"].lower()
-        body["track_total_hits"] = value == "true" if value in ("true", "false") else int(value)
+        if value in ("true", "false"):
+            body["track_total_hits"] = value == "true"
+        else:
+            try:
+                body["track_total_hits"] = int(value)
+            except ValueError:
+                raise BadRequestError(
+                    f"[track_total_hits] must be true, false or a number, got [{value}]",
+                    es_type="illegal_argument_exception",
+                ) from None
     if "sort" in params:
         sorts = []
         for item in params["sort"].split(","):
@@ -168,6 +184,19 @@ def create_app(
             return _error(exc, request)
         return ESResponse(result, status, accept=_accept(request))
 
+    def guarded_search(index: str, body: dict[str, Any] | None, **kw: Any) -> dict[str, Any]:
+        # Limits and the script refusal (shoprank.plugin.limits), before and after the search.
+        check_search_body(body, service.settings)
+        try:
+            result = service.search(index, body, **kw)
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            # The backend (a cluster, or the embedded index's disk) cannot answer: 503, retry.
+            raise BackendUnavailableError(
+                f"the search backend cannot answer ({type(exc).__name__}: {exc}); retry later"
+            ) from exc
+        check_response_buckets(result, service.settings)
+        return dict(result)
+
     def user_of(request: Request) -> str | None:
         return request.headers.get("x-shoprank-user")
 
@@ -214,7 +243,7 @@ def create_app(
         response = run(
             request,
             lambda: _hits_as_int(
-                service.search(index, body, user_id=user, session_id=session), params
+                guarded_search(index, body, user_id=user, session_id=session), params
             ),
         )
         return response
@@ -259,7 +288,7 @@ def create_app(
                     index = index[0]
                 if not index:
                     raise BadRequestError("msearch item without an index")
-                result = service.search(str(index), body, user_id=user)
+                result = guarded_search(str(index), body, user_id=user)
                 return {**result, "status": 200}
             except (KeyboardInterrupt, SystemExit):
                 raise
@@ -296,6 +325,7 @@ def create_app(
             body = await _json_body(request)
             if "q" in params:
                 body = {"query": {"multi_match": {"query": params["q"]}}}
+            check_search_body(body, service.settings)
         except ShoprankError as exc:
             return _error(exc, request)
         return run(
@@ -358,4 +388,7 @@ def create_app(
 
     # Requests no route serves: forwarded to a cluster if allowlisted, refused otherwise.
     install_proxy(app, service.backend, service.settings.proxy_allowlist)
+    from shoprank.plugin.ops import install
+
+    install(app, service)  # access control, limits, metrics, readiness (plugin/ops.py)
     return app

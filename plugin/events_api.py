@@ -5,7 +5,9 @@
     DELETE /_shoprank/users/{user_id}         forget the user: events and profiles
 
 Mount with `app.include_router(make_events_router(settings))`. Errors use the ES error
-shape; a body over `SHOPRANK_MAX_EVENT_BODY_BYTES` is a 413.
+shape; a body over `SHOPRANK_MAX_EVENT_BODY_BYTES` is a 413. When the log is down the POST
+answers 503 (the client retries), or with `SHOPRANK_EVENT_SPOOL_DIR` keeps the events on disk
+and answers 200 with `spooled` (they are replayed when the log is back).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from shoprank.errors import (
     es_error_body,
     http_status,
 )
-from shoprank.events.model import PayloadTooLargeError, parse_events
+from shoprank.events.model import Event, PayloadTooLargeError, parse_events
 from shoprank.events.service import EventService
+from shoprank.metrics import EVENTS
 from shoprank.settings import Settings
+from shoprank.spool import EventSpool, prepare, start_replayer
 
 
 class JSONResponse(Response):
@@ -50,7 +54,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         f"request body is larger than {limit} bytes (SHOPRANK_MAX_EVENT_BODY_BYTES): "
         "send the events in smaller batches"
     )
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks: list[bytes] = []
     size = 0
@@ -66,6 +70,28 @@ def make_events_router(settings: Settings, *, service: EventService | None = Non
     """The events/profile routes; `service` defaults to one built from `settings`."""
     router = APIRouter()
     events = service or EventService(settings)
+
+    spool = (
+        EventSpool(settings.event_spool_dir, max_bytes=settings.event_spool_max_bytes)
+        if settings.event_spool_dir
+        else None
+    )
+    if spool is not None and spool.files():
+        start_replayer(spool, events)  # left over from a previous run
+
+    def _spool(parsed: list[Event]) -> dict[str, Any]:
+        assert spool is not None
+        kept, too_old = prepare(events, parsed, now=time.time())
+        # Positions of too-old events are lost here; they are reported as a count.
+        errors = (
+            [{"index": -1, "reason": f"{too_old} events older than the retention period"}]
+            if too_old
+            else []
+        )
+        spooled = spool.put(kept)
+        EVENTS.labels(outcome="spooled").inc(spooled)
+        start_replayer(spool, events)
+        return {"accepted": spooled, "duplicates": 0, "errors": errors, "spooled": spooled}
 
     def _unavailable(exc: Exception) -> ShoprankError:
         return BackendUnavailableError(
@@ -91,7 +117,14 @@ def make_events_router(settings: Settings, *, service: EventService | None = Non
         except ShoprankError as exc:
             return _error(exc)
         except Exception as exc:  # noqa: BLE001 - Redis or disk failure: the client retries
-            return _error(_unavailable(exc))
+            if spool is None:
+                EVENTS.labels(outcome="unavailable").inc(len(parsed))
+                return _error(_unavailable(exc))
+            try:  # keep them on disk; the replayer appends them when the log is back
+                result = await run_in_threadpool(_spool, parsed)
+            except ShoprankError as spool_exc:
+                EVENTS.labels(outcome="unavailable").inc(len(parsed))
+                return _error(spool_exc)
         errors = sorted(errors + result["errors"], key=lambda e: int(e["index"]))
         body = {
             "took": int((time.perf_counter() - started) * 1000),
@@ -100,6 +133,11 @@ def make_events_router(settings: Settings, *, service: EventService | None = Non
             "rejected": len(errors),
             "errors": errors,
         }
+        if "spooled" in result:
+            body["spooled"] = result["spooled"]
+        EVENTS.labels(outcome="accepted").inc(result["accepted"])
+        EVENTS.labels(outcome="duplicate").inc(result["duplicates"])
+        EVENTS.labels(outcome="rejected").inc(len(errors))
         if errors and not result["accepted"] and not result["duplicates"]:
             reason = errors[0]["reason"] if len(errors) == 1 else f"{len(errors)} invalid events"
             return _error(

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from shoprank import logs, metrics
 from shoprank.errors import BadRequestError, ShoprankError, UnsupportedQueryError
 from shoprank.events.search_record import SearchRecord, WindowItem
 from shoprank.indexing.encoders.protocol import TextEncoder
@@ -24,6 +25,7 @@ from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD
 from shoprank.plugin.backends.protocol import SearchBackend
 from shoprank.plugin.fusion import FusedHit, LegHit, fuse
 from shoprank.plugin.shapes import int_param, search_response, total_hits
+from shoprank.plugin.stages import StageRunner
 from shoprank.rerankers.intent.service import QueryUnderstanding
 from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
 from shoprank.settings import Settings
@@ -116,6 +118,8 @@ class Request:
     logged: list[WindowItem] = field(default_factory=list)
     # What reranking stages report (model version, …) under `_shoprank`.
     rerank_info: dict[str, Any] = field(default_factory=dict)
+    # `time.perf_counter()` after which optional stages are skipped (SHOPRANK_SEARCH_BUDGET_MS).
+    deadline: float | None = None
     # Query understanding (`full` mode): the Intent, the rewrite actions, the relaxation
     # that recovered an empty result, and what recovery needs (original body, prediction).
     intent: Any = None
@@ -145,6 +149,8 @@ class SearchService:
         self.rerankers = list(rerankers)
         self._vector_cache: OrderedDict[str, list[float]] = OrderedDict()
         self.vector_cache_size = 1024
+        # Runs optional stages under the search's deadline (shoprank.plugin.stages).
+        self.stages = StageRunner()
         self.understanding = QueryUnderstanding(backend=backend, settings=settings)
 
     # -- request parsing -------------------------------------------------------------------
@@ -267,6 +273,7 @@ class SearchService:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         request = self.parse(index, body, user_id=user_id, session_id=session_id)
+        request.deadline = started + self.settings.search_budget_ms / 1000.0
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self._resolve_vector_builders(request.body)
@@ -306,7 +313,10 @@ class SearchService:
             query_id = self.search_logger.log(self._record(request, applied, response, timings))
             if query_id:
                 response.setdefault("_shoprank", {})["query_id"] = query_id
-        response["took"] = int((time.perf_counter() - started) * 1000)
+                logs.note(query_id=query_id)
+        elapsed = time.perf_counter() - started
+        metrics.observe_search(applied, timings, elapsed, request.rerank_info.get("model_version"))
+        response["took"] = int(elapsed * 1000)
         return dict(response)
 
     @staticmethod
@@ -612,6 +622,7 @@ class SearchService:
             body=request.body,
             session_id=request.session_id,
             explain=request.explain,
+            deadline=request.deadline,
             intent=request.intent,
         )
         by_id = {h.id: h for h in fused}
@@ -627,9 +638,12 @@ class SearchService:
         applied = []
         for reranker in self.rerankers:
             t0 = time.perf_counter()
-            candidates = reranker.rerank(context, candidates)
+            # Late, failing or invalid stages are skipped (order kept) and reported degraded.
+            reranked = self.stages.rerank(reranker, context, candidates, notes=request.degraded)
             timings[f"{reranker.name}_ms"] = (time.perf_counter() - t0) * 1000
-            applied.append(f"rerank:{reranker.name}")
+            if reranked is not None:
+                candidates = reranked
+                applied.append(f"rerank:{reranker.name}")
         request.degraded.extend(context.info.pop("degraded", []))
         request.rerank_info.update(context.info)
         out = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -56,7 +57,17 @@ def _serve(settings: Settings, *, host: str, port: int, log_level: str = "info")
             err=True,
         )
     app = create_app(service)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    from shoprank import logs
+
+    logs.configure(settings.log_format, log_level)
+    if not settings.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("shoprank").warning(
+            "no SHOPRANK_API_KEYS: events, products and profile routes are open to anyone "
+            "who can reach %s:%d",
+            host,
+            port,
+        )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, log_config=None)
 
 
 @main.command()

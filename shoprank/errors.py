@@ -5,6 +5,10 @@
     ├── CatalogError                   400  a catalog file cannot be read at all
     ├── BadRequestError                400  the request is malformed (ES `parsing_exception`)
     │   └── UnsupportedQueryError      400  valid ES DSL outside what the backend implements
+    ├── AuthenticationError            401  no or unknown API key (ES `security_exception`)
+    ├── ForbiddenError                 403  the key's scope does not allow this route
+    ├── PayloadTooLargeError           413  a request body over its limit
+    ├── TooManyRequestsError           429  the client's rate limit is spent (`Retry-After`)
     ├── IndexNotFoundError             404  no index or alias of that name
     ├── DocumentNotFoundError          404  no document of that id
     └── BackendUnavailableError        503  the search backend cannot answer
@@ -55,6 +59,32 @@ class UnsupportedQueryError(BadRequestError):
     """A DSL construct the embedded backend does not implement; never silently ignored."""
 
     es_type = "unsupported_query_exception"
+
+
+class AuthenticationError(ShoprankError):
+    status = 401
+    es_type = "security_exception"
+
+
+class ForbiddenError(ShoprankError):
+    status = 403
+    es_type = "security_exception"
+
+
+class PayloadTooLargeError(BadRequestError):
+    status = 413
+    es_type = "content_too_long_exception"
+
+
+class TooManyRequestsError(ShoprankError):
+    """Rate limited; `retry_after_s` becomes the `Retry-After` header."""
+
+    status = 429
+    es_type = "es_rejected_execution_exception"
+
+    def __init__(self, reason: str, *, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class IndexNotFoundError(ShoprankError):

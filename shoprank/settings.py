@@ -139,6 +139,65 @@ class Settings(BaseSettings):
     ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
     ctr_prior_impressions: float = Field(default=20.0, gt=0)
 
+    # --- security, limits and operations (issue 9; README "Security, limits and operations") ---
+    api_keys: dict[str, Literal["read", "write", "admin"]] = Field(
+        repr=False,
+        default_factory=dict,
+        description="API key → scope (read < write < admin), JSON. Empty = access control off "
+        "(bind to loopback only); set = `Authorization: ApiKey <key>` is required by scope.",
+    )
+    public_search: bool = Field(
+        default=True, description="Search routes answer without a key (else they need `read`)."
+    )
+    allow_scripts: bool = Field(
+        default=False,
+        description="Accept `script`, `script_score`, `runtime_mappings`… in client bodies.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Body size of any request except events, products and _msearch (413).",
+    )
+    max_result_window: int = Field(
+        default=10_000, ge=1, description="Largest `from + size` (deeper pagination is a 400)."
+    )
+    max_page_size: int = Field(default=1_000, ge=1, description="Largest `size` (400).")
+    max_query_chars: int = Field(
+        default=4_096, ge=1, description="Longest query text (`match`, `q`, …) in characters."
+    )
+    max_query_depth: int = Field(
+        default=32, ge=2, description="Deepest nesting of a search body's JSON (400)."
+    )
+    max_buckets: int = Field(
+        default=10_000, ge=1, description="Most aggregation buckets a search may ask for (400)."
+    )
+    rate_limit_per_s: float = Field(
+        default=0.0, ge=0.0, description="Requests per second per client (0 = no rate limit)."
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="Token-bucket size; 0 = twice the rate (at least 1)."
+    )
+    search_budget_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Time budget of one search: optional stages (rerankers) that would overrun "
+        "it are skipped and reported under `_shoprank.degraded`.",
+    )
+    extra_rerankers: list[str] = Field(
+        default_factory=list,
+        description="Import paths (`module:attr`) of extra reranking stages appended in `full` "
+        "mode; `attr` is a Reranker or a zero-argument factory of one. JSON list.",
+    )
+    event_spool_dir: Path | None = Field(
+        default=None,
+        description="With Redis down, accepted events are kept here and replayed when it is "
+        "back; unset = events answer 503 while Redis is down.",
+    )
+    event_spool_max_bytes: int = Field(default=1024**3, ge=1024)
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`shoprank serve` logs: JSON lines (with the query id)."
+    )
+
     # --- learned ranker (issue 6) ---
     rerank_timeout_ms: float = Field(
         default=25.0,

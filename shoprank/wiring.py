@@ -122,7 +122,7 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     search_logger = SearchLogger(settings)
     # The search log: inspector, Kibana / OpenSearch Dashboards.
     search_logger.sinks.extend(make_sinks(settings, client=log_client))
-    return SearchService(
+    service = SearchService(
         backend=backend,
         settings=settings,
         encoder=partial(text_encoder, settings),
@@ -130,6 +130,11 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
         rerankers=[make_ranker(settings, backend)],
         search_logger=search_logger,
     )
+    if settings.extra_rerankers:  # SHOPRANK_EXTRA_RERANKERS, after the built-in stages
+        from shoprank.plugin.stages import load_extra_rerankers
+
+        service.rerankers.extend(load_extra_rerankers(settings.extra_rerankers))
+    return service
 
 
 def product_lookup(settings: Settings) -> Callable[[Sequence[str]], Mapping[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any, Final
 import orjson
 
 from shoprank.errors import BadRequestError
+from shoprank.errors import PayloadTooLargeError as PayloadTooLargeError  # the events API's 413
 
 EVENT_TYPES: Final = ("search", "view", "click", "add_to_cart", "purchase")
 _FIELDS: Final = frozenset(
@@ -47,13 +48,6 @@ MAX_FUTURE_S: Final = 24 * 3600.0
 
 class EventError(ValueError):
     """One event is invalid; the message is the reason returned to the client."""
-
-
-class PayloadTooLargeError(BadRequestError):
-    """The request body is over `SHOPRANK_MAX_EVENT_BODY_BYTES`."""
-
-    status = 413
-    es_type = "content_too_long_exception"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from shoprank.events.model import Event
 from shoprank.events.privacy import pseudonymise, resolve_secret
 from shoprank.events.protocol import EventLog
+from shoprank.metrics import DEGRADATIONS
 from shoprank.settings import Settings
 
 if TYPE_CHECKING:
@@ -365,6 +366,7 @@ class EventService:
             found = self.store.get_many(subjects)
         except Exception:  # noqa: BLE001 - the store is down: degrade, never fail a search
             METRICS["profile_store_errors"] += 1
+            DEGRADATIONS.labels(stage="profile", reason="store unavailable").inc()
             log.warning("profile store unavailable; ranking unpersonalised", exc_info=True)
             return None
         if not found:

@@ -121,9 +121,11 @@ def server(demo_data_dir: Path) -> Iterator[Server]:
 
 
 class RedisServer:
-    """A real `redis-server` on a free loopback port, no persistence."""
+    """A real `redis-server` on a free loopback port; no persistence unless `persistent`
+    (append-only file, fsync every second), which survives `stop()` + `start()`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
+        self.persistent = persistent
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = workdir
@@ -146,7 +148,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
                 "--dir",
                 str(self.workdir),
             ],

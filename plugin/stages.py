@@ -1,0 +1,156 @@
+"""Optional search stages under the search's deadline: late or failing stages are skipped.
+
+`StageRunner.rerank` runs one reranking stage in a worker thread and waits at most until
+the search's deadline (`SHOPRANK_SEARCH_BUDGET_MS` after it started). A stage that overruns,
+raises or returns a window that is not a reordering of its input is skipped: the order it was
+given is kept and the degradation is counted and reported under `_shoprank.degraded`. A stuck
+stage keeps its thread; while every thread is stuck the stage is skipped at once ("busy").
+
+`load_extra_rerankers` builds the stages named in `SHOPRANK_EXTRA_RERANKERS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from shoprank.errors import ConfigError
+from shoprank.metrics import degrade
+from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
+
+T = TypeVar("T")
+
+
+class _DaemonPool:
+    """Worker threads that never hold up interpreter exit (a stuck stage must not block
+    shutdown, which `ThreadPoolExecutor`'s joined workers would)."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        for i in range(workers):
+            threading.Thread(target=self._work, name=f"stage-{i}", daemon=True).start()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((future, fn))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting search
+                future.set_exception(exc)
+
+
+class StageRunner:
+    """A small thread pool for deadline-bound stages; cheap until first used."""
+
+    def __init__(self, *, workers: int = 8) -> None:
+        self.workers = workers
+        self._pool: _DaemonPool | None = None
+        self._lock = threading.Lock()
+        self._in_flight = 0
+
+    def _submit(self, fn: Callable[[], T]) -> Future[T] | None:
+        with self._lock:
+            if self._in_flight >= self.workers:
+                return None
+            if self._pool is None:
+                self._pool = _DaemonPool(self.workers)
+            self._in_flight += 1
+        future = self._pool.submit(fn)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def call(
+        self, stage: str, fn: Callable[[], T], *, deadline: float | None, notes: list[str]
+    ) -> T | None:
+        """`fn()` if it finishes before `deadline` (a `perf_counter` value), else None with
+        the degradation recorded in `notes` (`stage: reason`) and the metric."""
+        remaining = None if deadline is None else deadline - time.perf_counter()
+        if remaining is not None and remaining <= 0:
+            degrade(notes, stage, "deadline")
+            return None
+        future = self._submit(fn)
+        if future is None:
+            degrade(notes, stage, "busy")
+            return None
+        try:
+            return future.result(timeout=remaining)
+        except FutureTimeout:
+            future.cancel()
+            degrade(notes, stage, "timeout")
+        except Exception as exc:  # noqa: BLE001 - an optional stage must not fail the search
+            degrade(notes, stage, f"error: {type(exc).__name__}")
+        return None
+
+    def rerank(
+        self,
+        reranker: Reranker,
+        context: RerankContext,
+        candidates: list[Candidate],
+        *,
+        notes: list[str],
+    ) -> list[Candidate] | None:
+        """The reranked window, or None (skipped and recorded) when late, failing or invalid."""
+        stage = f"rerank:{reranker.name}"
+        # The stage works on copies, so a late one cannot change what the search returns.
+        copies = [
+            Candidate(
+                c.id,
+                c.score,
+                dict(c.features),
+                dict(c.legs),
+                c.retrieval_rank,
+                dict(c.contributions),
+            )
+            for c in candidates
+        ]
+        result = self.call(
+            stage, lambda: reranker.rerank(context, copies), deadline=context.deadline, notes=notes
+        )
+        if result is None:
+            return None
+        if sorted(c.id for c in result) != sorted(c.id for c in candidates):
+            degrade(notes, stage, "invalid output")
+            return None
+        return list(result)
+
+
+def load_extra_rerankers(paths: list[str]) -> list[Reranker]:
+    """Rerankers from `module:attr` (or `module.attr`) paths; `attr` is a Reranker instance,
+    a Reranker class, or a zero-argument factory returning one."""
+    out: list[Reranker] = []
+    for path in paths:
+        module_name, sep, attr = path.partition(":")
+        if not sep:
+            module_name, _, attr = path.rpartition(".")
+        try:
+            target: Any = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(
+                f"SHOPRANK_EXTRA_RERANKERS: cannot import [{path}] ({exc}); use `module:attr`"
+            ) from None
+        # A class or a factory is called; an instance is used as it is.
+        reranker = target() if isinstance(target, type) or not hasattr(target, "rerank") else target
+        if not hasattr(reranker, "rerank") or not hasattr(reranker, "name"):
+            raise ConfigError(
+                f"SHOPRANK_EXTRA_RERANKERS: [{path}] is not a reranker (needs `name` and "
+                "`rerank(context, candidates)`)"
+            )
+        out.append(reranker)
+    return out

@@ -1,0 +1,160 @@
+"""Optional stages degrade under the search's deadline instead of failing the search, and
+the response and the metrics say so."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
+from shoprank.plugin.stages import load_extra_rerankers
+from shoprank.rerankers.protocol import Candidate, RerankContext
+from tests.unit._apps import make_client
+
+BODY = {
+    "query": {"match": {"title": "laptop mouse"}},
+    "size": 8,
+    "ext": {"shoprank": {"mode": "full"}},
+}
+
+
+class StuckReranker:
+    """Blocks until released (or 30 s), like a ranker stuck on a dead dependency."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
+        self.release.wait(30)
+        return list(reversed(candidates))
+
+
+class Reverse:
+    name = "reverse"
+
+    def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
+        return list(reversed(candidates))
+
+
+class Broken:
+    name = "broken"
+
+    def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
+        raise RuntimeError("model file vanished")
+
+
+class Dropper:
+    name = "dropper"
+
+    def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
+        return candidates[1:]
+
+
+def degradations(client: TestClient, stage: str, reason: str) -> float:
+    text = client.get("/_shoprank/metrics").text
+    pattern = (
+        r'shoprank_degradations_total\{reason="'
+        + re.escape(reason)
+        + r'",stage="'
+        + re.escape(stage)
+        + r'"\} ([0-9.e+]+)'
+    )
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
+
+
+def ids(response: dict[str, object]) -> list[str]:
+    return [h["_id"] for h in response["hits"]["hits"]]  # type: ignore[index]
+
+
+@pytest.fixture()
+def retrieval_order(tmp_path: Path, corpus_backend: EmbeddedBackend) -> list[str]:
+    client = make_client(tmp_path, corpus_backend)
+    return ids(client.post("/products/_search", json=BODY).json())
+
+
+@pytest.fixture()
+def stuck() -> Iterator[StuckReranker]:
+    reranker = StuckReranker()
+    yield reranker
+    reranker.release.set()
+
+
+def test_stuck_ranker_is_skipped_at_the_deadline(
+    tmp_path: Path,
+    corpus_backend: EmbeddedBackend,
+    stuck: StuckReranker,
+    retrieval_order: list[str],
+) -> None:
+    client = make_client(tmp_path, corpus_backend, rerankers=(stuck,), search_budget_ms=100)
+    before = degradations(client, "rerank:stuck", "timeout")
+    response = client.post("/products/_search", json=BODY)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["_shoprank"]["degraded"] == ["rerank:stuck: timeout"]
+    assert ids(body) == retrieval_order  # retrieval order kept
+    assert body["took"] < 5_000  # answered long before the stuck stage would have returned
+    assert degradations(client, "rerank:stuck", "timeout") == before + 1
+
+
+def test_failing_ranker_keeps_retrieval_order(
+    tmp_path: Path, corpus_backend: EmbeddedBackend, retrieval_order: list[str]
+) -> None:
+    client = make_client(tmp_path, corpus_backend, rerankers=(Broken(), Dropper()))
+    body = client.post("/products/_search", json=BODY).json()
+    assert body["_shoprank"]["degraded"] == [
+        "rerank:broken: error: RuntimeError",
+        "rerank:dropper: invalid output",
+    ]
+    assert ids(body) == retrieval_order
+
+
+def test_healthy_ranker_still_applies(
+    tmp_path: Path, corpus_backend: EmbeddedBackend, retrieval_order: list[str]
+) -> None:
+    client = make_client(tmp_path, corpus_backend, rerankers=(Reverse(),))
+    body = client.post("/products/_search", json=BODY).json()
+    assert "degraded" not in body.get("_shoprank", {})
+    assert ids(body) == list(reversed(retrieval_order))
+
+
+def test_stages_after_a_spent_budget_are_skipped(
+    tmp_path: Path, corpus_backend: EmbeddedBackend, stuck: StuckReranker
+) -> None:
+    client = make_client(
+        tmp_path, corpus_backend, rerankers=(stuck, Reverse()), search_budget_ms=50
+    )
+    body = client.post("/products/_search", json=BODY).json()
+    assert body["_shoprank"]["degraded"] == ["rerank:stuck: timeout", "rerank:reverse: deadline"]
+
+
+def test_search_metrics_per_stage_and_mode(tmp_path: Path, corpus_backend: EmbeddedBackend) -> None:
+    client = make_client(tmp_path, corpus_backend)
+    client.post("/products/_search", json={**BODY, "ext": {"shoprank": {"mode": "lexical"}}})
+    text = client.get("/_shoprank/metrics").text
+    assert 'shoprank_search_stage_seconds_count{mode="lexical",stage="total"}' in text
+    assert 'shoprank_searches_total{mode="lexical"}' in text
+    assert re.search(
+        r'shoprank_http_requests_total\{method="POST",route="search",status="200"\}', text
+    )
+
+
+def test_extra_rerankers_load_from_import_paths() -> None:
+    loaded = load_extra_rerankers(["tests.unit.test_degradation:Reverse"])
+    assert [r.name for r in loaded] == ["reverse"]
+    window = [Candidate("a", 2.0), Candidate("b", 1.0)]
+    reranked = loaded[0].rerank(
+        RerankContext(index="i", query_text="q", user_id=None, body={}), window
+    )
+    assert [c.id for c in reranked] == ["b", "a"]
+    from shoprank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot import"):
+        load_extra_rerankers(["tests.unit.test_degradation:Nope"])
