@@ -166,7 +166,7 @@ class GuardMiddleware:
             self.limiter.check(client)
         # Script and rewrite paths need an admin key; past that the proxy's read-only
         # allowlist (shoprank.plugin.proxy) refuses them.
-        authorize(route, identity, settings)
+        authorize(route, identity, settings, client_host=(scope.get("client") or (None,))[0])
         if scope.get("method") not in ("HEAD", "OPTIONS"):
             limit = (
                 max(settings.max_event_body_bytes, settings.max_body_bytes)

@@ -9,6 +9,7 @@ and aggregations always come from the lexical query with its filters.
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -149,6 +150,7 @@ class SearchService:
         self.rerankers = list(rerankers)
         self._vector_cache: OrderedDict[str, list[float]] = OrderedDict()
         self.vector_cache_size = 1024
+        self._cache_lock = threading.Lock()
         # Runs optional stages under the search's deadline (shoprank.plugin.stages).
         self.stages = StageRunner()
         self.understanding = QueryUnderstanding(backend=backend, settings=settings)
@@ -232,19 +234,21 @@ class SearchService:
         """The query's vector in the text space (MiniLM) or the image space (CLIP text
         tower), from an LRU cache of recent queries."""
         key = f"{space}\x00{text}"
-        cached = self._vector_cache.get(key)
-        if cached is not None:
-            self._vector_cache.move_to_end(key)
-            return cached
+        with self._cache_lock:  # stages on worker threads embed too
+            cached = self._vector_cache.get(key)
+            if cached is not None:
+                self._vector_cache.move_to_end(key)
+                return cached
         factory = self._encoder_factory if space == "text" else self._image_text_factory
         if factory is None:
             raise ShoprankError(f"no {space} query encoder is configured")
         vector = factory().encode([text])[0]
         values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
         if self.vector_cache_size > 0:
-            self._vector_cache[key] = values
-            if len(self._vector_cache) > self.vector_cache_size:
-                self._vector_cache.popitem(last=False)
+            with self._cache_lock:
+                self._vector_cache[key] = values
+                while len(self._vector_cache) > self.vector_cache_size:
+                    self._vector_cache.popitem(last=False)
         return values
 
     def _resolve_vector_builders(self, body: dict[str, Any]) -> None:
@@ -279,7 +283,7 @@ class SearchService:
         self._resolve_vector_builders(request.body)
         timings["embed_ms"] = (time.perf_counter() - t0) * 1000
         embed = self.embed_query if self._encoder_factory is not None else None
-        self.understanding.prepare(request, embed, timings)
+        self.understanding.prepare(request, embed, timings, runner=self.stages)
         applied = self._effective_mode(request)
 
         def retrieve() -> tuple[dict[str, Any], list[str]]:

@@ -2,7 +2,7 @@
 
 Scopes are ordered, `read` < `write` < `admin`: a key allows its own scope and every lower
 one. Keys come from `SHOPRANK_API_KEYS` (`{"key": "scope"}`) and are compared in constant
-time. With no key configured access control is off (serve on loopback only).
+time. With no key configured, protected routes answer loopback clients only.
 
     route                                          scope
     GET  /, /_shoprank/health, /_shoprank/ready    none
@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -156,11 +157,31 @@ def authenticate(header: str | None, settings: Settings) -> Identity:
     return Identity(found, _fingerprint(found_key), True)
 
 
-def authorize(route: RouteClass, identity: Identity, settings: Settings) -> None:
-    """Raise 401 (no or unknown key) or 403 (scope too low) when `route` is not allowed."""
-    if not settings.api_keys:
-        return  # access control off
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def authorize(
+    route: RouteClass, identity: Identity, settings: Settings, *, client_host: str | None = None
+) -> None:
+    """Raise 401 (no or unknown key) or 403 (scope too low) when `route` is not allowed.
+
+    With no key configured, searches stay as configured and every protected route (events,
+    products, profiles, metrics, administration) answers only clients on the loopback
+    interface: a server exposed without keys never opens its write paths to the network."""
     needed = route.scope
+    if not settings.api_keys:
+        if needed in (PUBLIC, SEARCH) or is_loopback(client_host):
+            return
+        raise ForbiddenError(
+            f"action [{route.name}] is only allowed from loopback while no API keys are "
+            "configured; set SHOPRANK_API_KEYS and send `Authorization: ApiKey <key>`"
+        )
     if needed == PUBLIC:
         return
     if needed == SEARCH:

@@ -184,8 +184,18 @@ class QueryUnderstanding:
                 notes.append(f"intent: no query embedding ({exc.reason}); words only")
         return predictor.predict(text, embedding=embedding)
 
-    def prepare(self, request: Any, embed: Embed | None, timings: dict[str, float]) -> None:
-        """Predict the intent of a `full`-mode request and rewrite its body in place."""
+    def prepare(
+        self,
+        request: Any,
+        embed: Embed | None,
+        timings: dict[str, float],
+        *,
+        runner: Any = None,
+    ) -> None:
+        """Predict the intent of a `full`-mode request and rewrite its body in place.
+
+        With a `runner` (`shoprank.plugin.stages.StageRunner`) the prediction is bound by
+        the request's deadline: a late prediction means no rewrite, noted as degraded."""
         if request.mode != "full" or not request.query_text:
             return
         t0 = time.perf_counter()
@@ -201,20 +211,40 @@ class QueryUnderstanding:
             finally:
                 embed_ms += (time.perf_counter() - start) * 1000
 
-        try:
-            understanding = self.understand(
-                request.index,
-                request.query_text,
-                embed=timed if embed is not None else None,
-                notes=request.notes,
+        notes: list[str] = []
+
+        def predict() -> Any:
+            try:
+                return self.understand(
+                    request.index,
+                    request.query_text,
+                    embed=timed if embed is not None else None,
+                    notes=notes,
+                )
+            except ShoprankError as exc:
+                return exc  # raised or reported on the request's thread below
+            except Exception as exc:  # noqa: BLE001 - query understanding is optional
+                return RuntimeError(f"prediction failed ({type(exc).__name__})")
+
+        if runner is not None:
+            understanding = runner.call(
+                "intent",
+                predict,
+                deadline=getattr(request, "deadline", None),
+                notes=request.degraded,
             )
-        except IndexNotFoundError:
-            raise  # the search itself answers 404
-        except ShoprankError as exc:
-            degrade(request.degraded, "intent", exc.reason)
+            if understanding is None:  # late: degraded and counted by the runner
+                return
+        else:
+            understanding = predict()
+        request.notes.extend(notes)
+        if isinstance(understanding, IndexNotFoundError):
+            raise understanding  # the search itself answers 404
+        if isinstance(understanding, ShoprankError):
+            degrade(request.degraded, "intent", understanding.reason)
             return
-        except Exception as exc:  # noqa: BLE001 - query understanding is optional
-            degrade(request.degraded, "intent", f"prediction failed ({type(exc).__name__})")
+        if isinstance(understanding, Exception):
+            degrade(request.degraded, "intent", str(understanding))
             return
         original = request.body
         try:

@@ -25,7 +25,7 @@ def _app(backend: Any, tmp_path: Path, encoder: TextEncoder | None = None, **opt
     service = make_service(settings, backend)
     if encoder is not None:
         service._encoder_factory = lambda: encoder
-    return TestClient(create_app(service))
+    return TestClient(create_app(service), client=("127.0.0.1", 50000))
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_an_unreachable_cluster_is_a_503_naming_the_setting(
     # Port 9 on loopback: nothing listens, the connection is refused at once.
     settings = Settings(data_dir=tmp_path, backend=backend_name, backend_url="http://127.0.0.1:9")  # type: ignore[arg-type]
     backend = make_backend(settings)
-    client = TestClient(create_app(make_service(settings, backend)))
+    client = TestClient(create_app(make_service(settings, backend)), client=("127.0.0.1", 50000))
     response = client.post(
         "/products/_search",
         json={"query": {"match_all": {}}, "ext": {"shoprank": {"mode": "lexical"}}},

@@ -22,6 +22,7 @@ def make_client(
     *,
     rerankers: tuple[Reranker, ...] = (),
     search_log: bool = False,
+    client: tuple[str, int] = ("127.0.0.1", 50000),
     **overrides: Any,
 ) -> TestClient:
     settings = Settings(data_dir=data_dir, **overrides)
@@ -33,7 +34,9 @@ def make_client(
     service = SearchService(
         backend=backend, settings=settings, rerankers=rerankers, search_logger=logger
     )
-    return TestClient(create_app(service), raise_server_exceptions=False)
+    test_client = TestClient(create_app(service), raise_server_exceptions=False, client=client)
+    test_client.service = service  # type: ignore[attr-defined]  # for tests that poke a stage
+    return test_client
 
 
 def key(name: str) -> dict[str, str]:

@@ -95,11 +95,16 @@ def test_search_is_public_by_default(tmp_path: Path, corpus_backend: EmbeddedBac
     assert client.post("/_shoprank/events", json=CLICK).status_code == 401
 
 
-def test_no_keys_configured_means_access_control_off(
+def test_no_keys_configured_opens_protected_routes_to_loopback_only(
     tmp_path: Path, corpus_backend: EmbeddedBackend
 ) -> None:
-    client = make_client(tmp_path, corpus_backend)
-    assert client.post("/_shoprank/events", json=CLICK).status_code == 200
+    local = make_client(tmp_path, corpus_backend)
+    assert local.post("/_shoprank/events", json=CLICK).status_code == 200
+    remote = make_client(tmp_path, corpus_backend, client=("203.0.113.9", 40000))
+    for route in ("events", "forget", "metrics"):
+        assert_security_error(call(remote, route), 403, "only allowed from loopback")
+    # Searches stay public.
+    assert remote.post("/products/_search", json={"query": {"match_all": {}}}).status_code == 200
 
 
 @pytest.mark.parametrize(

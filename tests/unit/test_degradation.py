@@ -158,3 +158,29 @@ def test_extra_rerankers_load_from_import_paths() -> None:
 
     with pytest.raises(ConfigError, match="cannot import"):
         load_extra_rerankers(["tests.unit.test_degradation:Nope"])
+
+
+def test_stuck_query_understanding_is_skipped_at_the_deadline(
+    tmp_path: Path, corpus_backend: EmbeddedBackend, retrieval_order: list[str]
+) -> None:
+    client = make_client(tmp_path, corpus_backend, search_budget_ms=100)
+    service = client.service  # type: ignore[attr-defined]
+    release = threading.Event()
+    understand = service.understanding.understand
+
+    def stuck(*args: object, **kwargs: object) -> object:
+        release.wait(30)
+        return understand(*args, **kwargs)
+
+    service.understanding.understand = stuck
+    before = degradations(client, "intent", "timeout")
+    try:
+        response = client.post("/products/_search", json=BODY)
+    finally:
+        release.set()
+    assert response.status_code == 200
+    body = response.json()
+    assert "intent: timeout" in body["_shoprank"]["degraded"]
+    assert "rewrite" not in body["_shoprank"]  # no rewrite from a late prediction
+    assert ids(body) == retrieval_order
+    assert degradations(client, "intent", "timeout") == before + 1

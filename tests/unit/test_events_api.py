@@ -19,7 +19,7 @@ CLICK = {"type": "click", "user_id": "alice", "product_id": "p1"}
 def client(tmp_path: Path) -> TestClient:
     app = FastAPI()
     app.include_router(make_events_router(Settings(data_dir=tmp_path)))
-    return TestClient(app)
+    return TestClient(app, client=("127.0.0.1", 50000))
 
 
 def count_of(client: TestClient, user: str = "alice") -> int:

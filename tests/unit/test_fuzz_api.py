@@ -213,13 +213,23 @@ EVENT = st.fixed_dictionaries(
 )
 
 
+FUZZ_KEY = "fuzz-admin-key"
+AUTH = {"Authorization": f"ApiKey {FUZZ_KEY}"}
+
+
 @pytest.fixture(scope="module")
 def client(
     tmp_path_factory: pytest.TempPathFactory, corpus_backend: EmbeddedBackend
 ) -> Iterator[TestClient]:
-    yield make_client(
-        tmp_path_factory.mktemp("fuzz"), corpus_backend, max_buckets=1_000, max_page_size=1_000
+    client = make_client(
+        tmp_path_factory.mktemp("fuzz"),
+        corpus_backend,
+        max_buckets=1_000,
+        max_page_size=1_000,
+        api_keys={FUZZ_KEY: "admin"},
     )
+    client.headers.update(AUTH)
+    yield client
 
 
 def assert_well_formed(response: Any, *, result_key: str | None = "hits", sent: Any = None) -> None:
@@ -312,7 +322,7 @@ def test_event_ndjson(client: TestClient, lines: list[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def api_schema(client: TestClient) -> Any:
-    return schemathesis.openapi.from_asgi("/_shoprank/openapi.json", client.app)
+    return schemathesis.openapi.from_asgi("/_shoprank/openapi.json", client.app, headers=AUTH)
 
 
 def test_openapi_documents_shoprank_routes(api_schema: Any) -> None:
@@ -336,7 +346,7 @@ def test_shoprank_api_from_openapi(api_schema: Any, mode: GenerationMode) -> Non
     )
     @given(case=strategy)
     def run(case: Any) -> None:
-        response = case.call()
+        response = case.call(headers=AUTH)
         assert response.status_code < 500, (case.method, case.formatted_path, response.text)
         if response.status_code >= 400:
             body = response.json()
