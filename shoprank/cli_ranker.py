@@ -296,12 +296,17 @@ def evaluate_cmd(
                 )
         if logs:
             from shoprank.rerankers.ltr.reranker import load_scorer
-            from shoprank.rerankers.ltr.train import evaluate_logged_modes
+            from shoprank.rerankers.ltr.train import evaluate_logged_modes, propensities
 
-            _, test = load_dataset(settings).split(holdout)
+            train, test = load_dataset(settings).split(holdout)
             if not len(test):
                 _fail("no logged searches with features and engagement to evaluate", 3)
-            per_mode = evaluate_logged_modes(test, load_scorer(_registry(settings)), k=k)
+            per_mode = evaluate_logged_modes(
+                test,
+                load_scorer(_registry(settings)),
+                k=k,
+                propensity=propensities(train) if len(train) else None,
+            )
             results["logs"] = {m: per_mode[m] for m in chosen if m in per_mode}
     except ShoprankError as exc:
         _fail(exc.reason)

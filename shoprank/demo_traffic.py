@@ -96,15 +96,21 @@ def bootstrap(
     registry = _registry(settings)
     result: dict[str, Any] = {"traffic": traffic.as_dict()}
     try:
-        # The demo shows the learned model: promoted even if the log-based gate is unsure.
+        # The position-debiased gate decides, as in production (`train ranker`): on the
+        # simulated traffic the learned model beats the cold-start scorer and goes live.
         report = train_ranker(
             load_dataset(settings),
             registry=registry,
             live=load_scorer(registry),
             min_searches=min(settings.ranker_min_searches, 20),
-            force=True,
         )
-        echo(f"ranker {report.version} trained and live ({report.gate})")
+        if report.promoted:
+            echo(f"ranker {report.version} trained and live ({report.gate})")
+        else:
+            echo(
+                f"ranker {report.version} trained but not promoted ({report.gate}); "
+                f"`shoprank models promote {report.version}` makes it live anyway"
+            )
         result["ranker"] = report.as_dict()
     except NotEnoughDataError as exc:
         echo(f"ranker not trained: {exc.reason}")

@@ -211,8 +211,10 @@ class Settings(BaseSettings):
         le=1.0,
         description="Share of logged searches whose window features are stored for training.",
     )
-    ranker_gate_metric: Literal["ndcg@10", "ndcg@5", "mrr"] = Field(
-        default="ndcg@10", description="Held-out metric a new ranker must improve to go live."
+    ranker_gate_metric: Literal["dcg@10", "ndcg@10", "ndcg@5", "mrr"] = Field(
+        default="dcg@10",
+        description="Held-out metric a new ranker must improve to go live, engagement "
+        "weighted by inverse position propensities (dcg@10: unbiased IPS-DCG@10).",
     )
     ranker_gate_margin: float = Field(
         default=0.0, description="How much the new model must beat the live one by (absolute)."

@@ -9,6 +9,12 @@ and LightGBM learns a per-position examination factor jointly with the relevance
 position factor is neutralised at serve time. `debias=False` trains the plain, biased
 model (for comparison).
 
+The gate is debiased as well: the held-out engagement is weighted by the inverse of the
+examination propensity of the position it happened at (`propensities`: a position-based
+click model fitted on the training slice), and the default metric is the unbiased
+IPS-DCG@10 (`evaluate_scorer`). Unweighted, the live model that chose the order would
+look better than a truly better candidate.
+
 Needs the [ml] extra (lightgbm, onnxmltools); the serving path never imports this module.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Sequence
@@ -26,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from shoprank.errors import ConfigError, ShoprankError
-from shoprank.evaluation.metrics import mrr, ndcg_at_k
 from shoprank.rerankers.features.registry import FEATURE_NAMES, REGISTRY_VERSION, vectorise
 from shoprank.rerankers.ltr.dataset import Dataset
 from shoprank.rerankers.ltr.registry import ModelRegistry
@@ -168,11 +174,14 @@ def export(booster: Any, out: Path, meta: dict[str, Any]) -> Path:
     return out
 
 
-def propensities(data: Dataset, *, max_position: int = 100) -> np.ndarray:
-    """Examination propensity per 0-based position, estimated from the logs as the
-    engagement rate at each position relative to position 1 (monotone, floored at 0.05).
-    Used to reweight held-out engagement so the gate does not simply favour the order
-    the live model showed."""
+PROPENSITY_FLOOR = 0.05
+PROPENSITY_SAMPLE = 200_000  # impressions the click model is fitted on, at most
+
+
+def naive_propensities(data: Dataset, *, max_position: int = 100) -> np.ndarray:
+    """Engagement rate per 0-based position relative to position 1 (monotone, floored at
+    0.05). Confounded by relevance (the logging ranker put its best guesses on top), so it
+    over-states the position bias; only the starting point of `propensities`."""
     hits = np.zeros(max_position)
     shown = np.zeros(max_position)
     for search in data.searches:
@@ -183,9 +192,62 @@ def propensities(data: Dataset, *, max_position: int = 100) -> np.ndarray:
     rate = np.divide(hits, shown, out=np.zeros(max_position), where=shown > 0)
     if rate[0] <= 0:
         return np.ones(max_position)
-    prop = np.minimum.accumulate(np.clip(rate / rate[0], 0.05, 1.0))
+    prop = np.minimum.accumulate(np.clip(rate / rate[0], PROPENSITY_FLOOR, 1.0))
     prop[shown == 0] = prop[shown > 0][-1] if (shown > 0).any() else 1.0
     return np.asarray(prop)
+
+
+def propensities(data: Dataset, *, max_position: int = 100, iterations: int = 100) -> np.ndarray:
+    """Examination propensity per 0-based position (position 1 = 1.0), estimated from the
+    logs with a position-based click model, as training does: P(engaged at position k) =
+    theta_k x relevance(features), examination and relevance fitted jointly by
+    regression-EM (Wang et al., "Position Bias Estimation for Unbiased Learning to Rank in
+    Personal Search", WSDM 2018) with a logistic relevance model over the registry's
+    (standardised) features. Because relevance is explained by the features - the user's
+    affinities included - a relevant product shown on top does not pass for examination,
+    which the raw engagement rate per position (`naive_propensities`) cannot tell apart.
+    Monotone, floored at 0.05 (a deep engagement weighs at most 20x)."""
+    x, y, _, pos = data.matrices()
+    keep = (pos >= 0) & (pos < max_position)
+    if not keep.any() or not (y[keep] > 0).any():
+        return np.ones(max_position)
+    rows = np.nonzero(keep)[0]
+    if len(rows) > PROPENSITY_SAMPLE:  # bounded cost on large logs (deterministic sample)
+        rows = np.sort(np.random.default_rng(0).choice(rows, PROPENSITY_SAMPLE, replace=False))
+    feats = x[rows].astype(np.float64)
+    pos, click = pos[rows], y[rows] > 0
+    sd = feats.std(axis=0)
+    sd[sd == 0] = 1.0
+    design = np.hstack([(feats - feats.mean(axis=0)) / sd, np.ones((len(feats), 1))])
+    shown = np.bincount(pos, minlength=max_position).astype(np.float64)
+    theta = np.clip(naive_propensities(data, max_position=max_position), 0.05, 0.95)
+    w = np.zeros(design.shape[1])
+    for _ in range(iterations):
+        t, g = theta[pos], _sigmoid(design @ w)
+        denom = np.maximum(1.0 - t * g, 1e-9)
+        examined = np.where(click, 1.0, t * (1.0 - g) / denom)
+        relevant = np.where(click, 1.0, (1.0 - t) * g / denom)
+        theta = np.clip(
+            np.divide(
+                np.bincount(pos, examined, max_position),
+                shown,
+                out=np.ones(max_position),
+                where=shown > 0,
+            ),
+            1e-3,
+            1.0,
+        )
+        for _ in range(10):  # a few gradient steps of the (soft-label) logistic regression
+            g = _sigmoid(design @ w)
+            w -= design.T @ (g - relevant) / len(design) + 1e-3 * w
+    prop = np.minimum.accumulate(np.clip(theta / theta[0], PROPENSITY_FLOOR, 1.0))
+    last = int(np.nonzero(shown > 0)[0][-1])
+    prop[last + 1 :] = prop[last]
+    return np.asarray(prop)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0))))
 
 
 def evaluate_scorer(
@@ -195,29 +257,48 @@ def evaluate_scorer(
     k: int = 10,
     propensity: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Mean nDCG@5/@k and MRR of reranking each logged window by `scorer` (None = the
-    logged order, i.e. what the live ranker showed). With `propensity`, each engaged
-    product's grade is divided by the examination propensity of the position it was shown
-    at (inverse propensity weighting)."""
-    ndcg5, ndcgk, rr = [], [], []
+    """Mean DCG@k, nDCG@5/@k and MRR of reranking each logged window by `scorer` (None =
+    the logged order, i.e. what the live ranker showed), the engagement grade g of each
+    product as its label.
+
+    With `propensity`, each engaged product's gain 2^g - 1 is divided by the examination
+    propensity of the position it was shown at (inverse propensity scoring). The mean
+    IPS-DCG@k is then an unbiased estimate of the DCG@k the scorer's order would earn if
+    shoppers examined every position alike (Agarwal et al., "A General Framework for
+    Counterfactual Learning-to-Rank", SIGIR 2019) - the gate's default metric. The nDCG
+    keys divide it by the IPS-weighted ideal DCG of the same window: a ratio, so not
+    unbiased, kept for comparison."""
+    dcgk, ndcg5, ndcgk, rr = [], [], [], []
     for search in data.searches:
-        grades = dict(zip(search.ids, search.grades, strict=True))
-        if propensity is not None:
-            grades = {
-                pid: g / float(propensity[min(pos, len(propensity)) - 1]) if g else 0.0
-                for pid, g, pos in zip(search.ids, search.grades, search.positions, strict=True)
-            }
+        gains = {}
+        for pid, g, pos in zip(search.ids, search.grades, search.positions, strict=True):
+            gain = math.pow(2.0, g) - 1.0
+            if g and propensity is not None:
+                gain /= float(propensity[min(max(pos, 1), len(propensity)) - 1])
+            gains[pid] = gain
         if scorer is None:
             ranked = [pid for _, pid in sorted(zip(search.positions, search.ids, strict=True))]
         else:
             scores = scorer.score(vectorise(search.features))
             order = sorted(range(len(search.ids)), key=lambda i: (-float(scores[i]), i))
             ranked = [search.ids[i] for i in order]
-        ndcg5.append(ndcg_at_k(ranked, grades, 5))
-        ndcgk.append(ndcg_at_k(ranked, grades, k))
-        rr.append(mrr(ranked, grades))
+        ideal = sorted(gains.values(), reverse=True)
+        got = [gains[pid] for pid in ranked]
+        dcgk.append(_dcg(got[:k]))
+        ndcg5.append(_dcg(got[:5]) / max(_dcg(ideal[:5]), 1e-12))
+        ndcgk.append(_dcg(got[:k]) / max(_dcg(ideal[:k]), 1e-12))
+        rr.append(next((1.0 / (i + 1) for i, gain in enumerate(got) if gain > 0), 0.0))
     n = max(len(data.searches), 1)
-    return {"ndcg@5": sum(ndcg5) / n, f"ndcg@{k}": sum(ndcgk) / n, "mrr": sum(rr) / n}
+    return {
+        f"dcg@{k}": sum(dcgk) / n,
+        "ndcg@5": sum(ndcg5) / n,
+        f"ndcg@{k}": sum(ndcgk) / n,
+        "mrr": sum(rr) / n,
+    }
+
+
+def _dcg(gains: Sequence[float]) -> float:
+    return float(sum(g / math.log2(i + 2) for i, g in enumerate(gains)))
 
 
 def parity(booster: Any, scorer: OnnxScorer, x: np.ndarray) -> float:
@@ -229,6 +310,44 @@ def parity(booster: Any, scorer: OnnxScorer, x: np.ndarray) -> float:
     return float(np.max(np.abs(ref - got)))
 
 
+@dataclass
+class GateResult:
+    wins: bool
+    verdict: str
+    metrics: dict[str, dict[str, float]]
+    propensity: np.ndarray
+
+
+def gate(
+    candidate: Scorer,
+    live: Scorer,
+    train: Dataset,
+    test: Dataset,
+    *,
+    metric: str = "dcg@10",
+    margin: float = 0.0,
+) -> GateResult:
+    """Does `candidate` beat `live` by more than `margin` on `metric` over the held-out
+    logged windows `test`? Position-debiased whether or not either model was trained so:
+    examination propensities are estimated on `train` (`propensities`) and the held-out
+    engagement is weighted by their inverse (`evaluate_scorer`)."""
+    prop = propensities(train)
+    metrics = {
+        "candidate": evaluate_scorer(candidate, test, propensity=prop),
+        "live": evaluate_scorer(live, test, propensity=prop),
+        "logged": evaluate_scorer(None, test, propensity=prop),
+    }
+    if metric not in metrics["candidate"]:
+        raise ConfigError(f"unknown gate metric {metric!r}; one of {', '.join(metrics['live'])}")
+    new, old = metrics["candidate"][metric], metrics["live"][metric]
+    wins = new > old + margin
+    verdict = (
+        f"{metric} (position-debiased): candidate {new:.4f} vs live {live.version} {old:.4f} "
+        f"(margin {margin}) → {'pass' if wins else 'fail'}"
+    )
+    return GateResult(wins, verdict, metrics, prop)
+
+
 def train_ranker(
     data: Dataset,
     *,
@@ -237,13 +356,14 @@ def train_ranker(
     params: TrainParams | None = None,
     holdout: float = 0.2,
     min_searches: int = 50,
-    gate_metric: str = "ndcg@10",
+    gate_metric: str = "dcg@10",
     gate_margin: float = 0.0,
     promote: bool = True,
     force: bool = False,
 ) -> TrainReport:
     """Train, export, check ONNX parity, compare with the live model on the held-out
-    (latest) searches and promote when it wins by `gate_margin` on `gate_metric`."""
+    (latest) searches and promote when it wins by `gate_margin` on `gate_metric`
+    (position-debiased: see `evaluate_scorer` and `propensities`)."""
     params = params or TrainParams()
     if len(data) < min_searches:
         raise NotEnoughDataError(
@@ -274,15 +394,16 @@ def train_ranker(
     diff = parity(booster, scorer, x_test)
     if diff > PARITY_TOLERANCE:
         raise ShoprankError(f"ONNX export differs from LightGBM by {diff:.2e} (> 1e-5)")
-    prop = propensities(train) if params.debias else None
-    metrics = {
-        "candidate": evaluate_scorer(scorer, test, propensity=prop),
-        "live": evaluate_scorer(live, test, propensity=prop),
-        "logged": evaluate_scorer(None, test, propensity=prop),
-    }
+    result = gate(scorer, live, train, test, metric=gate_metric, margin=gate_margin)
+    metrics = result.metrics
     meta["offline_metrics"] = metrics
-    meta["gate_weighting"] = "inverse propensity" if prop is not None else "none"
-    meta["propensities"] = [round(float(p), 4) for p in prop[:20]] if prop is not None else None
+    meta["gate"] = {
+        "metric": gate_metric,
+        "margin": gate_margin,
+        "weighting": "inverse propensity (position-based click model, regression-EM)",
+        "verdict": result.verdict,
+    }
+    meta["propensities"] = [round(float(p), 4) for p in result.propensity[:20]]
     meta["live_at_training"] = live.version
     meta["parity_max_abs_diff"] = diff
     (path / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -294,13 +415,9 @@ def train_ranker(
         holdout_searches=len(test),
         metrics=metrics,
         parity_max_abs_diff=diff,
+        gate=result.verdict,
     )
-    new, old = metrics["candidate"][gate_metric], metrics["live"][gate_metric]
-    wins = new > old + gate_margin
-    report.gate = (
-        f"{gate_metric}: candidate {new:.4f} vs live {live.version} {old:.4f} "
-        f"(margin {gate_margin}) → {'pass' if wins else 'fail'}"
-    )
+    wins = result.wins
     if promote and (wins or force):
         registry.promote(version, reason="forced" if force and not wins else "gate")
         report.promoted = True
@@ -319,11 +436,16 @@ LOG_MODE_FEATURES = {"lexical": "lex_rr", "vector": "vec_rr", "hybrid": "retriev
 
 
 def evaluate_logged_modes(
-    data: Dataset, live: Scorer, *, k: int = 10
+    data: Dataset,
+    live: Scorer,
+    *,
+    k: int = 10,
+    propensity: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Each mode's order within the logged windows, scored by the logged engagement:
-    `lexical` / `vector` / `hybrid` re-sort the window by that leg's logged rank, `full`
-    by the live model's score. (Only what the window held can be judged from logs.)"""
+    """Each mode's order within the logged windows, scored by the logged engagement
+    (weighted by inverse `propensity` when given, as the gate does): `lexical` / `vector` /
+    `hybrid` re-sort the window by that leg's logged rank, `full` by the live model's
+    score. (Only what the window held can be judged from logs.) nDCG@k and MRR."""
 
     class _ByFeature:
         def __init__(self, name: str) -> None:
@@ -336,6 +458,10 @@ def evaluate_logged_modes(
         def contributions(self, x: np.ndarray) -> list[dict[str, float]]:
             return []
 
-    out = {mode: evaluate_scorer(_ByFeature(f), data, k=k) for mode, f in LOG_MODE_FEATURES.items()}
-    out["full"] = evaluate_scorer(live, data, k=k)
+    scorers: dict[str, Scorer] = {m: _ByFeature(f) for m, f in LOG_MODE_FEATURES.items()}
+    scorers["full"] = live
+    out = {}
+    for mode, scorer in scorers.items():
+        values = evaluate_scorer(scorer, data, k=k, propensity=propensity)
+        out[mode] = {key: v for key, v in values.items() if not key.startswith("dcg@")}
     return out

@@ -38,7 +38,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
 
 def test_simulate_train_and_personalise(shop: tuple[Server, Path]) -> None:
     srv, data_dir = shop
-    env = {"SHOPRANK_PRODUCT_INDEX": "demo"}
+    # the CLI's in-process searches (evaluate) get the server's generous ranker budget too
+    env = {"SHOPRANK_PRODUCT_INDEX": "demo", "SHOPRANK_RERANK_TIMEOUT_MS": "500"}
     holdout = data_dir / "holdout.jsonl"
     report = run(srv.url, index="demo", shoppers=30, sessions=4, holdout_out=holdout, seed=5)
     assert report.searches == 240 and report.clicks > 50

@@ -20,8 +20,11 @@ from shoprank.rerankers.ltr.scorers import DEFAULT_VERSION, DefaultScorer, OnnxS
 from shoprank.rerankers.ltr.train import (
     NotEnoughDataError,
     TrainParams,
+    evaluate_scorer,
     fit,
+    gate,
     parity,
+    propensities,
     train_ranker,
 )
 
@@ -163,8 +166,11 @@ def test_gate_promotes_better_refuses_worse_and_rollback(tmp_path: Path, logs: D
     assert weak.promoted and reg.live() == weak.version
     good = train_ranker(logs, registry=reg, live=load_scorer(reg), min_searches=1)
     assert good.promoted and reg.live() == good.version, good.gate
-    worse = train_ranker(_shuffled(logs, 4), registry=reg, live=load_scorer(reg), min_searches=1)
-    assert not worse.promoted and "fail" in worse.gate
+    # (the gate's refusals: test_gate_refuses_worse_models; here only the registry)
+    worse = train_ranker(
+        _shuffled(logs, 4), registry=reg, live=DefaultScorer(), min_searches=1, promote=False
+    )
+    assert not worse.promoted
     assert reg.live() == good.version
     reg.promote(worse.version)
     assert reg.live() == worse.version
@@ -178,6 +184,96 @@ def test_gate_promotes_better_refuses_worse_and_rollback(tmp_path: Path, logs: D
         train_ranker(
             Dataset(logs.searches[:3]), registry=reg, live=DefaultScorer(), min_searches=50
         )
+
+
+class _Negated:
+    """A scorer that ranks exactly opposite to another one."""
+
+    def __init__(self, scorer: OnnxScorer) -> None:
+        self.inner = scorer
+        self.version = f"negated-{scorer.version}"
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return -self.inner.score(x)
+
+    def contributions(self, x: np.ndarray) -> list[dict[str, float]]:
+        return []
+
+
+def test_position_propensities_are_estimated_from_the_logs(logs: Dataset) -> None:
+    """The gate's examination propensities, estimated from clicks alone, follow the
+    simulator's examination curve (1/r)^1.2 - not the click rate per position, which also
+    carries the logging ranker's relevance."""
+    train, _ = logs.split(0.2)
+    estimated = propensities(train)[:10]
+    truth = np.asarray([(1 / r) ** EXAMINE_ETA for r in range(1, 11)])
+    assert estimated[0] == 1.0
+    assert np.all(np.diff(estimated) <= 0)
+    assert np.max(np.abs(estimated - truth)) < 0.08, np.round(estimated, 3)
+
+
+def test_gate_promotes_debiased_model_that_is_truly_better(tmp_path: Path, logs: Dataset) -> None:
+    """The live model learnt the position bias (trained without correction); the
+    corrected candidate ranks closer to the true grades. Judged by logged clicks alone the
+    live model looks better (it agrees with where clicks landed because of position);
+    the gate, which weights clicks by inverse propensity, promotes the candidate."""
+    _, fresh = simulated_logs(300, seed=2)
+    reg = ModelRegistry(tmp_path)
+    biased = train_ranker(
+        logs,
+        registry=reg,
+        live=DefaultScorer(),
+        params=TrainParams(debias=False),
+        min_searches=1,
+        force=True,
+    )
+    assert reg.live() == biased.version
+    candidate = train_ranker(logs, registry=reg, live=load_scorer(reg), min_searches=1)
+    truly = {
+        "candidate": true_ndcg(OnnxScorer(candidate.path), fresh),
+        "live": true_ndcg(OnnxScorer(biased.path), fresh),
+    }
+    assert truly["candidate"] > truly["live"] + 0.02, truly  # the premise
+    assert candidate.promoted and reg.live() == candidate.version, candidate.gate
+    assert "pass" in candidate.gate and "dcg@10" in candidate.gate
+    # the uncorrected click metric prefers the biased live model
+    train, test = logs.split(0.2)
+    raw_candidate = evaluate_scorer(OnnxScorer(candidate.path), test)["dcg@10"]
+    raw_live = evaluate_scorer(OnnxScorer(biased.path), test)["dcg@10"]
+    assert raw_live > raw_candidate
+    # the margin is configurable: a margin larger than the gain refuses
+    high = gate(
+        OnnxScorer(candidate.path),
+        OnnxScorer(biased.path),
+        train,
+        test,
+        margin=candidate.metrics["candidate"]["dcg@10"],
+    )
+    assert not high.wins and "fail" in high.verdict
+
+
+def test_gate_refuses_worse_models(tmp_path: Path, logs: Dataset) -> None:
+    """Against a good live model the gate refuses its exact inverse, a model trained on
+    shuffled engagement and the live model itself (not strictly better)."""
+    _, fresh = simulated_logs(300, seed=2)
+    reg = ModelRegistry(tmp_path)
+    good = OnnxScorer(
+        train_ranker(logs, registry=reg, live=DefaultScorer(), min_searches=1, promote=False).path
+    )
+    shuffled = OnnxScorer(
+        train_ranker(
+            _shuffled(logs, 4), registry=reg, live=DefaultScorer(), min_searches=1, promote=False
+        ).path
+    )
+    inverted = _Negated(good)
+    assert true_ndcg(good, fresh) > true_ndcg(shuffled, fresh) + 0.1  # the premise
+    train, test = logs.split(0.2)
+    for metric in ("dcg@10", "ndcg@10"):
+        for worse in (inverted, shuffled, good):
+            result = gate(worse, good, train, test, metric=metric)
+            assert not result.wins and "fail" in result.verdict, (worse.version, result.verdict)
+    with pytest.raises(ConfigError, match="unknown gate metric"):
+        gate(good, good, train, test, metric="precision@3")
 
 
 def test_model_with_another_feature_registry_refuses_to_load(tmp_path: Path, logs: Dataset) -> None:
