@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, cast
 
 import click
 
+from shoprank.cli_common import fail
 from shoprank.errors import ShoprankError
 
 
@@ -26,8 +27,7 @@ def _service() -> Any:
 
 
 def _fail(exc: ShoprankError) -> None:
-    click.echo(f"error: {exc.reason}", err=True)
-    sys.exit(2 if exc.status < 500 else 1)
+    fail(exc.reason, 2 if exc.status < 500 else 1)
 
 
 def _open(path: Path) -> BinaryIO:

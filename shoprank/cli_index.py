@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from shoprank.cli_common import fail
 from shoprank.errors import ShoprankError
 from shoprank.settings import Settings
 
@@ -24,8 +25,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def _fail(exc: ShoprankError) -> None:
-    click.echo(f"error: {exc.reason}", err=True)
-    sys.exit(2 if exc.status == 400 else 1)
+    fail(exc.reason, 2 if exc.status == 400 else 1)
 
 
 @click.group()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from shoprank.cli_common import current_settings, fail
 from shoprank.errors import ShoprankError
-from shoprank.settings import Settings
 
 
 @click.group()
@@ -17,15 +17,8 @@ def models() -> None:
     """Export encoders for onnxruntime (the query path and fast indexing run without torch)."""
 
 
-def _settings() -> Settings:
-    from shoprank.settings import get_settings
-
-    return get_settings()
-
-
 def _fail(exc: ShoprankError) -> None:
-    click.echo(f"error: {exc.reason}", err=True)
-    sys.exit(1)
+    fail(exc.reason)
 
 
 @models.command("export-text")
@@ -41,7 +34,7 @@ def export_text(out: Path | None, quantize: str, max_length: int | None) -> None
     """Export the packaged MiniLM text encoder to ONNX (int8 by default)."""
     from shoprank.indexing.encoders.onnx_text import export_text_onnx
 
-    settings = _settings()
+    settings = current_settings()
     target = out or settings.onnx_text_dir
     try:
         path = export_text_onnx(
@@ -71,7 +64,7 @@ def export_clip_text(model: str | None, out: Path | None) -> None:
     """Export CLIP's text tower to ONNX for the text→image search leg."""
     from shoprank.indexing.encoders.clip import export_clip_text_onnx
 
-    settings = _settings()
+    settings = current_settings()
     source = model or settings.image_model
     if not source:
         click.echo("error: give --model or set SHOPRANK_IMAGE_MODEL", err=True)

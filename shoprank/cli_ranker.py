@@ -4,25 +4,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from shoprank.cli_common import current_settings, fail
 from shoprank.errors import ShoprankError
 from shoprank.settings import Settings
-
-
-def _settings() -> Settings:
-    from shoprank.settings import get_settings
-
-    return get_settings()
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _registry(settings: Settings) -> Any:
@@ -76,7 +65,7 @@ def train_ranker_cmd(
     from shoprank.rerankers.ltr.reranker import load_scorer
     from shoprank.rerankers.ltr.train import NotEnoughDataError, TrainParams, train_ranker
 
-    settings = _settings()
+    settings = current_settings()
     registry = _registry(settings)
     data = load_dataset(settings)
     try:
@@ -93,10 +82,10 @@ def train_ranker_cmd(
             force=force,
         )
     except NotEnoughDataError as exc:
-        _fail(exc.reason, 3)
+        fail(exc.reason, 3)
         return
     except ShoprankError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
         return
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
@@ -118,7 +107,7 @@ def models_list(as_json: bool) -> None:
     """Ranker model versions (* = live) with their held-out metrics."""
     from shoprank.rerankers.ltr.scorers import DEFAULT_VERSION
 
-    registry = _registry(_settings())
+    registry = _registry(current_settings())
     live = registry.live() or DEFAULT_VERSION
     versions = registry.versions()
     if as_json:
@@ -137,9 +126,9 @@ def models_list(as_json: bool) -> None:
 def models_promote(version: str) -> None:
     """Make VERSION (or default-v1) the live ranker."""
     try:
-        _registry(_settings()).promote(version)
+        _registry(current_settings()).promote(version)
     except ShoprankError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
     click.echo(f"live ranker: {version}")
 
 
@@ -147,9 +136,9 @@ def models_promote(version: str) -> None:
 def models_rollback() -> None:
     """Go back to the ranker that was live before the last promotion."""
     try:
-        previous = _registry(_settings()).rollback()
+        previous = _registry(current_settings()).rollback()
     except ShoprankError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
         return
     click.echo(f"live ranker: {previous or 'default-v1'}")
 
@@ -226,7 +215,7 @@ def simulate_cmd(
             size=page_size,
         )
     except (RuntimeError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     click.echo(json.dumps(report.as_dict()))
 
@@ -271,13 +260,13 @@ def evaluate_cmd(
     """nDCG@k, MRR and recall@k of each mode, side by side."""
     from shoprank.evaluation import offline
 
-    settings = _settings()
+    settings = current_settings()
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in chosen if m not in offline.MODES]
     if bad:
-        _fail(f"unknown mode(s) {bad}; choose from {', '.join(offline.MODES)}", 2)
+        fail(f"unknown mode(s) {bad}; choose from {', '.join(offline.MODES)}", 2)
     if not (judgments or sessions or logs):
-        _fail("give --judgments, --sessions and/or --logs", 2)
+        fail("give --judgments, --sessions and/or --logs", 2)
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
         if judgments or sessions:
@@ -300,7 +289,7 @@ def evaluate_cmd(
 
             train, test = load_dataset(settings).split(holdout)
             if not len(test):
-                _fail("no logged searches with features and engagement to evaluate", 3)
+                fail("no logged searches with features and engagement to evaluate", 3)
             per_mode = evaluate_logged_modes(
                 test,
                 load_scorer(_registry(settings)),
@@ -309,7 +298,7 @@ def evaluate_cmd(
             )
             results["logs"] = {m: per_mode[m] for m in chosen if m in per_mode}
     except ShoprankError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
         return
     if as_json:
         click.echo(json.dumps(results, indent=2))

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from shoprank.errors import ConfigError, ShoprankError
+from shoprank.evaluation.metrics import dcg_of_gains
 from shoprank.rerankers.features.registry import FEATURE_NAMES, REGISTRY_VERSION, vectorise
 from shoprank.rerankers.ltr.dataset import Dataset
 from shoprank.rerankers.ltr.registry import ModelRegistry
@@ -284,9 +285,9 @@ def evaluate_scorer(
             ranked = [search.ids[i] for i in order]
         ideal = sorted(gains.values(), reverse=True)
         got = [gains[pid] for pid in ranked]
-        dcgk.append(_dcg(got[:k]))
-        ndcg5.append(_dcg(got[:5]) / max(_dcg(ideal[:5]), 1e-12))
-        ndcgk.append(_dcg(got[:k]) / max(_dcg(ideal[:k]), 1e-12))
+        dcgk.append(dcg_of_gains(got[:k]))
+        ndcg5.append(dcg_of_gains(got[:5]) / max(dcg_of_gains(ideal[:5]), 1e-12))
+        ndcgk.append(dcg_of_gains(got[:k]) / max(dcg_of_gains(ideal[:k]), 1e-12))
         rr.append(next((1.0 / (i + 1) for i, gain in enumerate(got) if gain > 0), 0.0))
     n = max(len(data.searches), 1)
     return {
@@ -295,10 +296,6 @@ def evaluate_scorer(
         f"ndcg@{k}": sum(ndcgk) / n,
         "mrr": sum(rr) / n,
     }
-
-
-def _dcg(gains: Sequence[float]) -> float:
-    return float(sum(g / math.log2(i + 2) for i, g in enumerate(gains)))
 
 
 def parity(booster: Any, scorer: OnnxScorer, x: np.ndarray) -> float:

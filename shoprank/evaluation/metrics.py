@@ -16,8 +16,13 @@ from shoprank.errors import BadRequestError
 Judgments = dict[str, dict[str, float]]  # query → product id → grade
 
 
+def dcg_of_gains(gains: Sequence[float]) -> float:
+    """Σ gain / log2(rank + 1) over gains already computed (e.g. propensity-weighted)."""
+    return float(sum(g / math.log2(i + 2) for i, g in enumerate(gains)))
+
+
 def dcg(grades: Sequence[float]) -> float:
-    return float(sum((math.pow(2.0, g) - 1.0) / math.log2(i + 2) for i, g in enumerate(grades)))
+    return dcg_of_gains([math.pow(2.0, g) - 1.0 for g in grades])
 
 
 def ndcg_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int = 10) -> float:
