@@ -44,8 +44,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# mypy strict over the package as it is installed (`shoprank.plugin`, ...): the namespace
+# view maps the source folders the way pyproject's package-dir does.
 typecheck: install
-	$(VENV)/bin/mypy shoprank plugin rerankers indexing workers
+	$(PY) .ci/namespace_view.py build/typecheck
+	MYPYPATH=build/typecheck $(VENV)/bin/mypy -p shoprank
 
 bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_embedded.py

@@ -28,11 +28,12 @@ from fastapi.responses import Response
 
 from shoprank.errors import BadRequestError, DocumentNotFoundError, es_error_body, http_status
 from shoprank.plugin.search import SearchService
+from shoprank.types import MODES
 
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"inspect.js": "text/javascript", "inspect.css": "text/css"}
 COMPARED_MODES = ("lexical", "hybrid", "full")
-JUDGED_MODES = ("lexical", "vector", "hybrid", "full")
+JUDGED_MODES = MODES
 IMAGE_FIELDS = ("image", "image_url", "imageUrl", "thumbnail", "images")
 MAX_JUDGED_QUERIES = 500
 

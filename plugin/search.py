@@ -30,9 +30,8 @@ from shoprank.plugin.stages import StageRunner
 from shoprank.rerankers.intent.service import QueryUnderstanding
 from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
 from shoprank.settings import Settings
+from shoprank.types import MODES, Mode
 
-Mode = Literal["lexical", "vector", "hybrid", "full"]
-MODES: tuple[Mode, ...] = ("lexical", "vector", "hybrid", "full")
 EXT_KEYS = {
     "mode",
     "user_id",

@@ -12,6 +12,7 @@ import click
 from shoprank.cli_index import _fail, _settings
 from shoprank.errors import ShoprankError
 from shoprank.settings import Settings
+from shoprank.types import MODES
 
 
 @click.group()
@@ -75,7 +76,7 @@ def _serve(settings: Settings, *, host: str, port: int, log_level: str = "info")
 @click.argument("text")
 @click.option(
     "--mode",
-    type=click.Choice(["lexical", "vector", "hybrid", "full"]),
+    type=click.Choice(MODES),
     default="full",
     show_default=True,
 )

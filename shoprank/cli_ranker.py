@@ -12,6 +12,7 @@ import click
 from shoprank.cli_common import current_settings, fail
 from shoprank.errors import ShoprankError
 from shoprank.settings import Settings
+from shoprank.types import MODES
 
 
 def _registry(settings: Settings) -> Any:
@@ -165,7 +166,7 @@ def models_rollback() -> None:
     "--mode",
     default="full",
     show_default=True,
-    type=click.Choice(["lexical", "vector", "hybrid", "full"]),
+    type=click.Choice(MODES),
 )
 @click.option(
     "--holdout-out",

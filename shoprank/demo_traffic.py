@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 
 def _train_intent(settings: Settings, index: str, echo: Callable[[str], None]) -> None:
-    """The intent model (issue 4), from the catalog and whatever click logs exist."""
+    """The intent model, from the catalog and whatever click logs exist."""
     from shoprank.errors import ShoprankError
     from shoprank.rerankers.intent.training import train_intent
 

@@ -23,7 +23,7 @@ def degrade(notes: list[str], stage: str, reason: str) -> None:
     notes.append(f"{stage}: {reason}")
 
 
-# --- requests, stages, models, queues, events (issue 9) ---------------------------------
+# --- requests, stages, models, queues, events ---------------------------------
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

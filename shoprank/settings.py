@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shoprank.types import Mode
+
 # Read-only cluster APIs the drop-in endpoint forwards by default (see plugin/allowlist.py).
 DEFAULT_PROXY_ALLOWLIST: tuple[str, ...] = (
     "GET /_cluster/health",
@@ -77,7 +79,7 @@ class Settings(BaseSettings):
         description="A load whose share of bad products exceeds this aborts before the swap.",
     )
     max_text_tokens: int = Field(default=128, ge=8, le=512)
-    default_mode: Literal["lexical", "vector", "hybrid", "full"] = "full"
+    default_mode: Mode = "full"
     fusion: Literal["rrf", "linear"] = "rrf"
     rrf_k: int = Field(default=60, ge=1)
     linear_vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -111,7 +113,7 @@ class Settings(BaseSettings):
         """Tasks run in-process (no broker configured)."""
         return self.redis_url is None
 
-    # --- behaviour events and user profiles (issue 5) ---
+    # --- behaviour events and user profiles ---
     user_id_secret: str | None = Field(
         repr=False,
         default=None,
@@ -139,7 +141,7 @@ class Settings(BaseSettings):
     ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
     ctr_prior_impressions: float = Field(default=20.0, gt=0)
 
-    # --- security, limits and operations (issue 9; README "Security, limits and operations") ---
+    # --- security, limits and operations (README "Security, limits and operations") ---
     api_keys: dict[str, Literal["read", "write", "admin"]] = Field(
         repr=False,
         default_factory=dict,
@@ -198,7 +200,7 @@ class Settings(BaseSettings):
         default="json", description="`shoprank serve` logs: JSON lines (with the query id)."
     )
 
-    # --- learned ranker (issue 6) ---
+    # --- learned ranker ---
     rerank_timeout_ms: float = Field(
         default=25.0,
         gt=0,
@@ -226,7 +228,7 @@ class Settings(BaseSettings):
         "(below it the default scorer stays live).",
     )
 
-    # --- search log and inspector (issue 8) ---
+    # --- search log and inspector ---
     search_log: bool = Field(
         default=True,
         description="Log every search (query, intent, rewrite, timings, window) to the "
@@ -254,7 +256,7 @@ class Settings(BaseSettings):
         description="Judgments (query,product_id,grade) the inspector compares modes on.",
     )
 
-    # --- query understanding (issue 4) ---
+    # --- query understanding ---
     intent_attributes: list[str] = Field(
         default_factory=lambda: ["brand", "colour", "color", "material", "attr_t_product_colour"],
         description="Facet fields whose catalog values are recognised in queries (JSON).",
@@ -274,7 +276,7 @@ class Settings(BaseSettings):
         description="Fields searched with exact terms for SKU-like query tokens (JSON).",
     )
 
-    # --- Elasticsearch / OpenSearch clusters (issue 7) ---
+    # --- Elasticsearch / OpenSearch clusters ---
     backend_url: str = Field(
         default="http://localhost:9200",
         description="URL of the Elasticsearch/OpenSearch cluster (SHOPRANK_BACKEND=elasticsearch"

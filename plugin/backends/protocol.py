@@ -2,6 +2,17 @@
 
 Backends receive bodies in the Elasticsearch query DSL (already rewritten by shoprank, with
 any `query_vector_builder` resolved to a `query_vector`) and answer with ES response bodies.
+
+Two roles, each a protocol every backend implements in full:
+
+- `SearchBackend`: the read side the serving path uses (search, msearch, count, get, mget,
+  alias resolution and stored vectors);
+- `GenerationStore`: the write side re-index jobs use (index generations behind an alias,
+  batched writes, manifests, alias swap, retention and rollback).
+
+`Backend` is both, and what `make_backend` returns. What only some backends can do is a
+small runtime-checkable capability protocol (`NativeHybrid`, `Forwarding`, `ClusterClient`):
+callers test it with `isinstance`, never by probing attribute names.
 """
 
 from __future__ import annotations
@@ -11,9 +22,17 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from shoprank.errors import ShoprankError
+
+Vectors = dict[str, npt.NDArray[np.float32]]
+# Per vector field: the ids (or row positions) the rows belong to, and the rows.
+PartialVectors = dict[str, tuple[Any, npt.NDArray[np.float32]]]
+
 
 @runtime_checkable
 class SearchBackend(Protocol):
+    """The read side: what a search, a count or a document fetch needs."""
+
     name: str
 
     def info(self) -> dict[str, Any]:
@@ -22,6 +41,13 @@ class SearchBackend(Protocol):
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         """An ES `_search` response for `body` (query, knn, aggs, sort, from/size, _source)."""
+        ...
+
+    def msearch(
+        self, index: str, bodies: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | ShoprankError]:
+        """Several searches of one index (one round trip on a cluster); a failed item comes
+        back as its error, the others as responses, in the order of `bodies`."""
         ...
 
     def count(self, index: str, body: dict[str, Any] | None) -> int: ...
@@ -38,20 +64,59 @@ class SearchBackend(Protocol):
         """The concrete generation behind an alias (raises IndexNotFoundError)."""
         ...
 
-    def create_generation(self, alias: str, mapping: dict[str, Any]) -> str: ...
+    def vector_fields(self, index: str) -> dict[str, int]:
+        """Dense-vector fields of the index and their dimensions."""
+        ...
+
+    def vectors_of(self, index: str, ids: list[str], field: str) -> dict[str, Any]:
+        """The stored vectors of `field` for those ids that have one, keyed by id."""
+        ...
+
+
+@runtime_checkable
+class GenerationStore(Protocol):
+    """The write side: generations of an alias, built off-line and swapped in at once."""
+
+    def create_generation(self, alias: str, mapping: dict[str, Any]) -> str:
+        """A new, empty building generation of `alias`; returns its concrete name."""
+        ...
+
+    def clone_generation(self, alias: str, source: str) -> str:
+        """A new building generation of `alias` starting from the documents of `source`
+        (an incremental re-index then writes only what changed)."""
+        ...
 
     def bulk_upsert(
         self,
         index: str,
         docs: list[dict[str, Any]],
-        vectors: dict[str, npt.NDArray[np.float32]] | None = None,
+        vectors: Vectors | None = None,
     ) -> int: ...
+
+    def write_batch(
+        self,
+        index: str,
+        docs: list[dict[str, Any]],
+        vectors: Vectors | None = None,
+        *,
+        partial_vectors: PartialVectors | None = None,
+        delete_ids: list[str] | None = None,
+    ) -> int:
+        """Upserts and deletes as one unit, visible once it returns."""
+        ...
 
     def delete(self, index: str, ids: list[str]) -> int: ...
 
     def commit(self, index: str, *, ready: bool = False) -> int:
         """Make writes visible; with `ready`, mark a new generation complete. Returns count."""
         ...
+
+    def read_manifest(self, index: str) -> dict[str, Any] | None:
+        """What the re-index that built the generation behind `index` recorded (content
+        hash per product, models and mapping), or None."""
+        ...
+
+    def write_manifest(self, index: str, manifest: dict[str, Any]) -> None: ...
 
     def swap_alias(self, alias: str, generation: str) -> str | None: ...
 
@@ -60,3 +125,46 @@ class SearchBackend(Protocol):
     def rollback(self, alias: str) -> str: ...
 
     def generations(self, alias: str | None = None) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class Backend(SearchBackend, GenerationStore, Protocol):
+    """A complete backend: the read side and the write side."""
+
+
+@runtime_checkable
+class NativeHybrid(Protocol):
+    """A backend whose engine fuses lexical and kNN hits itself (ES `rrf` retriever,
+    OpenSearch `hybrid` query + normalization pipeline)."""
+
+    def native_hybrid(
+        self,
+        index: str,
+        body: dict[str, Any],
+        *,
+        vector: list[float],
+        field: str,
+        filters: list[dict[str, Any]],
+        window: int,
+        rrf_k: int = 60,
+        vector_weight: float = 0.5,
+    ) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Forwarding(Protocol):
+    """A backend in front of a cluster that can pass a request through unchanged."""
+
+    def forward(
+        self, method: str, path: str, *, params: dict[str, str], body: bytes | None
+    ) -> tuple[int, Any]:
+        """The cluster's status and decoded body for the request."""
+        ...
+
+
+@runtime_checkable
+class ClusterClient(Protocol):
+    """A backend that holds an official cluster client (the search log can reuse it)."""
+
+    @property
+    def client(self) -> Any: ...

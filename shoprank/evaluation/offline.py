@@ -16,8 +16,7 @@ from typing import Any
 
 from shoprank.errors import BadRequestError
 from shoprank.evaluation.metrics import load_judgments, mrr, ndcg_at_k, recall_at_k
-
-MODES = ("lexical", "vector", "hybrid", "full")
+from shoprank.types import MODES
 
 
 @dataclass
