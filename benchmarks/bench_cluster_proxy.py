@@ -27,13 +27,13 @@ import numpy as np
 from shoprank.indexing.mapping import product_mapping
 from shoprank.plugin.backends.elasticsearch import ElasticsearchBackend
 from shoprank.plugin.backends.opensearch import OpenSearchBackend
-from shoprank.plugin.backends.recording import (
+from shoprank.plugin.search import SearchService
+from shoprank.settings import Settings
+from shoprank.testing.recording import (
     ScriptedCluster,
     recording_elasticsearch,
     recording_opensearch,
 )
-from shoprank.plugin.search import SearchService
-from shoprank.settings import Settings
 
 BRANDS = ["HP", "Dell", "Sony", "Lenovo", "Apple", "Logitech"]
 BODIES: dict[str, dict[str, Any]] = {

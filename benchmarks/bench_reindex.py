@@ -46,7 +46,7 @@ def main() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir, encoder_backend=args.encoder)
     if args.encoder == "onnx" and not (settings.onnx_text_dir / "model.onnx").exists():
-        from shoprank.indexing.encoders.onnx_text import export_text_onnx
+        from shoprank.indexing.encoders.export_text import export_text_onnx
 
         t0 = time.perf_counter()
         export_text_onnx(settings.onnx_text_dir, max_length=settings.max_text_tokens)

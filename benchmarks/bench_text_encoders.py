@@ -38,10 +38,8 @@ from shoprank.indexing.encoders import (  # noqa: E402
     TextEncoder,
     TorchSentenceEncoder,
 )
-from shoprank.indexing.encoders.onnx_text import (  # noqa: E402
-    OnnxTextEncoder,
-    export_text_onnx,
-)
+from shoprank.indexing.encoders.export_text import export_text_onnx  # noqa: E402
+from shoprank.indexing.encoders.onnx_text import OnnxTextEncoder  # noqa: E402
 
 ICECAT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "icecat-products.jsonl.gz"
 MAX_LENGTH = 128

@@ -21,7 +21,7 @@ class ClipProductImages:
     """The pipeline's image embedder (see `ImageEmbedder` in `shoprank.indexing.pipeline`)."""
 
     def __init__(self, model: str) -> None:
-        from shoprank.indexing.encoders.clip import ClipImageEncoder
+        from shoprank.indexing.encoders.clip_image import ClipImageEncoder
 
         self.encoder = ClipImageEncoder(model)
 

@@ -10,7 +10,7 @@ import numpy as np
 from shoprank.indexing.cache import encode_with_cache
 from shoprank.indexing.catalog import embedding_text
 from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD, TEXT_VECTOR_FIELD
-from shoprank.indexing.pipeline import PipelineContext
+from shoprank.indexing.pipeline import PipelineContext, cache_suffix
 
 
 def upsert_products(ctx: PipelineContext, index: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def upsert_products(ctx: PipelineContext, index: str, docs: list[dict[str, Any]]
             ctx.encoder,
             [embedding_text(d) for d in batch],
             ctx.cache,
-            key_suffix=f"/len{getattr(ctx.encoder, 'max_length', '')}",
+            key_suffix=cache_suffix(ctx.encoder),
         )
         vectors[TEXT_VECTOR_FIELD] = matrix
     if ctx.images is not None and IMAGE_VECTOR_FIELD in fields and batch:

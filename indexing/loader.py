@@ -24,7 +24,7 @@ from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.incremental import upsert_products
 from shoprank.indexing.jobs import JobStore
 from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext, plan_job, run_local
-from shoprank.plugin.backends.protocol import SearchBackend
+from shoprank.plugin.backends.protocol import Backend
 
 Progress = Callable[[int, int], None]
 
@@ -88,7 +88,7 @@ def load_catalog(
     path: Path,
     *,
     index: str,
-    backend: SearchBackend,
+    backend: Backend,
     encoder: TextEncoder | None,
     lock_dir: Path,
     roles: FieldRoles | None = None,
@@ -158,7 +158,7 @@ def upsert_catalog(
     path: Path,
     *,
     index: str,
-    backend: SearchBackend,
+    backend: Backend,
     encoder: TextEncoder | None,
     roles: FieldRoles | None = None,
     price_multiplier: float = 1.0,

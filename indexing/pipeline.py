@@ -30,14 +30,25 @@ from shoprank.indexing.mapping import (
     product_mapping,
     text_language,
 )
-from shoprank.plugin.backends.protocol import SearchBackend
+from shoprank.plugin.backends.protocol import Backend
+
+
+class RejectedCatalogError(CatalogError):
+    """More bad rows than the load allows; `row_errors` lists them ({line, reason})."""
+
+    def __init__(self, reason: str, *, row_errors: list[dict[str, Any]]) -> None:
+        super().__init__(reason)
+        self.row_errors = row_errors
 
 
 class ImageEmbedder(Protocol):
     """Embeds the images of products; failures are per product, never per chunk."""
 
-    model_id: str
-    dims: int
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dims(self) -> int: ...
 
     def embed_products(
         self,
@@ -52,11 +63,18 @@ class ImageEmbedder(Protocol):
 
 @dataclass
 class PipelineContext:
-    backend: SearchBackend
+    """What the steps work with; the backend both serves (`resolve`, `mget`) and stores."""
+
+    backend: Backend
     jobs: JobStore
     encoder: TextEncoder | None = None
     images: ImageEmbedder | None = None
     cache: EmbeddingCache | None = None
+
+
+def cache_suffix(encoder: TextEncoder) -> str:
+    """The embedding-cache key suffix of `encoder`'s vectors (truncation changes them)."""
+    return f"/len{encoder.max_length}"
 
 
 @dataclass
@@ -130,13 +148,12 @@ def plan_job(
         report_dir.mkdir(parents=True, exist_ok=True)
         report_path = report_dir / "bad-products.jsonl"
         report_path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in bad))
-        error = CatalogError(
+        raise RejectedCatalogError(
             f"{len(report.errors)} of {report.rows} rows are bad ({rate:.1%}, over the "
             f"{max_failure_rate:.1%} limit); the alias [{alias}] was left unchanged; "
-            f"bad products: {report_path}"
+            f"bad products: {report_path}",
+            row_errors=bad,
         )
-        error.row_errors = bad  # type: ignore[attr-defined]
-        raise error
     for stale in ctx.jobs.all(alias):
         if stale.state in ("planned", "running"):
             stale.state, stale.error = "abandoned", "superseded by a new load"
@@ -210,11 +227,12 @@ def _content_hash(doc: dict[str, Any], base_dir: Path, *, images: bool) -> str:
 
 def _signature(ctx: PipelineContext, mapping: dict[str, Any], *, with_vectors: bool) -> str:
     """Two generations with the same signature hold the same documents for the same input."""
+    text = ctx.encoder if with_vectors else None
     parts = {
         "mapping": mapping,
-        "text": getattr(ctx.encoder, "model_id", None) if with_vectors else None,
-        "text_len": getattr(ctx.encoder, "max_length", None) if with_vectors else None,
-        "image": getattr(ctx.images, "model_id", None),
+        "text": text.model_id if text is not None else None,
+        "text_len": text.max_length if text is not None else None,
+        "image": ctx.images.model_id if ctx.images is not None else None,
     }
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -223,17 +241,14 @@ def _incremental_base(
     ctx: PipelineContext, alias: str, signature: str
 ) -> tuple[str, dict[str, str]] | None:
     """The live generation of `alias` and its content hashes, when it can be the base."""
-    backend: Any = ctx.backend
-    if not hasattr(backend, "clone_generation") or not hasattr(backend, "read_manifest"):
-        return None
     try:
-        live = backend.resolve(alias)
-        manifest = backend.read_manifest(live)
+        live = ctx.backend.resolve(alias)
+        manifest = ctx.backend.read_manifest(live)
     except ShoprankError:
         return None
     if not manifest or manifest.get("signature") != signature:
         return None
-    return str(live), dict(manifest.get("hashes", {}))
+    return live, dict(manifest.get("hashes", {}))
 
 
 def _finished(ctx: PipelineContext, job: Job) -> bool:
@@ -263,7 +278,7 @@ def embed_chunk(ctx: PipelineContext, job: Job, number: int) -> dict[str, Any]:
             ctx.encoder,
             [embedding_text(d) for d in docs],
             ctx.cache,
-            key_suffix=f"/len{getattr(ctx.encoder, 'max_length', '')}",
+            key_suffix=cache_suffix(ctx.encoder),
         )
         hits = len(docs) - embedded
         arrays[TEXT_VECTOR_FIELD] = matrix
@@ -395,7 +410,7 @@ def finalise(ctx: PipelineContext, job_id: str) -> dict[str, Any]:
             f"generation [{job.generation}] holds {count} documents, expected {expected}",
         )
     manifest_path = job_dir / "manifest.json"
-    if hasattr(ctx.backend, "write_manifest") and manifest_path.exists():
+    if manifest_path.exists():
         manifest = orjson.loads(manifest_path.read_bytes())
         for pid in failed_ids:  # retried by the next re-index
             manifest["hashes"].pop(pid, None)

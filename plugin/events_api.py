@@ -67,9 +67,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def make_events_router(settings: Settings, *, service: EventService | None = None) -> APIRouter:
-    """The events/profile routes; `service` defaults to one built from `settings`."""
+    """The events/profile routes; `service` defaults to the wired one for `settings`."""
     router = APIRouter()
-    events = service or EventService(settings)
+    if service is None:
+        from shoprank.wiring import event_service
+
+        service = event_service(settings)
+    events = service
 
     spool = (
         EventSpool(settings.event_spool_dir, max_bytes=settings.event_spool_max_bytes)

@@ -3,7 +3,7 @@ linear combination. Both work on any backend because they only need ids and scor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,7 +24,7 @@ class FusedHit:
     legs: dict[str, LegHit] = field(default_factory=dict)
 
 
-def rrf(legs: dict[str, Sequence[LegHit]], *, k: int = 60) -> list[FusedHit]:
+def rrf(legs: Mapping[str, Sequence[LegHit]], *, k: int = 60) -> list[FusedHit]:
     """Reciprocal rank fusion: score = Σ 1 / (k + rank) over the legs that found the id."""
     fused: dict[str, FusedHit] = {}
     for leg, hits in legs.items():
@@ -35,7 +35,7 @@ def rrf(legs: dict[str, Sequence[LegHit]], *, k: int = 60) -> list[FusedHit]:
     return _ordered(fused)
 
 
-def linear(legs: dict[str, Sequence[LegHit]], *, weights: dict[str, float]) -> list[FusedHit]:
+def linear(legs: Mapping[str, Sequence[LegHit]], *, weights: dict[str, float]) -> list[FusedHit]:
     """Min-max normalise each leg's scores to [0, 1], then a weighted sum (missing = 0)."""
     fused: dict[str, FusedHit] = {}
     for leg, hits in legs.items():
@@ -60,7 +60,7 @@ def _ordered(fused: dict[str, FusedHit]) -> list[FusedHit]:
 
 
 def fuse(
-    legs: dict[str, Sequence[LegHit]],
+    legs: Mapping[str, Sequence[LegHit]],
     *,
     method: Fusion,
     rrf_k: int = 60,

@@ -212,7 +212,7 @@ def make_inspector_router(service: SearchService) -> APIRouter:
         return search_log_store(settings)
 
     def sync_events(log_store: Any) -> None:
-        from shoprank.events.service import make_event_log
+        from shoprank.events.stores import make_event_log
 
         # If the event log cannot be read, searches still show, without fresh events.
         with contextlib.suppress(Exception):

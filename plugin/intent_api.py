@@ -7,13 +7,16 @@ the model's metadata. Errors use the ES error shape.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shoprank.errors import BadRequestError, es_error_body, http_status
+
+if TYPE_CHECKING:
+    from shoprank.plugin.search import SearchService
 
 MAX_QUERY_CHARS = 2048
 
@@ -26,7 +29,7 @@ class _JSON(Response):
         self.headers["X-Elastic-Product"] = "Elasticsearch"
 
 
-def make_intent_router(service: Any) -> APIRouter:
+def make_intent_router(service: SearchService) -> APIRouter:
     """Routes over a `SearchService` (its query encoder and query understanding)."""
     router = APIRouter()
 
@@ -48,7 +51,7 @@ def make_intent_router(service: Any) -> APIRouter:
                     f"[q] is {len(text)} characters; at most {MAX_QUERY_CHARS} are accepted"
                 )
             index = params.get("index") or service.settings.product_index
-            embed = service.embed_query if service._encoder_factory is not None else None
+            embed = service.embed_query if service.vectors.has_text else None
             result = service.understanding.explain(index, text, embed=embed)
         except Exception as exc:  # noqa: BLE001 - every failure answers in the ES shape
             return _JSON(es_error_body(exc), http_status(exc))

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from shoprank.errors import ShoprankError, es_error_body
 from shoprank.plugin.allowlist import Allowlist
+from shoprank.plugin.backends.protocol import Forwarding, SearchBackend
 
 
 class ProxyRefusedError(ShoprankError):
@@ -49,11 +50,12 @@ def _refusal(exc: ShoprankError) -> Response:
     return _json(es_error_body(exc), exc.status)
 
 
-def install_proxy(app: FastAPI, backend: Any, allowlist: list[str]) -> None:
-    """Serve requests no route matches: forward allowlisted ones, refuse the rest. Routes
-    added to `app` later still take precedence (this is the router's fallback)."""
+def install_proxy(app: FastAPI, backend: SearchBackend, allowlist: list[str]) -> None:
+    """Serve requests no route matches: forward allowlisted ones (a `Forwarding` backend),
+    refuse the rest. Routes added to `app` later still take precedence (this is the
+    router's fallback)."""
     rules = Allowlist(allowlist)
-    forward = getattr(backend, "forward", None)
+    forward = backend.forward if isinstance(backend, Forwarding) else None
 
     async def handle(request: Request) -> Response:
         method, path = request.method.upper(), request.url.path
@@ -62,7 +64,7 @@ def install_proxy(app: FastAPI, backend: Any, allowlist: list[str]) -> None:
             return _refusal(
                 NoHandlerError(
                     f"{where} is not part of shoprank's search API and the "
-                    f"{getattr(backend, 'name', 'embedded')} backend has no cluster to forward "
+                    f"{backend.name} backend has no cluster to forward "
                     "it to; index writes go through `shoprank index ...`"
                 )
             )

@@ -5,6 +5,7 @@ the search's deadline (`SHOPRANK_SEARCH_BUDGET_MS` after it started). A stage th
 raises or returns a window that is not a reordering of its input is skipped: the order it was
 given is kept and the degradation is counted and reported under `_shoprank.degraded`. A stuck
 stage keeps its thread; while every thread is stuck the stage is skipped at once ("busy").
+Lateness is measured on a `StageClock` (the real `perf_counter` unless one is injected).
 
 `load_extra_rerankers` builds the stages named in `SHOPRANK_EXTRA_RERANKERS`.
 """
@@ -18,7 +19,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, TypeVar
+from concurrent.futures import wait as wait_for_future
+from typing import Any, Protocol, TypeVar
 
 from shoprank.errors import ConfigError
 from shoprank.metrics import degrade
@@ -52,11 +54,33 @@ class _DaemonPool:
                 future.set_exception(exc)
 
 
+class StageClock(Protocol):
+    """The time deadlines are measured in (`time.perf_counter` values)."""
+
+    def now(self) -> float: ...
+
+    def wait(self, future: Future[Any], deadline: float) -> bool:
+        """Block until `future` is done (True) or `deadline` has passed (False)."""
+        ...
+
+
+class PerfCounterClock:
+    """The real clock: `time.perf_counter`, waiting in real time."""
+
+    def now(self) -> float:
+        return time.perf_counter()
+
+    def wait(self, future: Future[Any], deadline: float) -> bool:
+        done, _ = wait_for_future([future], timeout=max(0.0, deadline - time.perf_counter()))
+        return bool(done)
+
+
 class StageRunner:
     """A small thread pool for deadline-bound stages; cheap until first used."""
 
-    def __init__(self, *, workers: int = 8) -> None:
+    def __init__(self, *, workers: int = 8, clock: StageClock | None = None) -> None:
         self.workers = workers
+        self.clock: StageClock = clock or PerfCounterClock()
         self._pool: _DaemonPool | None = None
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -81,8 +105,7 @@ class StageRunner:
     ) -> T | None:
         """`fn()` if it finishes before `deadline` (a `perf_counter` value), else None with
         the degradation recorded in `notes` (`stage: reason`) and the metric."""
-        remaining = None if deadline is None else deadline - time.perf_counter()
-        if remaining is not None and remaining <= 0:
+        if deadline is not None and deadline - self.clock.now() <= 0:
             degrade(notes, stage, "deadline")
             return None
         future = self._submit(fn)
@@ -90,7 +113,9 @@ class StageRunner:
             degrade(notes, stage, "busy")
             return None
         try:
-            return future.result(timeout=remaining)
+            if deadline is not None and not self.clock.wait(future, deadline):
+                raise FutureTimeout
+            return future.result()
         except FutureTimeout:
             future.cancel()
             degrade(notes, stage, "timeout")

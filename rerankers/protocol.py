@@ -7,7 +7,10 @@ stage in order and reports each under `_shoprank.stages`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from shoprank.rerankers.intent.types import Intent
 
 
 @dataclass
@@ -43,7 +46,7 @@ class RerankContext:
     user_id: str | None
     body: dict[str, Any]
     session_id: str | None = None
-    intent: Any = None
+    intent: Intent | None = None
     deadline: float | None = None
     explain: bool = False
     info: dict[str, Any] = field(default_factory=dict)
@@ -55,3 +58,10 @@ class Reranker(Protocol):
     def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
         """Return the candidates in their new order (scores updated)."""
         ...
+
+
+@runtime_checkable
+class WarmUp(Protocol):
+    """A stage with something to load (a model, a store) before the first search."""
+
+    def warm_up(self) -> None: ...

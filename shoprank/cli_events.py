@@ -11,19 +11,22 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import click
 
 from shoprank.cli_common import fail
 from shoprank.errors import ShoprankError
 
-
-def _service() -> Any:
+if TYPE_CHECKING:
     from shoprank.events.service import EventService
-    from shoprank.settings import get_settings
 
-    return EventService(get_settings())
+
+def _service() -> EventService:
+    from shoprank.settings import get_settings
+    from shoprank.wiring import event_service
+
+    return event_service(get_settings())
 
 
 def _fail(exc: ShoprankError) -> None:

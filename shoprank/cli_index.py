@@ -157,7 +157,7 @@ def index_load(
     """
     from shoprank.indexing.catalog import FieldRoles
     from shoprank.indexing.loader import alias_lock
-    from shoprank.indexing.pipeline import check_resumable, plan_job
+    from shoprank.indexing.pipeline import RejectedCatalogError, check_resumable, plan_job
     from shoprank.wiring import pipeline_context
     from shoprank.workers.dispatch import run_job
 
@@ -213,8 +213,11 @@ def index_load(
                 job = plan.job
             with _Bar(f"loading {index_name}", enabled=not as_json) as bar:
                 report = run_job(settings, job, wait=wait, progress=bar.update, timeout_s=timeout)
+    except RejectedCatalogError as exc:
+        _print_errors(exc.row_errors)
+        _fail(exc)
+        return
     except ShoprankError as exc:
-        _print_errors(getattr(exc, "row_errors", []))
         _fail(exc)
         return
     if report is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -30,9 +31,11 @@ def _fail(exc: ShoprankError) -> None:
 )
 @click.option("--quantize", type=click.Choice(["int8", "none"]), default="int8", show_default=True)
 @click.option("--max-length", default=None, type=int, help="Default SHOPRANK_MAX_TEXT_TOKENS.")
-def export_text(out: Path | None, quantize: str, max_length: int | None) -> None:
+def export_text(
+    out: Path | None, quantize: Literal["int8", "none"], max_length: int | None
+) -> None:
     """Export the packaged MiniLM text encoder to ONNX (int8 by default)."""
-    from shoprank.indexing.encoders.onnx_text import export_text_onnx
+    from shoprank.indexing.encoders.export_text import export_text_onnx
 
     settings = current_settings()
     target = out or settings.onnx_text_dir
@@ -62,7 +65,7 @@ def export_text(out: Path | None, quantize: str, max_length: int | None) -> None
 )
 def export_clip_text(model: str | None, out: Path | None) -> None:
     """Export CLIP's text tower to ONNX for the text→image search leg."""
-    from shoprank.indexing.encoders.clip import export_clip_text_onnx
+    from shoprank.indexing.encoders.export_clip import export_clip_text_onnx
 
     settings = current_settings()
     source = model or settings.image_model
@@ -82,6 +85,6 @@ def export_clip_text(model: str | None, out: Path | None) -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 def tiny_clip(out: Path, seed: int) -> None:
     """Build a tiny randomly initialised CLIP (for trying the image path without weights)."""
-    from shoprank.indexing.encoders.clip import make_tiny_clip
+    from shoprank.testing.clip import make_tiny_clip
 
     click.echo(f"tiny CLIP → {make_tiny_clip(out, seed=seed)}")

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any
+from functools import cache, lru_cache, partial
+from typing import TYPE_CHECKING, Any, Literal
 
 from shoprank.errors import ConfigError
 from shoprank.indexing.encoders.protocol import TextEncoder
-from shoprank.plugin.backends.protocol import SearchBackend
+from shoprank.plugin.backends.protocol import Backend, ClusterClient, SearchBackend
 from shoprank.plugin.search import SearchService
 from shoprank.settings import Settings
 
 if TYPE_CHECKING:
+    from shoprank.events.service import EventService
     from shoprank.indexing.cache import EmbeddingCache
     from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext
+    from shoprank.profiles.folding import ProductFacts
 
 
-def make_backend(settings: Settings) -> SearchBackend:
+def make_backend(settings: Settings) -> Backend:
     if settings.backend == "embedded":
         from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
@@ -32,7 +34,7 @@ def make_backend(settings: Settings) -> SearchBackend:
     )
 
 
-def text_encoder_backend(settings: Settings) -> str:
+def text_encoder_backend(settings: Settings) -> Literal["numpy", "onnx", "torch"]:
     """`auto` resolves to the exported ONNX model when it exists, else numpy."""
     if settings.encoder_backend != "auto":
         return settings.encoder_backend
@@ -101,7 +103,7 @@ def clip_text_encoder(settings: Settings) -> TextEncoder:
 def _clip_text(model_dir: str) -> TextEncoder:
     from pathlib import Path
 
-    from shoprank.indexing.encoders.clip import ClipTextOnnxEncoder
+    from shoprank.indexing.encoders.clip_text import ClipTextOnnxEncoder
 
     return ClipTextOnnxEncoder(Path(model_dir))
 
@@ -110,24 +112,26 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     image_text = None
     if (settings.clip_text_dir / "manifest.json").exists():
         image_text = partial(clip_text_encoder, settings)
-    from shoprank.events.search_log import SearchLogger
     from shoprank.rerankers.ltr import make_ranker
     from shoprank.searchlog import make_sinks
+    from shoprank.searchlog.logger import SearchLogger
 
     backend = backend or make_backend(settings)
     # On a cluster backend the search log goes to that cluster unless another URL is set.
     log_client = None
     if settings.backend != "embedded" and not settings.search_log_url:
-        log_client = getattr(backend, "client", None)
-    search_logger = SearchLogger(settings)
-    # The search log: inspector, Kibana / OpenSearch Dashboards.
-    search_logger.sinks.extend(make_sinks(settings, client=log_client))
+        log_client = backend.client if isinstance(backend, ClusterClient) else None
+    # The search log: behaviour events, and the inspector, Kibana / OpenSearch Dashboards.
+    search_logger = SearchLogger(
+        settings, events=event_service(settings), sinks=make_sinks(settings, client=log_client)
+    )
+    ranker = make_ranker(settings, backend, profiles=event_service(settings).reads)
     service = SearchService(
         backend=backend,
         settings=settings,
         encoder=partial(text_encoder, settings),
         image_text_encoder=image_text,
-        rerankers=[make_ranker(settings, backend)],
+        rerankers=[ranker],
         search_logger=search_logger,
     )
     if settings.extra_rerankers:  # SHOPRANK_EXTRA_RERANKERS, after the built-in stages
@@ -137,20 +141,36 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     return service
 
 
-def product_lookup(settings: Settings) -> Callable[[Sequence[str]], Mapping[str, Any]]:
+def event_service(settings: Settings) -> EventService:
+    """The event service as it runs: folding looks products up in the live index, and
+    with Redis each ingest enqueues the `shoprank.fold_events` task."""
+    from shoprank.events.service import EventService
+    from shoprank.workers.triggers import enqueue_fold
+
+    return EventService(
+        settings,
+        product_lookup=product_lookup(settings),
+        fold_trigger=enqueue_fold if settings.redis_url else None,
+    )
+
+
+def product_lookup(settings: Settings) -> Callable[[Sequence[str]], Mapping[str, ProductFacts]]:
     """Product facts for folding events into profiles: category levels, brand, the
-    configured facets, price and text vector, from the live `SHOPRANK_PRODUCT_INDEX`."""
+    configured facets, price and text vector, from the live `SHOPRANK_PRODUCT_INDEX`.
+    The backend is built on the first lookup (building the event service connects to
+    nothing)."""
     from shoprank.errors import ShoprankError
     from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
 
-    backend = make_backend(settings)
+    backend = cache(partial(make_backend, settings))
     facets = [f for f in settings.profile_facets if f not in ("category", "brand")]
 
-    def lookup(ids: Sequence[str]) -> Mapping[str, Any]:
+    def lookup(ids: Sequence[str]) -> Mapping[str, ProductFacts]:
         wanted = [str(i) for i in ids]
+        live = backend()
         try:
-            sources = backend.mget(settings.product_index, wanted)
-            vectors = backend.vectors_of(settings.product_index, wanted, TEXT_VECTOR_FIELD)
+            sources = live.mget(settings.product_index, wanted)
+            vectors = live.vectors_of(settings.product_index, wanted, TEXT_VECTOR_FIELD)
         except ShoprankError:
             return {}  # no index yet: profiles keep counts, prices and recent items
         facts: dict[str, Any] = {}

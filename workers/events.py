@@ -1,11 +1,12 @@
 """The fold task: drain the event stream into the profile store.
 
 `shoprank.fold_events` is enqueued by the events API after each append (at most one
-waiting trigger at a time) and once when a worker starts, so events left unacknowledged by a
-killed worker are folded on restart. Delivery is at-least-once (XREADGROUP/XACK); the
-profile store's watermark, written in the same transaction as the profiles, makes each
-event count exactly once. Without Redis, `fold_in_process` runs the same drain inline.
-Either way a fold also enforces retention when the last pass is over an hour old.
+waiting trigger at a time; `shoprank.workers.triggers` enqueues it by name) and once when
+a worker starts, so events left unacknowledged by a killed worker are folded on restart.
+Delivery is at-least-once (XREADGROUP/XACK); the profile store's watermark, written in the
+same transaction as the profiles, makes each event count exactly once. Without Redis,
+`fold_in_process` runs the same drain inline. Either way a fold also enforces retention
+when the last pass is over an hour old.
 """
 
 from __future__ import annotations
@@ -17,22 +18,19 @@ from celery.signals import worker_ready
 
 from shoprank.settings import Settings, get_settings
 from shoprank.workers.app import app
+from shoprank.workers.triggers import FOLD_TASK
 
 log = logging.getLogger("shoprank.events")
 
 
-def _service(settings: Settings) -> Any:
-    from shoprank.events.service import EventService
-
-    return EventService(settings)
-
-
 def fold_in_process(settings: Settings | None = None) -> int:
     """Fold every unfolded event now, in this process (the embedded default's path)."""
-    return int(_service(settings or get_settings()).fold())
+    from shoprank.wiring import event_service
+
+    return event_service(settings or get_settings()).fold()
 
 
-@app.task(name="shoprank.fold_events", acks_late=True, reject_on_worker_lost=True)
+@app.task(name=FOLD_TASK, acks_late=True, reject_on_worker_lost=True)
 def fold_events() -> dict[str, Any]:
     try:
         folded = fold_in_process()

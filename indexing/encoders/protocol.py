@@ -27,6 +27,11 @@ class TextEncoder(Protocol):
         """Width of every vector `encode` returns."""
         ...
 
+    @property
+    def max_length(self) -> int:
+        """Tokens kept per text (longer ones are truncated); part of every cache key."""
+        ...
+
     def warm_up(self) -> None:
         """Load tokenizer and weights now rather than on the first `encode` call."""
         ...

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from shoprank.errors import ConfigError
+from shoprank.plugin.backends.protocol import Backend
 from shoprank.settings import Settings
 
 
-def cluster_backend(settings: Settings) -> Any:
+def cluster_backend(settings: Settings) -> Backend:
     """The Elasticsearch or OpenSearch backend at `SHOPRANK_BACKEND_URL` (no request sent)."""
     url = settings.backend_url
     if not url.startswith(("http://", "https://")):

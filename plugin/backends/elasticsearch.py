@@ -15,6 +15,8 @@ from .remote import RemoteBackend, cluster_error, unavailable, walk_properties
 
 
 class ElasticsearchBackend(RemoteBackend):
+    """`Backend`, `NativeHybrid` (the `rrf` retriever), `Forwarding` and `ClusterClient`."""
+
     name = "elasticsearch"
     vector_types = ("dense_vector",)
 
@@ -70,6 +72,11 @@ class ElasticsearchBackend(RemoteBackend):
         if isinstance(exc, elastic_transport.TransportError):
             return unavailable(self.url or "the configured URL", exc)
         return None
+
+    def response_body(self, response: Any) -> Any:
+        from elastic_transport import ApiResponse
+
+        return response.body if isinstance(response, ApiResponse) else response
 
     def native_hybrid(
         self,

@@ -24,6 +24,8 @@ HYBRID_PIPELINE = "shoprank-hybrid"
 
 
 class OpenSearchBackend(RemoteBackend):
+    """`Backend`, `NativeHybrid` (the `hybrid` query), `Forwarding` and `ClusterClient`."""
+
     name = "opensearch"
     vector_types = ("knn_vector", "dense_vector")
 

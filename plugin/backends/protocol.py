@@ -68,7 +68,9 @@ class SearchBackend(Protocol):
         """Dense-vector fields of the index and their dimensions."""
         ...
 
-    def vectors_of(self, index: str, ids: list[str], field: str) -> dict[str, Any]:
+    def vectors_of(
+        self, index: str, ids: list[str], field: str
+    ) -> dict[str, npt.NDArray[np.float32]]:
         """The stored vectors of `field` for those ids that have one, keyed by id."""
         ...
 

@@ -1,5 +1,5 @@
 """Fetching what the features need for one window: product facts and vectors from the
-backend (cached briefly per product), profiles and statistics from the event service.
+backend (cached briefly per product), profiles and statistics from a `ProfileReader`.
 
 Every fetch degrades on failure: a store that is down means no personalisation (or no
 statistics) for this search, counted under `_shoprank.degraded`, never a failed search.
@@ -12,11 +12,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shoprank.rerankers.features.compute import FACT_FIELDS, Inputs
+
+if TYPE_CHECKING:
+    from shoprank.plugin.backends.protocol import SearchBackend
+    from shoprank.profiles.protocol import ProfileReader
 
 log = logging.getLogger("shoprank.ranker")
 TEXT_VECTOR_FIELD = "text_vector"
@@ -56,27 +60,28 @@ class _TTLCache:
 
 
 class FeatureSource:
-    """Collects `Inputs` for a window. `backend` is a `SearchBackend`, `events` an
-    `EventService` (either may be None: those features keep their defaults)."""
+    """Collects `Inputs` for a window from `backend` (product facts, vectors) and
+    `profiles` (shopper profiles, product statistics); either may be None: those features
+    keep their defaults."""
 
     def __init__(
         self,
         *,
-        backend: Any,
-        events: Any,
+        backend: SearchBackend | None,
+        profiles: ProfileReader | None,
         prior_ctr: float,
         cache_size: int = 50_000,
         cache_ttl_s: float = 60.0,
     ) -> None:
         self.backend = backend
-        self.events = events
+        self.profiles = profiles
         self.prior_ctr = prior_ctr
         self._facts = _TTLCache(cache_size, cache_ttl_s)
         self._vectors = _TTLCache(cache_size, cache_ttl_s)
 
     def warm_up(self) -> None:
-        if self.events is not None:
-            self.events.store.product_stats(["-"])
+        if self.profiles is not None:
+            self.profiles.product_stats(["-"])
 
     def _cached(
         self, cache: _TTLCache, index: str, ids: Sequence[str], fetch: Any, now: float
@@ -104,28 +109,27 @@ class FeatureSource:
         now = time.time()
         mono = time.monotonic()
         inputs = Inputs(intent=intent, prior_ctr=self.prior_ctr, now=now)
-        if self.backend is not None:
+        backend = self.backend
+        if backend is not None:
             try:
                 inputs.facts = self._cached(
                     self._facts,
                     index,
                     ids,
-                    lambda miss: self.backend.mget(index, list(miss), source=FACT_FIELDS),
+                    lambda miss: backend.mget(index, list(miss), source=FACT_FIELDS),
                     mono,
                 )
             except Exception:  # noqa: BLE001 - facts are optional: rank on retrieval alone
                 log.warning("product facts unavailable", exc_info=True)
                 degrade(degraded, "features", "product facts unavailable")
-        if self.events is None:
+        profiles = self.profiles
+        if profiles is None:
             return inputs
         if user_id or session_id:
-            found = self.events.features(user_id=user_id, session_id=session_id)
+            found = profiles.shopper_profiles(user_id=user_id, session_id=session_id)
             if found:
-                if user_id:
-                    inputs.user = found.get(self.events.subject(user_id=user_id))
-                if session_id:
-                    inputs.session = found.get(self.events.subject(session_id=session_id))
-            if inputs.user and inputs.user.get("vec") and self.backend is not None:
+                inputs.user, inputs.session = found
+            if inputs.user and inputs.user.get("vec") and backend is not None:
                 try:
                     inputs.vectors = self._cached(
                         self._vectors,
@@ -133,7 +137,7 @@ class FeatureSource:
                         ids,
                         lambda miss: {
                             k: _unit(v)
-                            for k, v in self.backend.vectors_of(
+                            for k, v in backend.vectors_of(
                                 index, list(miss), TEXT_VECTOR_FIELD
                             ).items()
                         },
@@ -142,10 +146,9 @@ class FeatureSource:
                 except Exception:  # noqa: BLE001
                     log.warning("product vectors unavailable", exc_info=True)
         try:
-            store = self.events.store
-            inputs.stats = store.product_stats(list(ids))
+            inputs.stats = profiles.product_stats(list(ids))
             if query:
-                inputs.query_stats = store.product_stats(list(ids), query=query)
+                inputs.query_stats = profiles.product_stats(list(ids), query=query)
         except Exception:  # noqa: BLE001 - statistics are optional
             log.warning("product statistics unavailable", exc_info=True)
             degrade(degraded, "features", "product statistics unavailable")

@@ -13,18 +13,21 @@ shoprank's vector leg looks for them. shoprank adds:
   clause left with no words becomes `match_all`.
 
 Aggregations, sorting, pagination, `_source`, `post_filter` are untouched. A `relax` level
-undoes parts of the rewrite for zero-result recovery (see `RELAXATIONS`).
+undoes parts of the rewrite for zero-result recovery (see `RELAXATIONS`); `RewritePlan`
+carries the rewrite and its recovery steps to the search pipeline, which runs them.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .predictor import Understanding
 from .price import parse_price
 from .text import remove_spans, tokenize
+from .types import Intent
 
 #: What each recovery step drops, in order; the last one runs the client's own body.
 RELAXATIONS = ("drop_category_filter", "drop_attribute_filters", "original_query")
@@ -40,6 +43,46 @@ class RewriteConfig:
     category_field: str = "category_levels"
     price_field: str = "price"
     sku_fields: tuple[str, ...] = ("id", "sku", "mpn", "ean")
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    """What query understanding decided for one search, without touching the request.
+
+    `body` is the rewritten client body and `actions` what was done to it (for explain and
+    the search log); `relaxations()` lists the recovery steps the search may run, in order,
+    when the rewritten query finds too little.
+    """
+
+    original: dict[str, Any]
+    understanding: Understanding
+    config: RewriteConfig
+    body: dict[str, Any]
+    actions: tuple[dict[str, Any], ...]
+
+    @property
+    def intent(self) -> Intent:
+        return self.understanding.intent
+
+    def relaxations(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each recovery step's name and the body it searches, computed when asked for."""
+        for level, step in enumerate(RELAXATIONS, start=1):
+            body, _ = rewrite(self.original, self.understanding, self.config, relax=level)
+            yield step, body
+
+
+def plan_rewrite(
+    body: dict[str, Any], understanding: Understanding, config: RewriteConfig
+) -> RewritePlan:
+    """The rewrite of `body` for `understanding` as a plan (`body` is left as it is)."""
+    rewritten, actions = rewrite(body, understanding, config)
+    return RewritePlan(
+        original=body,
+        understanding=understanding,
+        config=config,
+        body=rewritten,
+        actions=tuple(actions),
+    )
 
 
 def _listify(value: Any) -> list[Any]:

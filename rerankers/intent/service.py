@@ -1,8 +1,9 @@
-"""Query understanding inside the search pipeline: predict, rewrite, recover.
+"""Query understanding inside the search pipeline: predict, then plan the rewrite.
 
-`SearchService` calls `prepare()` before retrieval in `full` mode (the intent, the
-rewritten body and the actions land on the request) and `recover()` after it (relax the
-rewrite step by step while the result has fewer than `SHOPRANK_INTENT_MIN_RESULTS` hits).
+The search pipeline calls `plan()` before retrieval in `full` mode and gets a
+`RewritePlan` (the intent, the rewritten body, the actions and the relaxation steps); it
+runs the plan itself, relaxing step by step while the result has fewer than
+`SHOPRANK_INTENT_MIN_RESULTS` hits.
 The model is loaded lazily once per process and reloaded when `shoprank train intent`
 writes a new one; with no model, attribute and price extraction still run against the
 index's own values (read with aggregations, cached per generation).
@@ -15,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shoprank.errors import IndexNotFoundError, ShoprankError
 from shoprank.metrics import degrade
@@ -23,10 +24,13 @@ from shoprank.settings import Settings
 
 from .model import IntentArtefacts, Vocabulary, load_artefacts
 from .predictor import IntentPredictor, Understanding
-from .rewriter import RELAXATIONS, RewriteConfig, rewrite
+from .rewriter import RewriteConfig, RewritePlan, plan_rewrite, rewrite
 
-Retrieve = Callable[[], tuple[dict[str, Any], list[str]]]
+if TYPE_CHECKING:
+    from shoprank.plugin.backends.protocol import SearchBackend
+
 Embed = Callable[[str], list[float]]
+T = TypeVar("T")
 CATEGORY_FIELD = "category"
 MAX_VALUES = 5000
 
@@ -54,7 +58,7 @@ def hit_count(response: dict[str, Any]) -> int:
     return len(hits.get("hits", []))
 
 
-def catalog_vocabulary(backend: Any, index: str, fields: list[str]) -> Vocabulary:
+def catalog_vocabulary(backend: SearchBackend, index: str, fields: list[str]) -> Vocabulary:
     """Attribute values and price bands of the live index, from terms/stats aggregations."""
     attributes: dict[str, list[str]] = {}
     for name in fields:
@@ -92,10 +96,18 @@ def catalog_vocabulary(backend: Any, index: str, fields: list[str]) -> Vocabular
     return Vocabulary(attributes=attributes, price_bands=bands, source="index")
 
 
+class DeadlineRunner(Protocol):
+    """Runs an optional stage until a deadline (`shoprank.plugin.stages.StageRunner`)."""
+
+    def call(
+        self, stage: str, fn: Callable[[], T], *, deadline: float | None, notes: list[str]
+    ) -> T | None: ...
+
+
 class QueryUnderstanding:
     """Per-process owner of the intent model; cheap to build, thread-safe to share."""
 
-    def __init__(self, *, backend: Any, settings: Settings) -> None:
+    def __init__(self, *, backend: SearchBackend, settings: Settings) -> None:
         self.backend = backend
         self.settings = settings
         self.config = rewrite_config(settings)
@@ -184,100 +196,72 @@ class QueryUnderstanding:
                 notes.append(f"intent: no query embedding ({exc.reason}); words only")
         return predictor.predict(text, embedding=embedding)
 
-    def prepare(
+    def plan(
         self,
-        request: Any,
-        embed: Embed | None,
-        timings: dict[str, float],
+        index: str,
+        text: str,
+        body: dict[str, Any],
         *,
-        runner: Any = None,
-    ) -> None:
-        """Predict the intent of a `full`-mode request and rewrite its body in place.
+        embed: Embed | None,
+        notes: list[str],
+        degraded: list[str],
+        timings: dict[str, float],
+        runner: DeadlineRunner | None = None,
+        deadline: float | None = None,
+    ) -> RewritePlan | None:
+        """Predict the intent of `text` and plan the rewrite of `body` (left unchanged).
 
-        With a `runner` (`shoprank.plugin.stages.StageRunner`) the prediction is bound by
-        the request's deadline: a late prediction means no rewrite, noted as degraded."""
-        if request.mode != "full" or not request.query_text:
-            return
+        None when nothing is to be rewritten: the prediction failed or came late (recorded
+        in `degraded`). With a `runner` (`shoprank.plugin.stages.StageRunner`) the
+        prediction is bound by `deadline`: a late prediction means no rewrite."""
         t0 = time.perf_counter()
         embed_ms = 0.0
 
-        def timed(text: str) -> list[float]:
+        def timed(words: str) -> list[float]:
             # The embedding is shared with the vector leg: it counts as embed_ms, not intent.
             nonlocal embed_ms
             start = time.perf_counter()
             try:
                 assert embed is not None
-                return embed(text)
+                return embed(words)
             finally:
                 embed_ms += (time.perf_counter() - start) * 1000
 
-        notes: list[str] = []
+        found: list[str] = []
 
-        def predict() -> Any:
+        def predict() -> Understanding | Exception:
             try:
                 return self.understand(
-                    request.index,
-                    request.query_text,
-                    embed=timed if embed is not None else None,
-                    notes=notes,
+                    index, text, embed=timed if embed is not None else None, notes=found
                 )
             except ShoprankError as exc:
-                return exc  # raised or reported on the request's thread below
+                return exc  # raised or reported on the search's thread below
             except Exception as exc:  # noqa: BLE001 - query understanding is optional
                 return RuntimeError(f"prediction failed ({type(exc).__name__})")
 
         if runner is not None:
-            understanding = runner.call(
-                "intent",
-                predict,
-                deadline=getattr(request, "deadline", None),
-                notes=request.degraded,
-            )
+            understanding = runner.call("intent", predict, deadline=deadline, notes=degraded)
             if understanding is None:  # late: degraded and counted by the runner
-                return
+                return None
         else:
             understanding = predict()
-        request.notes.extend(notes)
+        notes.extend(found)
         if isinstance(understanding, IndexNotFoundError):
             raise understanding  # the search itself answers 404
         if isinstance(understanding, ShoprankError):
-            degrade(request.degraded, "intent", understanding.reason)
-            return
+            degrade(degraded, "intent", understanding.reason)
+            return None
         if isinstance(understanding, Exception):
-            degrade(request.degraded, "intent", str(understanding))
-            return
-        original = request.body
+            degrade(degraded, "intent", str(understanding))
+            return None
         try:
-            body, actions = rewrite(original, understanding, self.config)
+            planned = plan_rewrite(body, understanding, self.config)
         except Exception as exc:  # noqa: BLE001 - a rewrite bug must not fail the search
-            degrade(request.degraded, "intent", f"rewrite failed ({type(exc).__name__})")
-            return
-        request.intent = understanding.intent
-        request.body, request.rewrite = body, actions
-        request.intent_plan = (original, understanding)
+            degrade(degraded, "intent", f"rewrite failed ({type(exc).__name__})")
+            return None
         timings["embed_ms"] = timings.get("embed_ms", 0.0) + embed_ms
         timings["intent_ms"] = (time.perf_counter() - t0) * 1000 - embed_ms
-
-    def recover(
-        self, request: Any, response: dict[str, Any], stages: list[str], retrieve: Retrieve
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Relax the rewrite in order until enough hits come back; the step is reported."""
-        if request.intent_plan is None or not request.rewrite:
-            return response, stages
-        original, understanding = request.intent_plan
-        level = 0
-        while hit_count(response) < self.settings.intent_min_results and level < len(RELAXATIONS):
-            level += 1
-            body, _ = rewrite(original, understanding, self.config, relax=level)
-            if body == request.body:
-                continue
-            request.body = body
-            request.relaxation = RELAXATIONS[level - 1]
-            request.logged.clear()
-            response, stages = retrieve()
-        if request.relaxation:
-            request.notes.append(f"intent: relaxed ({request.relaxation}) to avoid an empty result")
-        return response, stages
+        return planned
 
     def explain(self, index: str, text: str, *, embed: Embed | None) -> dict[str, Any]:
         """The prediction as JSON, with the rewrite it implies for a plain text search."""

@@ -3,22 +3,36 @@
 A query is split into tokens that remember where they came from (so matched words can be
 cut out of the original text), and each token gets a *key*: lower-cased, accent-folded,
 crudely singularised. Han/Kana/Hangul runs become overlapping bigrams, so "华为手机" and
-"华为 手机" share keys.
+"华为 手机" share keys. Folding and CJK detection come from `shoprank.text`, shared with
+the embedded backend's analyser.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from shoprank.text import CJK as _CJK
+from shoprank.text import cjk_bigrams, fold
+
+__all__ = [
+    "MAX_QUERY_CHARS",
+    "Token",
+    "cjk_bigrams",
+    "fold",
+    "hashed_bag",
+    "key",
+    "remove_spans",
+    "singular",
+    "tokenize",
+]
+
 MAX_QUERY_CHARS = 512
 _WORD = re.compile(r"[^\W_]+(?:[.'’][^\W_]+)*", re.UNICODE)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +41,6 @@ class Token:
     key: str
     start: int
     end: int
-
-
-def fold(text: str) -> str:
-    """Lower-case and strip accents ("Café" → "cafe")."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def singular(word: str) -> str:
@@ -93,25 +101,6 @@ def _split_cjk(word: str, offset: int) -> list[Token]:
         piece = word[latin_start:]
         out.append(Token(piece, key(piece), offset + latin_start, offset + len(word)))
     return out
-
-
-def cjk_bigrams(text: str) -> str:
-    """Text with every CJK run rewritten as space-separated overlapping bigrams.
-
-    Lets a whitespace/letter tokenizer index Chinese: "华为手机" → "华为 为手 手机".
-    """
-    if not _CJK.search(text):
-        return text
-    pieces: list[str] = []
-    last = 0
-    for match in re.finditer(_CJK.pattern + "+", text):
-        run = match.group(0)
-        pieces.append(text[last : match.start()])
-        grams = [run[i : i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
-        pieces.append(" " + " ".join(grams) + " ")
-        last = match.end()
-    pieces.append(text[last:])
-    return "".join(pieces)
 
 
 def hashed_bag(keys: list[str], dims: int) -> npt.NDArray[np.float32]:

@@ -104,7 +104,7 @@ def catalog_products(
 def click_pairs(settings: Settings, categories: dict[str, str]) -> list[tuple[str, str]]:
     """(query, category of the clicked product) from the behaviour log, when there is one."""
     try:
-        from shoprank.events.service import make_event_log
+        from shoprank.events.stores import make_event_log
 
         log = make_event_log(settings)
         queries: dict[str, str] = {}

@@ -3,24 +3,32 @@ Training lives in `shoprank.rerankers.ltr.train` (needs the [ml] extra)."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shoprank.settings import Settings
 
+if TYPE_CHECKING:
+    from shoprank.plugin.backends.protocol import SearchBackend
+    from shoprank.profiles.protocol import ProfileReader
+    from shoprank.rerankers.ltr.reranker import LearnedRanker
 
-def make_ranker(settings: Settings, backend: Any) -> Any:
-    """The `ltr` reranking stage wired from settings (cheap: nothing loads until used)."""
-    from shoprank.events.service import EventService
+
+def make_ranker(
+    settings: Settings, backend: SearchBackend | None, *, profiles: ProfileReader | None
+) -> LearnedRanker:
+    """The `ltr` reranking stage wired from settings (cheap: nothing loads until used).
+    `profiles` feeds the personal and product-statistics features (None: their defaults)."""
     from shoprank.rerankers.features.source import FeatureSource
     from shoprank.rerankers.ltr.reranker import LearnedRanker
 
     prior = settings.ctr_prior_clicks / settings.ctr_prior_impressions
     return LearnedRanker(
         model_dir=ranker_dir(settings),
-        source=FeatureSource(backend=backend, events=EventService(settings), prior_ctr=prior),
+        source=FeatureSource(backend=backend, profiles=profiles, prior_ctr=prior),
         timeout_ms=settings.rerank_timeout_ms,
     )
 
 
-def ranker_dir(settings: Settings) -> Any:
+def ranker_dir(settings: Settings) -> Path:
     return settings.data_dir / "models" / "ranker"

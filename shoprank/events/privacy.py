@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from functools import cached_property
 from pathlib import Path
 
 from shoprank.settings import Settings
@@ -20,6 +21,28 @@ def pseudonymise(user_id: str, secret: str | bytes) -> str:
     """The keyed hash (32 hex chars of HMAC-SHA256) that stands for `user_id` everywhere."""
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
     return hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+class Pseudonyms:
+    """The pseudonyms of one deployment: its secret is read (or created) on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def secret(self) -> str:
+        return resolve_secret(self.settings)
+
+    def of(self, raw_id: str) -> str:
+        return pseudonymise(raw_id, self.secret)
+
+    def subject(self, *, user_id: str | None = None, session_id: str | None = None) -> str:
+        """The profile key of a raw user id (else a raw session id)."""
+        if user_id:
+            return self.of(user_id)
+        if session_id:
+            return "s:" + self.of(session_id)
+        raise ValueError("a user_id or a session_id is needed")
 
 
 def resolve_secret(settings: Settings) -> str:

@@ -1,30 +1,38 @@
 """The search log: one document per search plus the shoppers' events joined by query id,
 written off the hot path to the embedded store (the inspector) and to Elasticsearch /
-OpenSearch (`shoprank-searches-*`, for Kibana / OpenSearch Dashboards)."""
+OpenSearch (`shoprank-searches-*`, for Kibana / OpenSearch Dashboards).
+
+`record` is what the search pipeline builds (`SearchRecord`); `logger.SearchLogger` writes
+it in the background to the behaviour log and to every `SearchLogSink` (`protocol`);
+`sinks` holds the embedded and cluster sinks, `store` the embedded store, `documents` and
+`mapping` the documents and the index template.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shoprank.searchlog.mapping import DEFAULT_PREFIX, index_template
+from shoprank.searchlog.protocol import SearchEventWriter, SearchLogSink
+from shoprank.searchlog.record import SearchRecord, WindowItem
 from shoprank.searchlog.sinks import ClusterSearchLogSink, EmbeddedSearchLogSink
-from shoprank.searchlog.store import SearchLogStore
+from shoprank.searchlog.store import SearchLogStore, search_log_store
 from shoprank.settings import Settings
 
 __all__ = [
     "DEFAULT_PREFIX",
     "ClusterSearchLogSink",
     "EmbeddedSearchLogSink",
+    "SearchEventWriter",
+    "SearchLogSink",
     "SearchLogStore",
+    "SearchRecord",
+    "WindowItem",
     "cluster_client",
     "index_template",
     "make_sinks",
     "search_log_store",
 ]
-
-
-def search_log_store(settings: Settings) -> SearchLogStore:
-    return SearchLogStore(settings.data_dir / "searchlog", retention_days=settings.retention_days)
 
 
 def cluster_client(settings: Settings) -> Any:
@@ -39,23 +47,22 @@ def cluster_client(settings: Settings) -> Any:
     return Elasticsearch(url, request_timeout=10)
 
 
-def make_sinks(settings: Settings, *, client: Any = None) -> list[Any]:
+def make_sinks(settings: Settings, *, client: Any = None) -> list[SearchLogSink]:
     """The search-log sinks the settings ask for (none when `SHOPRANK_SEARCH_LOG=false`)."""
     if not settings.search_log:
         return []
     from shoprank.events.privacy import resolve_secret
+    from shoprank.events.stores import make_event_log
 
     def secret() -> str:
         return resolve_secret(settings)
 
-    sinks: list[Any] = [
+    sinks: list[SearchLogSink] = [
         EmbeddedSearchLogSink(
             search_log_store(settings), secret=secret, batch_size=settings.search_log_batch
         )
     ]
     if settings.search_log_url or client is not None:
-        from shoprank.events.service import make_event_log
-
         sinks.append(
             ClusterSearchLogSink(
                 client if client is not None else cluster_client(settings),

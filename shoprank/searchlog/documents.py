@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shoprank.events.search_record import SearchRecord
+from shoprank.searchlog.record import SearchRecord
 
 APPLICATION = "shoprank"
 OBJECT_ID_FIELD = "_id"

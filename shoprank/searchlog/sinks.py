@@ -25,9 +25,9 @@ from typing import Any
 
 from shoprank.events.privacy import pseudonymise
 from shoprank.events.protocol import EventLog
-from shoprank.events.search_record import SearchRecord
 from shoprank.searchlog.documents import event_document, impression_documents, query_document
 from shoprank.searchlog.mapping import DEFAULT_PREFIX, TEMPLATE_NAME, index_template
+from shoprank.searchlog.record import SearchRecord
 from shoprank.searchlog.store import JOINED_EVENTS, SearchLogStore
 
 log = logging.getLogger("shoprank.searchlog")

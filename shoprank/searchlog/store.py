@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from shoprank.events.protocol import EventLog
+from shoprank.settings import Settings
 
 JOINED_EVENTS = ("click", "add_to_cart", "purchase", "view")
 PRUNE_EVERY_S = 3600.0
@@ -243,3 +244,8 @@ class SearchLogStore:
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def search_log_store(settings: Settings) -> SearchLogStore:
+    """The embedded search log of `settings` (`data_dir/searchlog`)."""
+    return SearchLogStore(settings.data_dir / "searchlog", retention_days=settings.retention_days)

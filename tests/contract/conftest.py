@@ -15,14 +15,14 @@ import pytest
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.plugin.backends.elasticsearch import ElasticsearchBackend
 from shoprank.plugin.backends.opensearch import OpenSearchBackend
-from shoprank.plugin.backends.recording import (
+from shoprank.plugin.search import SearchService
+from shoprank.settings import Settings
+from shoprank.testing.recording import (
     Recorded,
     ScriptedCluster,
     recording_elasticsearch,
     recording_opensearch,
 )
-from shoprank.plugin.search import SearchService
-from shoprank.settings import Settings
 
 from .specs import ES_SPEC, OS_SPEC, SpecValidator
 
@@ -91,7 +91,12 @@ class Memo:
     def __init__(self, encoder: TextEncoder) -> None:
         self.encoder = encoder
         self.dims = encoder.dims
+        self.max_length = encoder.max_length
         self.seen: dict[str, Any] = {}
+
+    @property
+    def model_id(self) -> str:
+        return self.encoder.model_id
 
     def warm_up(self) -> None:
         self.encoder.warm_up()

@@ -18,6 +18,12 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ICECAT = SHARED_DATA / "icecat-products.jsonl.gz"
 
+# Wall-clock budgets no busy machine overruns, for every server and command line (they
+# inherit the environment) that does not set its own: the tests check behaviour, never
+# speed (the tests of the budgets pass theirs explicitly).
+os.environ.setdefault("SHOPRANK_SEARCH_BUDGET_MS", "600000")
+os.environ.setdefault("SHOPRANK_RERANK_TIMEOUT_MS", "600000")
+
 
 def cli(
     *args: str,

@@ -29,6 +29,14 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _written(generation: Path) -> int:
+    """Documents committed to a generation so far (each written batch is committed)."""
+    try:
+        return int(json.loads((generation / "meta.json").read_text())["doc_count"])
+    except FileNotFoundError:
+        return 0
+
+
 def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
     small = write_demo_catalog(tmp_path / "v1.jsonl", n=150, seed=1)
     big = write_demo_catalog(tmp_path / "v2.jsonl", n=4000, seed=2)
@@ -58,8 +66,8 @@ def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         partial = tmp_path / "embedded" / "indices" / "shop-000002"
-        _wait_for(lambda: (partial / "meta.json").exists(), 120, "the new generation")
-        time.sleep(3)  # let it embed and write a few chunks
+        # Killed once it has embedded and written a few batches (of 4000 documents).
+        _wait_for(lambda: _written(partial) >= 3 * 64, 600, "a few written batches")
         assert loader.poll() is None, "the load finished before it could be killed"
         loader.send_signal(signal.SIGKILL)
         loader.wait(timeout=10)

@@ -153,34 +153,41 @@ def test_redis_down_with_spool_keeps_and_replays_events(
         server.stop()
 
 
-def test_stuck_ranker_degrades_to_retrieval_order(demo_data_dir: Path) -> None:
-    # The learned ranker gets time enough not to degrade on a busy machine, so the order the
-    # stages before the stuck one give is deterministic.
-    plain = start_server(demo_data_dir, shoprank_rerank_timeout_ms="5000")
+def test_stuck_ranker_degrades_to_retrieval_order(demo_data_dir: Path, tmp_path: Path) -> None:
+    # The learned ranker, and every stage before the stuck one, get time enough not to
+    # degrade on a busy machine, so the order the stages before the stuck one give is
+    # deterministic. The stuck stage never returns before the test releases it.
+    plain = start_server(
+        demo_data_dir, shoprank_search_budget_ms="10000", shoprank_rerank_timeout_ms="5000"
+    )
     try:  # the order every other stage gives, without the stuck one
         expected = [h["_id"] for h in search(plain, mode="full", user=None).json()["hits"]["hits"]]
     finally:
         plain.stop()
+    release = tmp_path / "release-the-stuck-stage"
     server = start_server(
         demo_data_dir,
         shoprank_extra_rerankers='["tests.integration.slow_reranker:SlowReranker"]',
-        shoprank_test_rerank_delay_s="20",
-        shoprank_search_budget_ms="3000",
+        shoprank_test_rerank_release=str(release),
+        shoprank_search_budget_ms="10000",
         shoprank_rerank_timeout_ms="5000",
     )
     try:
+        # The stage is released only after the answer: an answer shows it was not waited for.
         response = search(server, mode="full", user=None)
+        release.touch()
         assert response.status_code == 200
         body = response.json()
         assert body["_shoprank"]["degraded"] == ["rerank:slow: timeout"]
         assert [h["_id"] for h in body["hits"]["hits"]] == expected
-        assert body["took"] < 20_000  # it did not wait for the stuck stage
+        assert isinstance(body["took"], int) and body["took"] >= 0
         assert metric(server, "shoprank_degradations_total", stage="rerank:slow") == 1
         assert re.search(
             r"shoprank_search_stage_seconds_count\{mode=\"full\",stage=\"total\"\}",
             httpx.get(server.url + "/_shoprank/metrics").text,
         )
     finally:
+        release.touch()
         server.stop()
 
 

@@ -33,7 +33,7 @@ def _png(colour: tuple[int, int, int], *, stripe: bool = False) -> bytes:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     pytest.importorskip("torch")
-    from shoprank.indexing.encoders.clip import make_tiny_clip
+    from shoprank.testing.clip import make_tiny_clip
 
     root = tmp_path_factory.mktemp("images")
     model = make_tiny_clip(root / "tiny-clip", seed=1)
@@ -81,7 +81,7 @@ def test_bad_images_are_recorded_per_product(shop: tuple[Path, dict[str, str]]) 
 
 def test_image_vectors_are_in_the_index_and_searchable(shop: tuple[Path, dict[str, str]]) -> None:
     data_dir, env = shop
-    from shoprank.indexing.encoders.clip import ClipImageEncoder
+    from shoprank.indexing.encoders.clip_image import ClipImageEncoder
     from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
     backend = EmbeddedBackend(data_dir / "embedded")

@@ -28,7 +28,7 @@ def make_client(
     settings = Settings(data_dir=data_dir, **overrides)
     logger = None
     if search_log:
-        from shoprank.events.search_log import SearchLogger
+        from shoprank.searchlog.logger import SearchLogger
 
         logger = SearchLogger(settings)
     service = SearchService(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,11 @@ import pytest
 
 from shoprank.indexing.mapping import product_mapping
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
+
+# Wall-clock budgets no busy machine overruns, for every search that does not set its own:
+# the tests check behaviour, never speed (the tests of the budgets pass theirs explicitly).
+os.environ.setdefault("SHOPRANK_SEARCH_BUDGET_MS", "600000")
+os.environ.setdefault("SHOPRANK_RERANK_TIMEOUT_MS", "600000")
 
 DIMS = 4
 

@@ -16,9 +16,9 @@ from shoprank.errors import (
     UnsupportedQueryError,
 )
 from shoprank.plugin.backends.opensearch import OpenSearchBackend
-from shoprank.plugin.backends.recording import recording_opensearch
 from shoprank.plugin.backends.remote import cluster_error, without_vectors
 from shoprank.settings import Settings
+from shoprank.testing.recording import recording_opensearch
 
 MATCH = {"match": {"title": {"query": "shoes"}}}
 

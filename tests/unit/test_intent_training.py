@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from shoprank.events.model import Event
-from shoprank.events.service import make_event_log
+from shoprank.events.stores import make_event_log
 from shoprank.indexing.demo import write_demo_catalog
 from shoprank.rerankers.intent.model import load_artefacts
 from shoprank.rerankers.intent.predictor import IntentPredictor

@@ -28,6 +28,7 @@ class HashEncoder:
 
     model_id = "hash-bow@test"
     dims = 16
+    max_length = 128
 
     def __init__(self, *, fail_on_call: int | None = None) -> None:
         self.calls = 0

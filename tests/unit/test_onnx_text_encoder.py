@@ -24,7 +24,8 @@ from shoprank.indexing.encoders import (
     TorchSentenceEncoder,
     resolve_model_dir,
 )
-from shoprank.indexing.encoders.onnx_text import OnnxTextEncoder, export_text_onnx
+from shoprank.indexing.encoders.export_text import export_text_onnx
+from shoprank.indexing.encoders.onnx_text import OnnxTextEncoder
 
 _DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 _ICECAT = _DATA / "icecat-products.jsonl.gz"
@@ -329,7 +330,7 @@ def test_export_without_torch_gives_install_hint(tmp_path: Path) -> None:
 
         sys.meta_path.insert(0, Block())
         from shoprank.errors import ConfigError
-        from shoprank.indexing.encoders.onnx_text import export_text_onnx
+        from shoprank.indexing.encoders.export_text import export_text_onnx
 
         try:
             export_text_onnx({str(tmp_path / "out")!r})

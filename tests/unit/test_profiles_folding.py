@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shoprank.events.model import Event
-from shoprank.rerankers.profiles.folding import (
+from shoprank.profiles.folding import (
     DAY,
     FoldConfig,
     fold_batch,

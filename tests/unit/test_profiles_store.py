@@ -12,9 +12,9 @@ import pytest
 
 from shoprank.events.model import Event
 from shoprank.events.service import METRICS, EventService
-from shoprank.rerankers.profiles.embedded import EmbeddedProfileStore
-from shoprank.rerankers.profiles.folding import DAY, FoldConfig
-from shoprank.rerankers.profiles.protocol import ProfileStore
+from shoprank.profiles.embedded import EmbeddedProfileStore
+from shoprank.profiles.folding import DAY, FoldConfig
+from shoprank.profiles.protocol import ProfileStore
 from shoprank.settings import Settings
 
 T = 1_800_000_000.0

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from shoprank.events.model import Event
-from shoprank.events.search_log import logged_window
-from shoprank.events.search_record import SearchRecord, WindowItem
 from shoprank.rerankers.features import FEATURE_NAMES, Inputs, compute_features, vectorise
 from shoprank.rerankers.features.registry import DEFAULTS
 from shoprank.rerankers.intent.types import Intent
 from shoprank.rerankers.ltr.scorers import DefaultScorer
 from shoprank.rerankers.protocol import Candidate
+from shoprank.searchlog.logger import logged_window
+from shoprank.searchlog.record import SearchRecord, WindowItem
 
 NOW = time.time()
 SHOE = {

@@ -3,6 +3,7 @@ and the logger's batching (a real SearchService on the shared 8-product corpus).
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,13 @@ import pytest
 from shoprank.events.embedded import EmbeddedEventLog
 from shoprank.events.model import Event
 from shoprank.events.privacy import pseudonymise
-from shoprank.events.search_log import SearchLogger
-from shoprank.events.search_record import SearchRecord, WindowItem
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.search import SearchService
 from shoprank.searchlog import make_sinks
 from shoprank.searchlog.documents import impression_documents, latency_breakdown, query_document
+from shoprank.searchlog.logger import SearchLogger
 from shoprank.searchlog.mapping import dynamic_prefixes, field_paths
+from shoprank.searchlog.record import SearchRecord, WindowItem
 from shoprank.searchlog.sinks import EmbeddedSearchLogSink
 from shoprank.searchlog.store import SearchLogStore
 from shoprank.settings import Settings
@@ -240,18 +241,24 @@ def test_batches_are_written_when_the_queue_runs_empty(service: SearchService) -
         def __init__(self) -> None:
             self.records = 0
             self.flushes: list[int] = []
+            self.release = threading.Event()
 
         def write(self, record: SearchRecord) -> None:
             self.records += 1
-            time.sleep(0.01)  # slower than searching: records queue up behind it
+            # Held until every search is in (the cap only ends a broken run): the other
+            # records queue up behind this one however fast or slow searching is.
+            self.release.wait(60)
 
         def flush(self) -> None:
             self.flushes.append(self.records)
 
     sink = Counting()
     service.search_logger.sinks = [sink]
-    for _ in range(20):
-        service.search("products", {"query": {"match": {"title": "mouse"}}})
+    try:
+        for _ in range(20):
+            service.search("products", {"query": {"match": {"title": "mouse"}}})
+    finally:
+        sink.release.set()
     service.search_logger.flush()
     assert sink.records == 20
     assert sink.flushes and sink.flushes[-1] == 20

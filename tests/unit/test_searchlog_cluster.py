@@ -15,10 +15,10 @@ from elastic_transport._node import NodeApiResponse
 
 from shoprank.events.embedded import EmbeddedEventLog
 from shoprank.events.model import Event
-from shoprank.events.search_log import SearchLogger
-from shoprank.events.search_record import SearchRecord, WindowItem
 from shoprank.searchlog import make_sinks
+from shoprank.searchlog.logger import SearchLogger
 from shoprank.searchlog.mapping import dynamic_prefixes, field_paths
+from shoprank.searchlog.record import SearchRecord, WindowItem
 from shoprank.searchlog.sinks import BulkError, ClusterSearchLogSink, daily_index
 from shoprank.settings import Settings
 

@@ -25,7 +25,7 @@ from shoprank.indexing.encoders import (
     get_text_encoder,
     resolve_model_dir,
 )
-from shoprank.indexing.encoders.minilm import _gelu_inplace
+from shoprank.indexing.encoders.bert_numpy import _gelu_inplace
 
 _REPO = Path(__file__).resolve().parents[2]
 _ICECAT_CANDIDATES = (

@@ -16,7 +16,7 @@ from typing import Any
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
-from shoprank.rerankers.intent.text import cjk_bigrams
+from shoprank.text import cjk_bigrams
 
 from .schema import FieldInfo, IndexSchema, english_analyzer
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import tantivy
 
 from shoprank.errors import BadRequestError
-from shoprank.rerankers.intent.text import cjk_bigrams
+from shoprank.text import cjk_bigrams
 
 Kind = Literal["text", "keyword", "number", "boolean", "vector", "dynamic", "stored"]
 ENGLISH = "shoprank_english"

@@ -17,7 +17,7 @@ import orjson
 
 from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
-from shoprank.rerankers.profiles.folding import (
+from shoprank.profiles.folding import (
     FoldConfig,
     ProductLookup,
     Profile,
@@ -162,7 +162,7 @@ class EmbeddedProfileStore:
     def product_stats(
         self, ids: Sequence[str], *, query: str | None = None
     ) -> dict[str, dict[str, float]]:
-        from shoprank.rerankers.profiles.folding import normalise_query
+        from shoprank.profiles.folding import normalise_query
 
         conn = self._conn()
         out: dict[str, dict[str, float]] = {}

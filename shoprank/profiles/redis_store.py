@@ -28,7 +28,7 @@ import orjson
 
 from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
-from shoprank.rerankers.profiles.folding import (
+from shoprank.profiles.folding import (
     FoldConfig,
     ProductLookup,
     Profile,

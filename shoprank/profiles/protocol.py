@@ -1,4 +1,5 @@
-"""`ProfileStore`: per-user (and per-session) profiles and product statistics.
+"""`ProfileStore`: per-user (and per-session) profiles and product statistics; and
+`ProfileReader`, the read side the ranker's features see.
 
 Stores apply batches of `(offset, event)` from the event log. Each apply writes the new
 profiles, the statistics and the applied-offset watermark in one transaction and skips
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from shoprank.events.model import Event
-from shoprank.rerankers.profiles.folding import ProductLookup, Profile
+from shoprank.profiles.folding import ProductLookup, Profile
 
 
 @runtime_checkable
@@ -57,4 +58,24 @@ class ProfileStore(Protocol):
 
     def stats_snapshot(self) -> dict[str, Any]:
         """All product and query × product counters (for rebuild checks)."""
+        ...
+
+
+@runtime_checkable
+class ProfileReader(Protocol):
+    """What the ranker's features read from profiles: the shopper's profiles and product
+    statistics. Raw ids go in (the reader pseudonymises them); a reader that cannot reach
+    its store answers None for the profiles, so ranking goes on unpersonalised."""
+
+    def shopper_profiles(
+        self, *, user_id: str | None = None, session_id: str | None = None
+    ) -> tuple[Profile | None, Profile | None] | None:
+        """(user profile, session profile) in one round trip; None when neither exists or
+        the store is unavailable."""
+        ...
+
+    def product_stats(
+        self, ids: Sequence[str], *, query: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Counts and smoothed CTR per product (per query × product with `query`)."""
         ...

@@ -1,5 +1,6 @@
-"""Search events written off the hot path: the search returns its `query_id` at once and a
-single background thread appends the event (impressions for product statistics).
+"""Searches logged off the hot path: the search returns its `query_id` at once and a single
+background thread writes the record to the behaviour log (impressions for product
+statistics, the logged ranker window for training) and to the search-log sinks.
 
 The search itself only appends the record to a queue; the background thread wakes at most
 every `BATCH_DELAY_S`, takes everything queued, writes it, then lets the sinks write their
@@ -14,10 +15,12 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shoprank.events.search_record import SearchRecord
+from shoprank.searchlog.protocol import SearchEventWriter, SearchLogSink
+from shoprank.searchlog.record import SearchRecord
 from shoprank.settings import Settings
 
 log = logging.getLogger("shoprank.events")
@@ -25,25 +28,43 @@ MAX_PENDING = 10_000
 BATCH_DELAY_S = 0.02
 
 
-class SearchLogger:
-    """Assigns query ids and logs searches asynchronously; never fails a search."""
+def default_event_writer(settings: Settings) -> SearchEventWriter:
+    """The behaviour log of `settings`, for a logger built without one (folding then keeps
+    counts only: `shoprank.wiring` injects the service with product facts)."""
+    from shoprank.events.service import EventService
 
-    def __init__(self, settings: Settings) -> None:
+    return EventService(settings)
+
+
+class SearchLogger:
+    """Assigns query ids and logs searches asynchronously; never fails a search.
+
+    `events` takes the searches that have a user or session id (built from `settings` on
+    the first one when not given); `sinks` take every search."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        events: SearchEventWriter | None = None,
+        sinks: list[SearchLogSink] | None = None,
+    ) -> None:
         self.settings = settings
         self._pool: ThreadPoolExecutor | None = None
         self._pending = 0
         self._queue: list[tuple[SearchRecord, bool]] = []
         self._scheduled = False
         self._lock = threading.Lock()
+        self._events = events
         self.dropped = 0
         self.failed = 0
-        # Search-log destinations (objects with `write(record)`), e.g. the Kibana index.
-        self.sinks: list[Any] = []
+        # Search-log destinations, e.g. the inspector's store and the Kibana index.
+        self.sinks: list[SearchLogSink] = sinks if sinks is not None else []
 
-    def _service(self) -> Any:
-        from shoprank.events.service import EventService
-
-        return EventService(self.settings)
+    @property
+    def pending(self) -> int:
+        """Searches queued or being written (the `search_log` queue depth)."""
+        return self._pending
 
     def log(self, record: SearchRecord) -> str | None:
         """Assign the search its query id and write it in the background.
@@ -64,7 +85,8 @@ class SearchLogger:
             self._queue.append((record, has_actor))
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-log")
-                self._events = self._service()
+                if self._events is None:
+                    self._events = default_event_writer(self.settings)
             schedule = not self._scheduled
             self._scheduled = True
         if schedule:
@@ -80,14 +102,15 @@ class SearchLogger:
             self._write(record, has_actor)
         with self._lock:
             self._pending -= len(batch)
-        # The batch is written: sinks send what they buffered, as one request.
+        # The batch is written: sinks send what they buffered, as one request. (An object
+        # that only has `write`, not a whole `SearchLogSink`, buffers nothing to send.)
         for sink in self.sinks:
-            if hasattr(sink, "flush"):
-                self._guard(sink.flush)
+            if isinstance(sink, SearchLogSink):
+                self._guard(sink, sink.flush)
 
     def _write(self, record: SearchRecord, has_actor: bool) -> None:
         try:
-            if has_actor:
+            if has_actor and self._events is not None:
                 self._events.log_search(
                     query=record.query,
                     product_ids=record.product_ids,
@@ -101,14 +124,14 @@ class SearchLogger:
             self.failed += 1
             log.warning("search %s not logged: %s", record.query_id, type(exc).__name__)
         for sink in self.sinks:
-            self._guard(sink.write, record)
+            self._guard(sink, sink.write, record)
 
-    def _guard(self, fn: Any, *args: Any) -> None:
+    def _guard(self, sink: object, fn: Callable[..., object], *args: Any) -> None:
         try:
             fn(*args)
         except Exception as exc:  # a sink that fails must never hurt searching
             self.failed += 1
-            log.warning("search log sink %s failed: %s", type(fn.__self__).__name__, exc)
+            log.warning("search log sink %s failed: %s", type(sink).__name__, exc)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for pending search events (tests, shutdown)."""

@@ -1,0 +1,193 @@
+"""Retrieval legs: the lexical query, the kNN leg(s) and the text → image leg, each a ranked
+list of ids for fusion. The lexical and vector legs go to the backend in one `msearch`
+(one round trip on a cluster); the lexical leg also carries the totals and aggregations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from shoprank.errors import BadRequestError, ShoprankError
+from shoprank.indexing.mapping import IMAGE_VECTOR_FIELD
+from shoprank.plugin.backends.protocol import NativeHybrid, SearchBackend
+from shoprank.plugin.fusion import LegHit
+from shoprank.plugin.pipeline.request import SearchRequest, Trace, extract_filters, listify
+from shoprank.plugin.pipeline.vectors import QueryVectors
+from shoprank.plugin.shapes import int_param
+from shoprank.settings import Settings
+from shoprank.types import Mode
+
+# Options shoprank sets on the lexical leg itself; every other client option rides along,
+# so the backend validates it (an unsupported option is a 400, never dropped).
+MANAGED = {"from", "size", "knn", "_source", "track_total_hits", "sort"}
+
+
+@dataclass
+class Retrieval:
+    """The legs of one search, lexical first, and the lexical leg's own response."""
+
+    lexical: dict[str, Any]
+    legs: dict[str, list[LegHit]]
+
+
+def leg_hits(hits: list[dict[str, Any]]) -> list[LegHit]:
+    return [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1) for i, h in enumerate(hits)]
+
+
+def knn_spec(field: str, vector: list[float], window: int, query: Any) -> dict[str, Any]:
+    """A kNN leg over `window` candidates, under the client query's hard filters."""
+    spec: dict[str, Any] = {
+        "field": field,
+        "query_vector": vector,
+        "k": window,
+        "num_candidates": max(2 * window, 100),
+    }
+    filters = extract_filters(query)
+    if filters:
+        spec["filter"] = filters
+    return spec
+
+
+class LegBuilder:
+    """Builds and runs the legs of a fused search against one backend."""
+
+    def __init__(
+        self, *, backend: SearchBackend, settings: Settings, vectors: QueryVectors
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.vectors = vectors
+
+    def retrieve(
+        self, request: SearchRequest, trace: Trace, mode: Mode, window: int
+    ) -> Retrieval:
+        body = request.body
+        t0 = time.perf_counter()
+        lexical_body: dict[str, Any] = {k: v for k, v in body.items() if k not in MANAGED}
+        lexical_body.update(
+            {"size": window if mode != "vector" else 0, "_source": False, "track_total_hits": True}
+        )
+        trace.timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        legs: dict[str, list[LegHit]] = {}
+        lexical: dict[str, Any] | None = None
+        knn_specs = self._knn_specs(request, trace, window)
+        if knn_specs:
+            vector_body: dict[str, Any] = {
+                "knn": knn_specs,
+                "size": window,
+                "_source": False,
+                "track_total_hits": True,
+            }
+            if body.get("post_filter") is not None:
+                vector_body["post_filter"] = body["post_filter"]
+            t1 = time.perf_counter()
+            lexical, vector_result = self._both(request.index, lexical_body, vector_body)
+            trace.timings["msearch_ms"] = (time.perf_counter() - t1) * 1000
+            vector_hits: list[dict[str, Any]] = []
+            try:
+                if isinstance(vector_result, ShoprankError):
+                    raise vector_result
+                vector_hits = vector_result["hits"]["hits"]
+            except BadRequestError as exc:
+                if body.get("knn"):
+                    raise
+                trace.notes.append(f"vector leg skipped: {exc.reason}")
+            legs["vector"] = leg_hits(vector_hits)
+        trace.timings["vector_ms"] = (time.perf_counter() - t0) * 1000
+        if lexical is None:  # no vector leg to batch with
+            lexical = self.backend.search(request.index, lexical_body)
+        if mode != "vector" and body.get("query") is not None:
+            legs = {"lexical": leg_hits(lexical["hits"]["hits"]), **legs}
+        if request.image and request.query_text and not body.get("knn"):
+            t0 = time.perf_counter()
+            image_hits = self._image_leg(request, trace, window)
+            if image_hits is not None:
+                legs["image"] = image_hits
+            trace.timings["image_ms"] = (time.perf_counter() - t0) * 1000
+        return Retrieval(lexical=lexical, legs=legs)
+
+    def _knn_specs(self, request: SearchRequest, trace: Trace, window: int) -> list[Any]:
+        """The client's kNN specs widened to the window, or one built from the query text."""
+        body = request.body
+        specs = listify(body.get("knn"))
+        if specs:
+            widened: list[Any] = []
+            for spec in specs:
+                if not isinstance(spec, dict):
+                    raise BadRequestError("[knn] must be an object or a list of objects")
+                out = dict(spec)
+                out["k"] = max(int_param(spec, "k", window, minimum=1), window)
+                out["num_candidates"] = max(int_param(spec, "num_candidates", 0), out["k"])
+                widened.append(out)
+            return widened
+        if not request.query_text:
+            return []
+        t0 = time.perf_counter()
+        try:
+            vector = self.vectors.embed(request.query_text)
+        except ShoprankError as exc:
+            # No encoder (or it failed to load): degrade to the lexical leg, say so.
+            trace.notes.append(f"vector leg skipped: {exc.reason}")
+            return []
+        finally:
+            trace.add_time("embed_ms", (time.perf_counter() - t0) * 1000)
+        return [knn_spec(request.vector_field, vector, window, body.get("query"))]
+
+    def _both(
+        self, index: str, lexical_body: dict[str, Any], vector_body: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any] | ShoprankError]:
+        """Lexical and vector leg in one `msearch`; a lexical failure is the search's."""
+        lexical, vector = self.backend.msearch(index, [lexical_body, vector_body])
+        if isinstance(lexical, ShoprankError):
+            raise lexical
+        return dict(lexical), vector
+
+    def _image_leg(self, request: SearchRequest, trace: Trace, window: int) -> list[LegHit] | None:
+        """Text → image kNN: the query's CLIP text vector against product image vectors."""
+        if self.vectors.image_text_factory is None or request.query_text is None:
+            return None
+        try:
+            if IMAGE_VECTOR_FIELD not in self.backend.vector_fields(request.index):
+                return None
+            vector = self.vectors.embed(request.query_text, space="image")
+        except ShoprankError as exc:
+            trace.notes.append(f"image leg skipped: {exc.reason}")
+            return None
+        spec = knn_spec(IMAGE_VECTOR_FIELD, vector, window, request.body.get("query"))
+        body: dict[str, Any] = {"knn": spec, "size": window, "_source": False}
+        if request.body.get("post_filter") is not None:
+            body["post_filter"] = request.body["post_filter"]
+        return leg_hits(self.backend.search(request.index, body)["hits"]["hits"])
+
+    # -- the cluster's own fusion -------------------------------------------------------------
+
+    def native(self, request: SearchRequest) -> NativeHybrid | None:
+        """The backend, when it fuses itself (`SHOPRANK_NATIVE_FUSION`) and nothing needs
+        shoprank's fusion."""
+        if (
+            self.settings.native_fusion
+            and isinstance(self.backend, NativeHybrid)
+            and request.query_text is not None
+            and not request.body.get("knn")
+        ):
+            return self.backend
+        return None
+
+    def native_search(self, request: SearchRequest, engine: NativeHybrid) -> dict[str, Any]:
+        assert request.query_text is not None
+        start, size = request.page
+        response = engine.native_hybrid(
+            request.index,
+            request.body,
+            vector=self.vectors.embed(request.query_text),
+            field=request.vector_field,
+            filters=extract_filters(request.body.get("query")),
+            window=max(request.window, start + size),
+            rrf_k=self.settings.rrf_k,
+            vector_weight=self.settings.linear_vector_weight,
+        )
+        return dict(response)

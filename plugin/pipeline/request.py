@@ -1,0 +1,231 @@
+"""A search as shoprank sees it: the frozen request read from `ext.shoprank`, and the trace
+the pipeline fills while it runs (notes, degradations, timings, what reranking reported).
+
+`parse_request` validates the options and peels `ext` off a copy of the client's body;
+the request never changes after that (a rewrite or a relaxation is a new request made with
+`SearchRequest.with_body`), so every stage reads the same inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
+from shoprank.plugin.fusion import Fusion
+from shoprank.plugin.shapes import int_param
+from shoprank.rerankers.intent.types import Intent
+from shoprank.searchlog.record import WindowItem
+from shoprank.settings import Settings
+from shoprank.types import MODES, Mode
+
+EXT_KEYS = {
+    "mode",
+    "user_id",
+    "session_id",
+    "explain",
+    "fusion",
+    "window",
+    "query",
+    "vector_field",
+    "image",
+}
+TEXT_QUERIES = ("match", "match_phrase", "multi_match")
+# Sorts that keep relevance order (so fusion still applies).
+SCORE_SORTS: tuple[list[Any], ...] = (
+    ["_score"],
+    [{"_score": "desc"}],
+    [{"_score": {"order": "desc"}}],
+)
+
+
+def listify(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def extract_query_text(query: Any) -> str | None:
+    """The shopper's words in an ES query: the text of its match/multi_match clauses."""
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for name, body in node.items():
+            if name in ("filter", "must_not", "post_filter"):
+                continue
+            if name == "multi_match" and isinstance(body, dict):
+                if isinstance(body.get("query"), str):
+                    parts.append(body["query"])
+            elif name in ("match", "match_phrase") and isinstance(body, dict):
+                for value in body.values():
+                    text = value.get("query") if isinstance(value, dict) else value
+                    if isinstance(text, str):
+                        parts.append(text)
+            elif isinstance(body, dict | list) and name not in TEXT_QUERIES:
+                walk(body)
+
+    walk(query)
+    text = " ".join(p.strip() for p in parts if p.strip())
+    return text or None
+
+
+def extract_filters(query: Any) -> list[dict[str, Any]]:
+    """The hard constraints of a query (its top-level bool filter / must_not)."""
+    if not isinstance(query, dict) or "bool" not in query or not isinstance(query["bool"], dict):
+        return []
+    body = query["bool"]
+    filters: list[dict[str, Any]] = []
+    for clause in listify(body.get("filter")):
+        filters.append(clause)
+    must_not = listify(body.get("must_not"))
+    if must_not:
+        filters.append({"bool": {"must_not": must_not}})
+    return filters
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search after peeling off `ext.shoprank`: what the client asked for.
+
+    `body` is shoprank's own copy of the client's body, without `ext`; `deadline` is the
+    `time.perf_counter()` value after which optional stages are skipped
+    (`SHOPRANK_SEARCH_BUDGET_MS` after the search started).
+    """
+
+    index: str
+    body: dict[str, Any]
+    mode: Mode
+    user_id: str | None
+    explain: bool
+    fusion: Fusion
+    window: int
+    query_text: str | None
+    vector_field: str
+    image: bool = True
+    session_id: str | None = None
+    deadline: float | None = None
+
+    def with_body(self, body: dict[str, Any]) -> SearchRequest:
+        """The same search over another body (a rewrite, a relaxation step)."""
+        return replace(self, body=body)
+
+    @property
+    def page(self) -> tuple[int, int]:
+        """`from` and `size` of the requested page."""
+        return int_param(self.body, "from", 0), int_param(self.body, "size", 10)
+
+
+@dataclass
+class Trace:
+    """What happened during one search, for `_shoprank`, the metrics and the search log."""
+
+    notes: list[str] = field(default_factory=list)
+    # Stages that degraded instead of failing (`shoprank.metrics.degrade`); always reported.
+    degraded: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    # The returned page as the logs see it (ranks before/after reranking, logged features).
+    logged: list[WindowItem] = field(default_factory=list)
+    # What reranking stages report (model version, …) under `_shoprank`.
+    rerank_info: dict[str, Any] = field(default_factory=dict)
+    # Query understanding (`full` mode): the intent, the rewrite actions, and the relaxation
+    # step that recovered an empty result.
+    intent: Intent | None = None
+    rewrite: list[dict[str, Any]] = field(default_factory=list)
+    relaxation: str | None = None
+
+    def add_time(self, name: str, ms: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + ms
+
+    def rounded_timings(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.timings.items()}
+
+    @property
+    def model_version(self) -> Any:
+        return self.rerank_info.get("model_version")
+
+
+def parse_request(
+    index: str,
+    body: dict[str, Any] | None,
+    *,
+    settings: Settings,
+    user_id: str | None,
+    session_id: str | None = None,
+) -> SearchRequest:
+    """Validate `ext.shoprank` (a 400 names the option and the value) into a request."""
+    body = copy.deepcopy(body) if body else {}
+    if not isinstance(body, dict):
+        raise BadRequestError("the search body must be a JSON object")
+    ext = body.pop("ext", None) or {}
+    if not isinstance(ext, dict):
+        raise BadRequestError("[ext] must be an object")
+    unknown_ext = set(ext) - {"shoprank"}
+    if unknown_ext:
+        raise UnsupportedQueryError(
+            f"search [ext] section(s) {sorted(unknown_ext)} are not "
+            "supported; shoprank reads ext.shoprank"
+        )
+    opts = ext.get("shoprank") or {}
+    if not isinstance(opts, dict):
+        raise BadRequestError("[ext.shoprank] must be an object")
+    unknown = set(opts) - EXT_KEYS
+    if unknown:
+        raise BadRequestError(
+            f"unknown ext.shoprank option(s) {sorted(unknown)}; known: {sorted(EXT_KEYS)}"
+        )
+    mode = opts.get("mode", settings.default_mode)
+    if mode not in MODES:
+        raise BadRequestError(f"ext.shoprank.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    fusion = opts.get("fusion", settings.fusion)
+    if fusion not in ("rrf", "linear"):
+        raise BadRequestError(f"ext.shoprank.fusion must be rrf or linear, got {fusion!r}")
+    window = int_param(opts, "window", settings.window_size, minimum=1)
+    if window > settings.max_window_size:
+        raise BadRequestError(
+            f"ext.shoprank.window must be at most {settings.max_window_size}, got {window}"
+        )
+    user = opts.get("user_id", user_id)
+    if user is not None and not isinstance(user, str | int):
+        raise BadRequestError(f"ext.shoprank.user_id must be a string, got {user!r}")
+    if opts.get("query") is not None and not isinstance(opts["query"], str):
+        raise BadRequestError(f"ext.shoprank.query must be a string, got {opts['query']!r}")
+    text = opts.get("query") or extract_query_text(body.get("query"))
+    return SearchRequest(
+        index=index,
+        body=body,
+        mode=mode,
+        user_id=str(user) if user is not None else None,
+        explain=bool(opts.get("explain", False)),
+        fusion=fusion,
+        window=window,
+        query_text=text,
+        vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
+        image=bool(opts.get("image", True)),
+        session_id=str(opts["session_id"]) if opts.get("session_id") else session_id,
+    )
+
+
+def effective_mode(request: SearchRequest, trace: Trace) -> Mode:
+    """The mode the search can honour: fusion needs relevance order and something to embed."""
+    body = request.body
+    if request.mode == "lexical":
+        return "lexical"
+    sort = body.get("sort")
+    if sort and listify(sort) not in SCORE_SORTS:
+        trace.notes.append("explicit sort: results follow the sort, fusion skipped")
+        return "lexical"
+    if body.get("min_score") is not None:
+        trace.notes.append("min_score applies to lexical scores: fusion skipped")
+        return "lexical"
+    if request.query_text is None and not body.get("knn"):
+        trace.notes.append("no query text to embed: lexical only")
+        return "lexical"
+    return request.mode
