@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -28,6 +28,9 @@ from shoprank.plugin.middleware import GuardMiddleware
 from shoprank.plugin.openapi import shoprank_openapi
 from shoprank.settings import Settings
 from shoprank.spool import EventSpool
+
+if TYPE_CHECKING:
+    from shoprank.plugin.search import SearchService
 
 log = logging.getLogger("shoprank.ops")
 STREAM = "shoprank:events"
@@ -70,7 +73,7 @@ def stream_lag(client: Any) -> int:
     return int(client.xlen(EVENTS_STREAM))
 
 
-def install(app: FastAPI, service: Any) -> None:
+def install(app: FastAPI, service: SearchService) -> None:
     """Guard middleware, ES-shaped 422, and the metrics and readiness routes."""
     settings: Settings = service.settings
     spool = (
@@ -99,9 +102,12 @@ def install(app: FastAPI, service: Any) -> None:
 
     def queue_depths() -> None:
         logger = service.search_logger
-        QUEUE_DEPTH.labels(queue="search_log").set(float(getattr(logger, "_pending", 0) or 0))
-        for reason in ("failed", "dropped"):
-            SEARCH_LOG_LOST.labels(reason=reason).set(float(getattr(logger, reason, 0) or 0))
+        pending, failed, dropped = (
+            (logger.pending, logger.failed, logger.dropped) if logger is not None else (0, 0, 0)
+        )
+        QUEUE_DEPTH.labels(queue="search_log").set(float(pending))
+        SEARCH_LOG_LOST.labels(reason="failed").set(float(failed))
+        SEARCH_LOG_LOST.labels(reason="dropped").set(float(dropped))
         if spool is not None:
             QUEUE_DEPTH.labels(queue="event_spool").set(spool.depth())
         if settings.redis_url:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shoprank import logs, metrics
 from shoprank.errors import BadRequestError
@@ -42,6 +42,9 @@ from shoprank.rerankers.protocol import Candidate, Reranker, WarmUp
 from shoprank.settings import Settings
 from shoprank.types import Mode
 
+if TYPE_CHECKING:
+    from shoprank.searchlog.logger import SearchLogger
+
 __all__ = ["SearchRequest", "SearchService", "Trace", "extract_filters", "extract_query_text"]
 
 Response = dict[str, Any]
@@ -58,7 +61,7 @@ class SearchService:
         encoder: EncoderFactory | None = None,
         image_text_encoder: EncoderFactory | None = None,
         rerankers: Sequence[Reranker] = (),
-        search_logger: Any = None,
+        search_logger: SearchLogger | None = None,
     ) -> None:
         self.search_logger = search_logger
         self.backend = backend
@@ -124,6 +127,7 @@ class SearchService:
         user_id: str | None = None,
         session_id: str | None = None,
     ) -> Response:
+        """An ES `_search` response for `body`, in the mode its `ext.shoprank` asks for."""
         started = time.perf_counter()
         parsed = self.parse(index, body, user_id=user_id, session_id=session_id)
         trace = Trace()

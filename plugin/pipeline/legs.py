@@ -60,9 +60,7 @@ class LegBuilder:
         self.settings = settings
         self.vectors = vectors
 
-    def retrieve(
-        self, request: SearchRequest, trace: Trace, mode: Mode, window: int
-    ) -> Retrieval:
+    def retrieve(self, request: SearchRequest, trace: Trace, mode: Mode, window: int) -> Retrieval:
         body = request.body
         t0 = time.perf_counter()
         lexical_body: dict[str, Any] = {k: v for k, v in body.items() if k not in MANAGED}

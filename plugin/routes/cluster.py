@@ -23,7 +23,8 @@ router = APIRouter()
 DOC_PARAMS = {"_source", "_source_includes", "_source_excludes", "stored_fields"}
 
 
-@router.api_route("/", methods=["GET", "HEAD"])
+# The ES routes are documented by Elasticsearch: left out of shoprank's OpenAPI document.
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 def root(service: ServiceDep, cluster: ClusterDep, accept: AcceptDep) -> ESResponse:
     return ESResponse(
         {
@@ -74,7 +75,7 @@ def source_spec(params: dict[str, str]) -> Any:
     return True
 
 
-@router.api_route("/{index}/_doc/{doc_id}", methods=["GET", "HEAD"])
+@router.api_route("/{index}/_doc/{doc_id}", methods=["GET", "HEAD"], include_in_schema=False)
 def get_doc(
     request: Request, index: str, doc_id: str, service: ServiceDep, accept: AcceptDep
 ) -> ESResponse:

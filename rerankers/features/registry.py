@@ -8,7 +8,7 @@ the `REGISTRY_VERSION` it was trained with; a mismatch refuses to load.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,7 +97,7 @@ REGISTRY_VERSION = (
 )
 
 
-def vectorise(rows: list[Mapping[str, float]]) -> np.ndarray:
+def vectorise(rows: Sequence[Mapping[str, float]]) -> np.ndarray:
     """Feature dicts → a float32 matrix in registry order (missing → the default)."""
     out = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
     for i, row in enumerate(rows):

@@ -117,6 +117,7 @@ class ClusterSearchLogSink:
         # Recent searches: query id → (index name, product id → rank before reranking).
         self._recent: OrderedDict[str, tuple[str, dict[str, int]]] = OrderedDict()
         self._remember = remember
+        self._offset: str | None = None  # the shipped-events offset without `offset_path`
         self.written = 0
         self.errors = 0
 
@@ -164,7 +165,8 @@ class ClusterSearchLogSink:
             return
         self.ensure_template()
         response = self.client.bulk(body=ops)
-        body = response.body if hasattr(response, "body") else response
+        # opensearch-py answers a dict; elasticsearch-py an `ObjectApiResponse` around it.
+        body = response if isinstance(response, dict) else response.body
         items = body.get("items", [])
         failed = [
             item
@@ -185,7 +187,7 @@ class ClusterSearchLogSink:
 
     def _read_offset(self) -> str | None:
         if self.offset_path is None:
-            return getattr(self, "_offset", None)
+            return self._offset
         try:
             return self.offset_path.read_text().strip() or None
         except FileNotFoundError:

@@ -260,7 +260,6 @@ def test_the_worker_enforces_retention_by_itself(api: str, service: EventService
     # expires it on its own clock, where it is 400 days old. No window is waited out.
     edge = time.time() - 400 * 86_400
     event = Event("click", edge, "exp-1", user_id="expiring", product_id="p1")
-    wait_for(lambda: drained(service))
     service.client.set(RETENTION_LAST, repr(time.time()))  # the hourly pass just ran
     assert service.ingest([event], fold=False, now=edge + 86_400)["accepted"] == 1
     post(api, {"type": "view", "user_id": "other", "product_id": "p2"})  # folds both

@@ -15,10 +15,13 @@ from shoprank.errors import (
     IndexNotFoundError,
     UnsupportedQueryError,
 )
+from shoprank.plugin.backends.elasticsearch import ElasticsearchBackend
+from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.backends.opensearch import OpenSearchBackend
+from shoprank.plugin.backends.protocol import Backend, ClusterClient, Forwarding, NativeHybrid
 from shoprank.plugin.backends.remote import cluster_error, without_vectors
 from shoprank.settings import Settings
-from shoprank.testing.recording import recording_opensearch
+from shoprank.testing.recording import recording_elasticsearch, recording_opensearch
 
 MATCH = {"match": {"title": {"query": "shoes"}}}
 
@@ -30,6 +33,20 @@ def _knn(**extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def opensearch() -> OpenSearchBackend:
     return OpenSearchBackend(recording_opensearch())
+
+
+def test_cluster_backends_offer_every_capability(opensearch: OpenSearchBackend) -> None:
+    for backend in (ElasticsearchBackend(recording_elasticsearch()), opensearch):
+        assert isinstance(backend, Backend)
+        assert isinstance(backend, NativeHybrid)
+        assert isinstance(backend, Forwarding)
+        assert isinstance(backend, ClusterClient)
+
+
+def test_the_embedded_backend_is_complete_without_a_cluster(tmp_path: Path) -> None:
+    backend = EmbeddedBackend(tmp_path / "embedded")
+    assert isinstance(backend, Backend)
+    assert not isinstance(backend, NativeHybrid | Forwarding | ClusterClient)
 
 
 def test_knn_beside_a_query_is_their_union_with_summed_scores(
