@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from shoprank.errors import BadRequestError, TooManyRequestsError
@@ -24,10 +25,19 @@ BUCKET_AGGS = ("terms", "range", "histogram", "date_histogram", "filters", "sign
 
 class TokenBucketLimiter:
     """`rate` requests/s per client with bursts of `burst`; thread-safe, bounded memory
-    (the least recently seen clients are forgotten past `max_clients`)."""
+    (the least recently seen clients are forgotten past `max_clients`); `clock` tells the
+    time in seconds (`time.monotonic` unless injected)."""
 
-    def __init__(self, rate: float, burst: int, *, max_clients: int = MAX_CLIENTS) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_clients: int = MAX_CLIENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
+        self.clock = clock
         self.burst = float(max(1, burst or math.ceil(2 * rate)))
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -35,7 +45,7 @@ class TokenBucketLimiter:
 
     def acquire(self, client: str, *, now: float | None = None) -> float:
         """Take a token: 0.0 when allowed, else the seconds until the next token."""
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             tokens, last = self._buckets.get(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)

@@ -20,17 +20,29 @@ from shoprank.errors import IndexNotFoundError, ShoprankError
 RESOLVE_TTL_S = 2.0
 
 BulkHelper = Callable[..., Iterable[tuple[bool, dict[str, Any]]]]
+# Seconds from an arbitrary origin that never go backwards (`time.monotonic`); tests pass
+# one they advance themselves, so the alias cache never depends on how fast a machine is.
+Clock = Callable[[], float]
 
 
 class ClusterConnection:
-    """An `Elasticsearch` or `OpenSearch` client (`client`) and the calls made through it."""
+    """An `Elasticsearch` or `OpenSearch` client (`client`) and the calls made through it;
+    `clock` times how long a resolved alias is trusted (`RESOLVE_TTL_S`)."""
 
     name = "remote"
 
-    def __init__(self, client: Any, *, bulk: BulkHelper, bulk_chunk_size: int = 500) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        bulk: BulkHelper,
+        bulk_chunk_size: int = 500,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.client = client
         self._streaming_bulk = bulk
         self.bulk_chunk_size = bulk_chunk_size
+        self._clock = clock
         self._lock = threading.Lock()
         self._resolved: dict[str, tuple[float, str]] = {}
         self._vector_fields: dict[str, dict[str, int]] = {}
@@ -67,13 +79,13 @@ class ClusterConnection:
 
     def _remember(self, name: str, concrete: str) -> None:
         with self._lock:
-            self._resolved[name] = (time.monotonic(), concrete)
+            self._resolved[name] = (self._clock(), concrete)
 
     def resolve(self, index: str) -> str:
         """The concrete index behind `index` (itself when it is no alias)."""
         with self._lock:
             cached = self._resolved.get(index)
-        if cached is not None and time.monotonic() - cached[0] < RESOLVE_TTL_S:
+        if cached is not None and self._clock() - cached[0] < RESOLVE_TTL_S:
             return cached[1]
         targets = self._alias_targets(index)
         if targets:

@@ -7,11 +7,12 @@ shoprank's bodies are ES bodies already, so searches go out as they are; the map
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from shoprank.errors import ShoprankError
 
-from .remote import RemoteBackend, cluster_error, unavailable, walk_properties
+from .remote import Clock, RemoteBackend, cluster_error, unavailable, walk_properties
 
 
 class ElasticsearchBackend(RemoteBackend):
@@ -27,10 +28,11 @@ class ElasticsearchBackend(RemoteBackend):
         url: str = "",
         vector_index_type: str = "int8_hnsw",
         bulk_chunk_size: int = 500,
+        clock: Clock = time.monotonic,
     ) -> None:
         from elasticsearch.helpers import streaming_bulk
 
-        super().__init__(client, bulk=streaming_bulk, bulk_chunk_size=bulk_chunk_size)
+        super().__init__(client, bulk=streaming_bulk, bulk_chunk_size=bulk_chunk_size, clock=clock)
         self.url = url
         self.vector_index_type = vector_index_type
         self._excludes_vectors: bool | None = None

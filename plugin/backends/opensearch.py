@@ -11,11 +11,12 @@ shoprank speaks the Elasticsearch DSL; the differences are translated here:
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any, Literal
 
 from shoprank.errors import BadRequestError, ShoprankError, UnsupportedQueryError
 
-from .remote import RemoteBackend, cluster_error, knn_specs, unavailable, walk_properties
+from .remote import Clock, RemoteBackend, cluster_error, knn_specs, unavailable, walk_properties
 
 VectorEngine = Literal["faiss", "lucene", "nmslib"]
 KNN_KEYS = {"field", "query_vector", "k", "num_candidates", "filter", "boost", "_name"}
@@ -38,10 +39,11 @@ class OpenSearchBackend(RemoteBackend):
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 128,
         bulk_chunk_size: int = 500,
+        clock: Clock = time.monotonic,
     ) -> None:
         from opensearchpy.helpers import streaming_bulk
 
-        super().__init__(client, bulk=streaming_bulk, bulk_chunk_size=bulk_chunk_size)
+        super().__init__(client, bulk=streaming_bulk, bulk_chunk_size=bulk_chunk_size, clock=clock)
         self.url = url
         self.vector_engine = vector_engine
         self.hnsw_m = hnsw_m

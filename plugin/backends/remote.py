@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cluster_base import RESOLVE_TTL_S
+from .cluster_base import RESOLVE_TTL_S, Clock
 from .cluster_generations import MANIFESTS, META_KEY, ClusterGenerations
 from .cluster_reads import ClusterReads
 from .cluster_shapes import (
@@ -26,6 +26,7 @@ __all__ = [
     "META_KEY",
     "RESOLVE_TTL_S",
     "BulkWriteError",
+    "Clock",
     "RemoteBackend",
     "cluster_error",
     "knn_specs",

@@ -24,6 +24,8 @@ from shoprank.testing.recording import (
     recording_opensearch,
 )
 
+from tests.unit.test_cluster_backends import ManualClock
+
 from .specs import ES_SPEC, OS_SPEC, SpecValidator
 
 ENGINES = ("elasticsearch", "opensearch")
@@ -50,12 +52,15 @@ def os_spec() -> SpecValidator:
 
 @dataclass
 class Engine:
-    """One engine under contract: its backend on the recording transport, and its spec."""
+    """One engine under contract: its backend on the recording transport, its spec, and the
+    backend's clock, which only moves when a test advances it (the requests a test expects
+    never depend on how long the previous ones took)."""
 
     name: str
     backend: ElasticsearchBackend | OpenSearchBackend
     cluster: ScriptedCluster
     spec: SpecValidator
+    clock: ManualClock
 
     def conforming(self) -> list[Recorded]:
         """Every request recorded since the last call, each checked against the spec."""
@@ -74,15 +79,16 @@ class Engine:
 
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    clock = ManualClock()
     if request.param == "elasticsearch":
         spec = request.getfixturevalue("es_spec")
         client = recording_elasticsearch()
-        backend: Any = ElasticsearchBackend(client)
+        backend: Any = ElasticsearchBackend(client, clock=clock)
     else:
         spec = request.getfixturevalue("os_spec")
         client = recording_opensearch()
-        backend = OpenSearchBackend(client)
-    yield Engine(request.param, backend, client.scripted, spec)
+        backend = OpenSearchBackend(client, clock=clock)
+    yield Engine(request.param, backend, client.scripted, spec, clock)
 
 
 class Memo:

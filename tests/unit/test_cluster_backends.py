@@ -19,11 +19,34 @@ from shoprank.plugin.backends.elasticsearch import ElasticsearchBackend
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.backends.opensearch import OpenSearchBackend
 from shoprank.plugin.backends.protocol import Backend, ClusterClient, Forwarding, NativeHybrid
-from shoprank.plugin.backends.remote import cluster_error, without_vectors
+from shoprank.plugin.backends.remote import (
+    RESOLVE_TTL_S,
+    RemoteBackend,
+    cluster_error,
+    without_vectors,
+)
 from shoprank.settings import Settings
-from shoprank.testing.recording import recording_elasticsearch, recording_opensearch
+from shoprank.testing.recording import (
+    ScriptedCluster,
+    recording_elasticsearch,
+    recording_opensearch,
+)
 
 MATCH = {"match": {"title": {"query": "shoes"}}}
+
+
+class ManualClock:
+    """A clock for the cluster backends that stands still until the test advances it, so
+    nothing a test asserts depends on how fast the machine runs it."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def _knn(**extra: Any) -> dict[str, Any]:
@@ -133,3 +156,41 @@ def test_cluster_settings_are_validated(tmp_path: Path) -> None:
     mapping = {"properties": {"v": {"type": "dense_vector", "dims": 3, "similarity": "cosine"}}}
     vector = opensearch.index_body(mapping)["mappings"]["properties"]["v"]  # type: ignore[attr-defined]
     assert vector["method"]["engine"] == "lucene" and vector["dimension"] == 3
+
+
+def _on_cluster(engine: str, cluster: ScriptedCluster, clock: ManualClock) -> RemoteBackend:
+    if engine == "elasticsearch":
+        return ElasticsearchBackend(recording_elasticsearch(cluster), clock=clock)
+    return OpenSearchBackend(recording_opensearch(cluster), clock=clock)
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_an_alias_swapped_elsewhere_is_seen_once_the_resolve_ttl_has_passed(engine: str) -> None:
+    cluster = ScriptedCluster(distribution=engine)
+    clock = ManualClock()
+    here, elsewhere = (_on_cluster(engine, cluster, clock) for _ in range(2))
+    mapping = {"properties": {"title": {"type": "text"}}}
+
+    def generation_of(backend: RemoteBackend) -> str:
+        generation = backend.create_generation("products", mapping)
+        backend.commit(generation, ready=True)
+        return generation
+
+    first = generation_of(here)
+    here.swap_alias("products", first)
+    second = generation_of(elsewhere)
+    elsewhere.swap_alias("products", second)  # another process moves the alias
+    cluster.reset()
+
+    def lookups() -> int:
+        return sum(r.path == "/_alias/products" for r in cluster.requests)
+
+    clock.advance(RESOLVE_TTL_S - 0.01)
+    assert here.resolve("products") == first  # still trusted: nothing asked
+    assert lookups() == 0
+    clock.advance(0.02)
+    assert here.resolve("products") == second  # expired: asked the cluster again
+    assert lookups() == 1
+    clock.advance(RESOLVE_TTL_S / 2)
+    assert here.resolve("products") == second  # and trusted again from then on
+    assert lookups() == 1

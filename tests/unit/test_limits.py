@@ -137,8 +137,17 @@ def test_msearch_items_are_limited_one_by_one(client: TestClient) -> None:
 
 
 def test_rate_limit_is_429_with_retry_after(
-    tmp_path: Path, corpus_backend: EmbeddedBackend
+    tmp_path: Path, corpus_backend: EmbeddedBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The limiter's clock stands still: no token comes back however slowly the requests run.
+    from shoprank.plugin import ops
+
+    def stopped_limiter(settings: Any) -> TokenBucketLimiter:
+        return TokenBucketLimiter(
+            settings.rate_limit_per_s, settings.rate_limit_burst, clock=lambda: 0.0
+        )
+
+    monkeypatch.setattr(ops, "make_limiter", stopped_limiter)
     client = make_client(
         tmp_path, corpus_backend, rate_limit_per_s=0.5, rate_limit_burst=3, api_keys=KEYS
     )
