@@ -131,7 +131,7 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, TimeoutError):
             raise ImageError(f"timed out after {timeout:g}s") from None
-        reason = getattr(exc.reason, "strerror", None) or exc.reason
+        reason = (exc.reason.strerror if isinstance(exc.reason, OSError) else None) or exc.reason
         raise ImageError(f"unreachable: {reason}") from None
     except TimeoutError:
         raise ImageError(f"timed out after {timeout:g}s") from None

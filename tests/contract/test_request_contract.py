@@ -10,7 +10,7 @@ import pytest
 
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.mapping import product_mapping
-from shoprank.plugin.backends.remote import BulkWriteError
+from shoprank.plugin.backends.remote import RESOLVE_TTL_S, BulkWriteError
 
 from .conftest import Engine, service_for
 
@@ -363,3 +363,25 @@ def test_the_text_to_image_leg_conforms(
     assert len(image) == 1  # the image leg: one more search beside the _msearch
     text = str(image[0].body)
     assert "image_vector" in text and "Acme" in text  # the client's filters apply here too
+
+
+def test_a_full_search_after_the_resolve_ttl_asks_for_the_alias_once(
+    loaded: Engine, minilm: TextEncoder, tmp_path: Path
+) -> None:
+    """Query understanding keys its vocabulary on the concrete index; once the alias has
+    been trusted for `RESOLVE_TTL_S`, the next search looks it up again (one conforming
+    `GET /_alias`) and, the generation being the same, reads no vocabulary."""
+    service = service_for(loaded, minilm, tmp_path)
+    service.search("products", SHAPES["full"])
+    loaded.conforming()
+    loaded.clock.advance(RESOLVE_TTL_S - 0.01)
+    service.search("products", SHAPES["full"])
+    assert _paths(loaded.conforming()) == ["POST /_msearch", "POST /products/_mget"]
+    loaded.clock.advance(0.02)
+    response = service.search("products", SHAPES["full"])
+    assert _paths(loaded.conforming()) == [
+        "GET /_alias/products",
+        "POST /_msearch",
+        "POST /products/_mget",
+    ]
+    assert response["hits"]["hits"]
