@@ -17,7 +17,6 @@ data). Mount with `app.include_router(make_inspector_router(service))`.
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -200,10 +199,8 @@ def make_inspector_router(service: SearchService) -> APIRouter:
     """The inspector's page and JSON API for `service`."""
     router = APIRouter(prefix="/_shoprank/inspect")
     settings = service.settings
-    # Inspecting runs real searches but must not log them: a shallow copy without the
-    # logger shares the backend, encoders, rerankers and the query-vector cache.
-    quiet = copy.copy(service)
-    quiet.search_logger = None
+    # Inspecting runs real searches but must not log them.
+    quiet = service.without_log()
     state: dict[str, Any] = {"judgments": None, "judgments_source": None}
 
     def store() -> Any:

@@ -13,6 +13,7 @@ explanation and search-log record (`record`).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -90,6 +91,13 @@ class SearchService:
     @vector_cache_size.setter
     def vector_cache_size(self, size: int) -> None:
         self.vectors.cache_size = size
+
+    def without_log(self) -> SearchService:
+        """This service without the search log: it shares the backend, the encoders, the
+        rerankers and the query-vector cache, but its searches are not logged."""
+        quiet = copy.copy(self)
+        quiet.search_logger = None
+        return quiet
 
     def parse(
         self,

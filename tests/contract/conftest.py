@@ -23,7 +23,6 @@ from shoprank.testing.recording import (
     recording_elasticsearch,
     recording_opensearch,
 )
-
 from tests.unit.test_cluster_backends import ManualClock
 
 from .specs import ES_SPEC, OS_SPEC, SpecValidator

@@ -368,16 +368,17 @@ def test_the_text_to_image_leg_conforms(
 def test_a_full_search_after_the_resolve_ttl_asks_for_the_alias_once(
     loaded: Engine, minilm: TextEncoder, tmp_path: Path
 ) -> None:
-    """Query understanding keys its vocabulary on the concrete index; once the alias has
-    been trusted for `RESOLVE_TTL_S`, the next search looks it up again (one conforming
-    `GET /_alias`) and, the generation being the same, reads no vocabulary."""
+    """Query understanding keys its vocabulary on the concrete index behind the alias, trusted
+    for `RESOLVE_TTL_S` since the cluster last named it (each page's `_mget` does). After
+    that the next search looks it up again (one conforming `GET /_alias`) and, the
+    generation being the same, reads no vocabulary."""
     service = service_for(loaded, minilm, tmp_path)
     service.search("products", SHAPES["full"])
     loaded.conforming()
     loaded.clock.advance(RESOLVE_TTL_S - 0.01)
     service.search("products", SHAPES["full"])
     assert _paths(loaded.conforming()) == ["POST /_msearch", "POST /products/_mget"]
-    loaded.clock.advance(0.02)
+    loaded.clock.advance(RESOLVE_TTL_S + 0.01)
     response = service.search("products", SHAPES["full"])
     assert _paths(loaded.conforming()) == [
         "GET /_alias/products",

@@ -14,7 +14,7 @@ from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.search import SearchService, extract_filters
 from shoprank.rerankers.intent.model import Vocabulary
 from shoprank.rerankers.intent.predictor import IntentPredictor
-from shoprank.rerankers.intent.rewriter import RELAXATIONS, RewriteConfig, rewrite
+from shoprank.rerankers.intent.rewriter import RELAXATIONS, RewriteConfig, plan_rewrite, rewrite
 from shoprank.rerankers.protocol import Candidate, RerankContext
 from shoprank.settings import Settings
 
@@ -109,6 +109,22 @@ def test_relaxation_levels_in_order() -> None:
     assert {"range": {"price": {"lte": 40.0}}} in filters[2]  # … the explicit price stays
     assert levels[3] == body
     assert RELAXATIONS == ("drop_category_filter", "drop_attribute_filters", "original_query")
+
+
+def test_a_rewrite_plan_leaves_the_body_and_lists_its_relaxations() -> None:
+    understanding = PREDICTOR.predict("black hp toner under 40")
+    understanding.intent.categories = [("Office > Toner", 0.99)]
+    body = _body("black hp toner under 40")
+    before = copy.deepcopy(body)
+    plan = plan_rewrite(body, understanding, CONFIG)
+    assert body == before
+    assert (plan.body, list(plan.actions)) == rewrite(body, understanding, CONFIG)
+    assert plan.intent is understanding.intent
+    steps = list(plan.relaxations())
+    assert [name for name, _ in steps] == list(RELAXATIONS)
+    assert [b for _, b in steps] == [
+        rewrite(body, understanding, CONFIG, relax=level)[0] for level in (1, 2, 3)
+    ]
 
 
 # -- through the search pipeline ---------------------------------------------------------------
