@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 ES_ERROR: dict[str, Any] = {
     "type": "object",
@@ -80,6 +81,14 @@ ERRORS = {
 }
 
 
+def _documented(route: BaseRoute) -> bool:
+    """shoprank's own routes; a route without a path (an included router) is kept and its
+    paths are filtered after the schema is built."""
+    if isinstance(route, Route | Mount | WebSocketRoute):
+        return route.path.startswith("/_shoprank/")
+    return True
+
+
 def shoprank_openapi(app: FastAPI) -> dict[str, Any]:
     """Build (once) the document for the `/_shoprank/*` routes."""
     if app.openapi_schema:
@@ -91,11 +100,7 @@ def shoprank_openapi(app: FastAPI) -> dict[str, Any]:
         "Errors use the Elasticsearch error shape. Protected routes take "
         "`Authorization: ApiKey <key>`.",
         # Only shoprank's routes (and included routers): the ES routes are documented by ES.
-        routes=[
-            r
-            for r in app.routes
-            if str(getattr(r, "path", "/_shoprank/")).startswith("/_shoprank/")
-        ],
+        routes=[r for r in app.routes if _documented(r)],
     )
     doc["paths"] = {
         path: ops

@@ -171,8 +171,9 @@ def load_extra_rerankers(paths: list[str]) -> list[Reranker]:
                 f"SHOPRANK_EXTRA_RERANKERS: cannot import [{path}] ({exc}); use `module:attr`"
             ) from None
         # A class or a factory is called; an instance is used as it is.
-        reranker = target() if isinstance(target, type) or not hasattr(target, "rerank") else target
-        if not hasattr(reranker, "rerank") or not hasattr(reranker, "name"):
+        is_instance = isinstance(target, Reranker) and not isinstance(target, type)
+        reranker = target if is_instance else target()
+        if not isinstance(reranker, Reranker) or isinstance(reranker, type):
             raise ConfigError(
                 f"SHOPRANK_EXTRA_RERANKERS: [{path}] is not a reranker (needs `name` and "
                 "`rerank(context, candidates)`)"

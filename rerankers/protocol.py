@@ -52,6 +52,7 @@ class RerankContext:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Reranker(Protocol):
     name: str
 

@@ -263,9 +263,9 @@ def evaluate_cmd(
 
     settings = current_settings()
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = [m for m in chosen if m not in offline.MODES]
+    bad = [m for m in chosen if m not in MODES]
     if bad:
-        fail(f"unknown mode(s) {bad}; choose from {', '.join(offline.MODES)}", 2)
+        fail(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}", 2)
     if not (judgments or sessions or logs):
         fail("give --judgments, --sessions and/or --logs", 2)
     results: dict[str, dict[str, dict[str, float]]] = {}
