@@ -16,6 +16,15 @@ Reports throughput, p50/p99/p99.9 per request kind, errors, and the server's RSS
 after. `--fault` also configures the local event spool, stops Redis at a third of the run and
 restarts it at two thirds, then waits for the spool to drain and checks that every event the
 server accepted is in the Redis stream (lost accepted events) and how many searches failed.
+`--workers N` serves with N worker processes (default 1).
+
+    python benchmarks/load.py --capacity --out benchmarks/results/capacity.json
+
+`--capacity` measures, on the same data, searches only: the capacity (the highest offered
+rate, stepped up by ~25 %, whose search p99 stays at or under 100 ms (`--p99-ms`) with every search
+answered 200) of `--workers 1` and of `--workers 2`, side by side; then, with admission
+control on (SHOPRANK_MAX_INFLIGHT), the goodput (searches answered 200 per second) and the
+p99 of those accepted searches when offered 1x, 2x and 4x the larger capacity.
 """
 
 from __future__ import annotations
@@ -127,12 +136,14 @@ class Redis:
             self.proc.wait(timeout=30)
 
 
-def start_server(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    data_dir: Path, env: dict[str, str], workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoprank.cli", "--data-dir", str(data_dir), "serve"]
-        + ["--port", str(port), "--log-level", "warning"],
+        + ["--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
@@ -173,7 +184,7 @@ async def run_load(
 ) -> dict[str, Any]:
     rng = random.Random(args.seed)
     total = int(args.rate * args.duration)
-    latencies: dict[str, list[float]] = {"search": [], "events": []}
+    latencies: dict[str, list[float]] = {"search": [], "events": [], "accepted": []}
     statuses: dict[str, dict[str, int]] = {"search": {}, "events": {}}
     accepted_ids: set[str] = set()
     degraded = 0
@@ -223,6 +234,8 @@ async def run_load(
                 status = type(exc).__name__
             ms = (time.perf_counter() - due) * 1000
             latencies[kind].append(ms)
+            if kind == "search" and status == "200":
+                latencies["accepted"].append(ms)
             if ms > 100:
                 slow.append((round(due - start, 2), kind, round(ms, 1), took))
             statuses[kind][status] = statuses[kind].get(status, 0) + 1
@@ -274,6 +287,9 @@ async def run_load(
             "p999_ms": pct(latencies[kind], 0.999),
             "max_ms": round(max(latencies[kind]), 3) if latencies[kind] else None,
         }
+    out["search"]["goodput_rps"] = round(len(latencies["accepted"]) / wall, 1)
+    out["search"]["accepted_p50_ms"] = pct(latencies["accepted"], 0.50)
+    out["search"]["accepted_p99_ms"] = pct(latencies["accepted"], 0.99)
     out["_accepted_ids"] = accepted_ids
     return out
 
@@ -285,6 +301,94 @@ def stream_ids(redis_url: str) -> set[str]:
     return {orjson.loads(f[b"e"])["event_id"] for _, f in client.xrange("shoprank:events")}
 
 
+def rss_tree_mb(pid: int) -> float:
+    """RSS of a server and its worker processes."""
+    total = rss_mb(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += rss_tree_mb(int(child))
+    return total
+
+
+def warm_up(url: str, products: list[dict[str, Any]], workers: int) -> None:
+    warm = random.Random(99)
+    for _ in range(20 * workers):  # new connections: every worker loads its encoder
+        httpx.post(url + "/demo/_search", json=search_body(warm, products), timeout=120)
+
+
+def load_step(
+    args: argparse.Namespace, url: str, products: list[dict[str, Any]], rate: float
+) -> dict[str, Any]:
+    step = argparse.Namespace(**{**vars(args), "rate": rate, "event_share": 0.0})
+    step.duration = args.step_duration
+    result = asyncio.run(run_load(step, url, products, None))
+    search = result["search"]
+    return {
+        "offered_rps": round(rate, 1),
+        "answered_rps": round(search["count"] / result["wall_s"], 1),
+        "goodput_rps": search["goodput_rps"],
+        "p50_ms": search["p50_ms"],
+        "p99_ms": search["p99_ms"],
+        "accepted_p99_ms": search["accepted_p99_ms"],
+        "statuses": search["statuses"],
+    }
+
+
+def capacity_run(
+    args: argparse.Namespace, products: list[dict[str, Any]], env: dict[str, str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "step_duration_s": args.step_duration,
+        "p99_target_ms": args.p99_ms,
+        "load_average_at_start": Path("/proc/loadavg").read_text().split()[:3],
+        "capacity": {},
+    }
+    capacities: dict[int, float] = {}
+    for workers in (1, 2):
+        proc, url = start_server(args.data_dir, env, workers)
+        try:
+            warm_up(url, products, workers)
+            steps = []
+            rate, best = args.start_rate, 0.0
+            while rate <= args.max_rate:
+                step = load_step(args, url, products, rate)
+                steps.append(step)
+                print(json.dumps({"workers": workers, **step}), flush=True)
+                ok = step["statuses"].get("200", 0) == sum(step["statuses"].values())
+                if not ok or (step["p99_ms"] or 0) > args.p99_ms:
+                    break
+                best = rate
+                rate *= 1.25
+                time.sleep(1)
+            capacities[workers] = best
+            out["capacity"][f"workers_{workers}"] = {
+                "searches_per_s": round(best, 1),
+                "rss_mb": round(rss_tree_mb(proc.pid), 1),
+                "steps": steps,
+            }
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    if capacities[1]:
+        out["speedup"] = round(capacities[2] / capacities[1], 2)
+    base = capacities[2] or capacities[1] or args.start_rate
+    proc, url = start_server(args.data_dir, env, 2)
+    try:
+        warm_up(url, products, 2)
+        out["overload"] = {"workers": 2, "capacity_rps": round(base, 1), "runs": []}
+        for factor in (1, 2, 4):
+            step = load_step(args, url, products, base * factor)
+            step["factor"] = factor
+            step["goodput_share_of_capacity"] = round(step["goodput_rps"] / base, 2)
+            print(json.dumps(step), flush=True)
+            out["overload"]["runs"].append(step)
+            time.sleep(2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/shoprank-load"))
@@ -294,11 +398,26 @@ def main() -> None:
     parser.add_argument("--event-share", type=float, default=0.2)
     parser.add_argument("--fault", action="store_true", help="stop and restart Redis mid-run")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--capacity", action="store_true", help="capacity and overload run")
+    parser.add_argument("--step-duration", type=float, default=10.0, help="--capacity steps")
+    parser.add_argument("--start-rate", type=float, default=5.0)
+    parser.add_argument("--p99-ms", type=float, default=100.0, help="--capacity p99 target")
+    parser.add_argument("--max-rate", type=float, default=400.0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.duration = min(args.duration, 600.0)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     products = build_demo(args.data_dir, args.products)
+    if args.capacity:
+        env = {"SHOPRANK_PRODUCT_INDEX": "demo"}
+        result = capacity_run(args, products, env)
+        text = json.dumps(result, indent=2)
+        print(text)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
+        return
 
     work = Path(tempfile.mkdtemp(prefix="shoprank-load-"))
     redis = Redis(work)
@@ -307,7 +426,7 @@ def main() -> None:
     spool = work / "spool"
     if args.fault:
         env["SHOPRANK_EVENT_SPOOL_DIR"] = str(spool)
-    proc, url = start_server(args.data_dir, env)
+    proc, url = start_server(args.data_dir, env, args.workers)
     try:
         warm = random.Random(99)
         for i in range(30):  # load the encoder and the event path (Celery import), fill caches
@@ -315,9 +434,9 @@ def main() -> None:
             if i % 10 == 0:
                 event = {"type": "view", "user_id": "warm", "product_id": products[i]["id"]}
                 httpx.post(url + "/_shoprank/events", json=event, timeout=60)
-        rss_before = rss_mb(proc.pid)
+        rss_before = rss_tree_mb(proc.pid)
         result = asyncio.run(run_load(args, url, products, redis if args.fault else None))
-        rss_after = rss_mb(proc.pid)
+        rss_after = rss_tree_mb(proc.pid)
         accepted = result.pop("_accepted_ids")
         if args.fault:
             deadline = time.monotonic() + 120
@@ -334,6 +453,7 @@ def main() -> None:
                 "products": len(products),
                 "event_share": args.event_share,
                 "fault": args.fault,
+                "workers": args.workers,
                 "rss_mb_before": round(rss_before, 1),
                 "rss_mb_after": round(rss_after, 1),
                 "metrics_sample": [

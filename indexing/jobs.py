@@ -61,6 +61,9 @@ class Job:
     base: str | None = None
     unchanged: int = 0
     removed: int = 0
+    # Free bytes on the data directory's disk when the load began (how much a load that
+    # ran out of space needed is estimated from it).
+    free_bytes: int | None = None
     state: str = "planned"
     created: float = field(default_factory=time.time)
     finished: float | None = None

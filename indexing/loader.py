@@ -25,6 +25,7 @@ from shoprank.indexing.incremental import upsert_products
 from shoprank.indexing.jobs import JobStore
 from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext, plan_job, run_local
 from shoprank.plugin.backends.protocol import Backend
+from shoprank.plugin.bounds import check_alias_name
 
 Progress = Callable[[int, int], None]
 
@@ -70,6 +71,7 @@ class LoadReport:
 
 @contextmanager
 def alias_lock(lock_dir: Path, alias: str) -> Iterator[None]:
+    check_alias_name(alias)  # before the alias becomes a file name
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{alias}.lock", "w") as fh:
         try:

@@ -22,6 +22,7 @@ import orjson
 from shoprank.errors import CatalogError, ShoprankError
 from shoprank.indexing.cache import EmbeddingCache, encode_with_cache
 from shoprank.indexing.catalog import CatalogReport, FieldRoles, embedding_text, read_catalog
+from shoprank.indexing.diskspace import cleaned_up_when_full, free_bytes
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.jobs import Job, JobStore, file_fingerprint
 from shoprank.indexing.mapping import (
@@ -159,6 +160,7 @@ def plan_job(
             stale.state, stale.error = "abandoned", "superseded by a new load"
             ctx.jobs.save(stale)
     ctx.backend.prune(alias, keep=keep)  # sweep generations of crashed or abandoned loads
+    job.free_bytes = free_bytes(ctx.jobs.root)
     dims = ctx.encoder.dims if ctx.encoder is not None else 0
     image_dims = ctx.images.dims if ctx.images is not None else 0
     mapping = product_mapping(
@@ -187,16 +189,17 @@ def plan_job(
         job.generation = ctx.backend.create_generation(alias, mapping)
     job.id = job.generation
     job_dir = ctx.jobs.dir(job.id)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"signature": signature, "hashes": hashes}
-    (job_dir / "manifest.json").write_bytes(orjson.dumps(manifest))
-    (job_dir / "removed.json").write_bytes(orjson.dumps(removed))
-    docs = [{"_id": pid, **products[pid]} for pid in changed]
-    for number in range(1, job.chunks + 1):
-        chunk = docs[(number - 1) * chunk_size : number * chunk_size]
-        ctx.jobs.write_chunk(job, number, chunk)
-    job.state = "running"
-    ctx.jobs.save(job)
+    with cleaned_up_when_full(ctx.backend, ctx.jobs, job, what="writing the load's chunks"):
+        job_dir.mkdir(parents=True, exist_ok=True)
+        manifest = {"signature": signature, "hashes": hashes}
+        (job_dir / "manifest.json").write_bytes(orjson.dumps(manifest))
+        (job_dir / "removed.json").write_bytes(orjson.dumps(removed))
+        docs = [{"_id": pid, **products[pid]} for pid in changed]
+        for number in range(1, job.chunks + 1):
+            chunk = docs[(number - 1) * chunk_size : number * chunk_size]
+            ctx.jobs.write_chunk(job, number, chunk)
+        job.state = "running"
+        ctx.jobs.save(job)
     if report.errors:
         _write_bad_products(
             ctx.jobs, job, [{"line": e.line, "reason": e.reason} for e in report.errors]
@@ -296,10 +299,12 @@ def embed_chunk(ctx: PipelineContext, job: Job, number: int) -> dict[str, Any]:
             arrays[f"{IMAGE_VECTOR_FIELD}.rows"] = np.asarray(sorted(rows), dtype=np.int64)
             arrays[IMAGE_VECTOR_FIELD] = np.vstack([rows[r] for r in sorted(rows)])
     path = ctx.jobs.vectors_path(job, number)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **(arrays or {"empty": np.zeros(0)}))  # type: ignore[arg-type]
-    tmp.replace(path)
+    what = f"saving the vectors of chunk {number}"
+    with cleaned_up_when_full(ctx.backend, ctx.jobs, job, what=what):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, **(arrays or {"empty": np.zeros(0)}))  # type: ignore[arg-type]
+        tmp.replace(path)
     return {
         "chunk": number,
         "embedded": embedded,
@@ -335,15 +340,17 @@ def write_chunk(
         docs = [docs[i] for i in keep]
         vectors = {f: m[keep] for f, m in vectors.items()}
         partial = _drop_rows(partial, keep)
-    written = ctx.backend.write_batch(job.generation, docs, vectors, partial_vectors=partial)
-    result = {
-        **embedded,
-        "chunk": number,
-        "written": written,
-        "failures": failures,
-        "write_s": round(time.perf_counter() - started, 4),
-    }
-    ctx.jobs.mark_done(job, number, result)
+    what = f"writing chunk {number} of {job.chunks} into [{job.generation}]"
+    with cleaned_up_when_full(ctx.backend, ctx.jobs, job, what=what):
+        written = ctx.backend.write_batch(job.generation, docs, vectors, partial_vectors=partial)
+        result = {
+            **embedded,
+            "chunk": number,
+            "written": written,
+            "failures": failures,
+            "write_s": round(time.perf_counter() - started, 4),
+        }
+        ctx.jobs.mark_done(job, number, result)
     return result
 
 
@@ -393,29 +400,31 @@ def finalise(ctx: PipelineContext, job_id: str) -> dict[str, Any]:
         )
     failed_ids = {f["id"] for f in failures}
     job_dir = ctx.jobs.dir(job.id)
-    if job.base is not None:
-        # The clone still holds products the catalog dropped and the old version of any
-        # product that failed this time: remove both, as a full rebuild would not have them.
-        removed = orjson.loads((job_dir / "removed.json").read_bytes())
-        gone = sorted(set(removed) | failed_ids)
-        if gone:
-            ctx.backend.write_batch(job.generation, [], delete_ids=gone)
-    count = ctx.backend.commit(job.generation, ready=False)
-    expected = job.total - len(failed_ids)
-    if count != expected:
-        return _fail(
-            ctx,
-            job,
-            "failed",
-            f"generation [{job.generation}] holds {count} documents, expected {expected}",
-        )
-    manifest_path = job_dir / "manifest.json"
-    if manifest_path.exists():
-        manifest = orjson.loads(manifest_path.read_bytes())
-        for pid in failed_ids:  # retried by the next re-index
-            manifest["hashes"].pop(pid, None)
-        ctx.backend.write_manifest(job.generation, manifest)
-    ctx.backend.commit(job.generation, ready=True)
+    what = f"committing [{job.generation}]"
+    with cleaned_up_when_full(ctx.backend, ctx.jobs, job, what=what, estimate=False):
+        if job.base is not None:
+            # The clone still holds products the catalog dropped and the old version of any
+            # product that failed this time: remove both, as a full rebuild would not have them.
+            removed = orjson.loads((job_dir / "removed.json").read_bytes())
+            gone = sorted(set(removed) | failed_ids)
+            if gone:
+                ctx.backend.write_batch(job.generation, [], delete_ids=gone)
+        count = ctx.backend.commit(job.generation, ready=False)
+        expected = job.total - len(failed_ids)
+        if count != expected:
+            return _fail(
+                ctx,
+                job,
+                "failed",
+                f"generation [{job.generation}] holds {count} documents, expected {expected}",
+            )
+        manifest_path = job_dir / "manifest.json"
+        if manifest_path.exists():
+            manifest = orjson.loads(manifest_path.read_bytes())
+            for pid in failed_ids:  # retried by the next re-index
+                manifest["hashes"].pop(pid, None)
+            ctx.backend.write_manifest(job.generation, manifest)
+        ctx.backend.commit(job.generation, ready=True)
     previous = ctx.backend.swap_alias(job.alias, job.generation)
     pruned = ctx.backend.prune(job.alias, keep=job.keep)
     progress = ctx.jobs.progress(job)

@@ -30,8 +30,11 @@ def create_app(
     *,
     cluster_name: str = "shoprank",
     health: Callable[[], Any] | None = None,
+    shared_rate_limit: bool = False,
 ) -> FastAPI:
-    """The ASGI app serving `service`; cheap to build, nothing is loaded until used."""
+    """The ASGI app serving `service`; cheap to build, nothing is loaded until used.
+    `shared_rate_limit`: the rate-limit buckets are the ones all workers of this data
+    directory share (`shoprank.plugin.shared_limits`), not this process's own."""
     app = FastAPI(
         title="shoprank",
         version=__version__,
@@ -63,5 +66,6 @@ def create_app(
     app.include_router(make_intent_router(service))
     # Requests no route serves: forwarded to a cluster if allowlisted, refused otherwise.
     install_proxy(app, service.backend, service.settings.proxy_allowlist)
-    install(app, service)  # access control, limits, metrics, readiness (plugin/ops.py)
+    # Access control, limits, admission, metrics, readiness (plugin/ops.py).
+    install(app, service, shared_rate_limit=shared_rate_limit)
     return app

@@ -7,7 +7,9 @@
 Mount with `app.include_router(make_events_router(settings))`. Errors use the ES error
 shape; a body over `SHOPRANK_MAX_EVENT_BODY_BYTES` is a 413. When the log is down the POST
 answers 503 (the client retries), or with `SHOPRANK_EVENT_SPOOL_DIR` keeps the events on disk
-and answers 200 with `spooled` (they are replayed when the log is back).
+and answers 200 with `spooled` (they are replayed when the log is back). On a full disk it
+answers 507 and nothing of the request is stored. Events the log has stored are never
+answered with an error (a retry would store them twice).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from shoprank.errors import (
     ShoprankError,
     es_error_body,
     http_status,
+    is_disk_full,
 )
+from shoprank.events.embedded import disk_full
 from shoprank.events.model import Event, PayloadTooLargeError, parse_events
 from shoprank.events.service import EventService
 from shoprank.metrics import EVENTS
@@ -118,9 +122,13 @@ def make_events_router(settings: Settings, *, service: EventService | None = Non
             return _error(exc)
         try:
             result = await run_in_threadpool(events.ingest, parsed)
-        except ShoprankError as exc:
+        except ShoprankError as exc:  # e.g. a full disk (507): nothing was stored
+            EVENTS.labels(outcome="unavailable").inc(len(parsed))
             return _error(exc)
         except Exception as exc:  # noqa: BLE001 - Redis or disk failure: the client retries
+            if is_disk_full(exc):
+                EVENTS.labels(outcome="unavailable").inc(len(parsed))
+                return _error(disk_full())
             if spool is None:
                 EVENTS.labels(outcome="unavailable").inc(len(parsed))
                 return _error(_unavailable(exc))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoprank.errors import BadRequestError, TooManyRequestsError
+from shoprank.plugin.bounds import check_work
 from shoprank.plugin.security import refuse_scripts
 from shoprank.settings import Settings
 
@@ -92,11 +93,13 @@ def _as_int(value: Any) -> int | None:
 
 
 def check_search_body(body: dict[str, Any] | None, settings: Settings) -> None:
-    """Every search-body limit, plus the script refusal; 400 in the ES shape on a breach."""
+    """Every search-body limit (with the work caps of `shoprank.plugin.bounds`), plus the
+    script refusal; 400 in the ES shape on a breach."""
     if not body:
         return
     _check_depth(body, settings.max_query_depth)
     refuse_scripts(body, settings)
+    check_work(body, settings)
     size = _as_int(body.get("size"))
     start = _as_int(body.get("from"))
     if size is not None and size > settings.max_page_size:

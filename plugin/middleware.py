@@ -1,9 +1,11 @@
 """The ASGI guard in front of every route: request id and JSON access log, API-key scopes,
 per-client rate limit, body-size limit, and the request metrics.
 
-Order per request: classify the route → authenticate (a valid key names the rate-limit
-bucket, anything else the client address) → rate limit (429 + `Retry-After`) → scope check
-(401 / 403) → body size (413) → the app. Every refusal is an ES error body.
+Order per request: message framing (both `Content-Length` and `Transfer-Encoding`, or two
+different lengths, is a 400: the shape of request smuggling) → classify the route →
+authenticate (a valid key names the rate-limit bucket, anything else the client address) →
+rate limit (429 + `Retry-After`) → scope check (401 / 403) → body size (413) → the app.
+Every refusal is an ES error body.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 
 from shoprank import logs
 from shoprank.errors import (
+    BadRequestError,
     PayloadTooLargeError,
     ShoprankError,
     TooManyRequestsError,
@@ -43,6 +46,30 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def check_framing(scope: Scope) -> None:
+    """Refuse a request whose body length is ambiguous. h11 lets `Transfer-Encoding` win
+    over `Content-Length`; a proxy in front may pick the other, so both together (or two
+    different lengths) is a 400, as RFC 9112 allows and Elasticsearch answers."""
+    lengths: set[bytes] = set()
+    chunked = False
+    for key, value in scope.get("headers", ()):
+        name = key.lower()
+        if name == b"content-length":
+            lengths.add(value.strip())
+        elif name == b"transfer-encoding":
+            chunked = True
+    if lengths and chunked:
+        raise BadRequestError(
+            "a request must not carry both Content-Length and Transfer-Encoding; send one",
+            es_type="illegal_argument_exception",
+        )
+    if len(lengths) > 1:
+        raise BadRequestError(
+            "the request carries conflicting Content-Length headers; send one",
+            es_type="illegal_argument_exception",
+        )
 
 
 async def _error(send: Send, exc: ShoprankError, request_id: str) -> int:
@@ -156,6 +183,7 @@ class GuardMiddleware:
 
     async def _guard(self, scope: Scope, receive: Receive, route: Any) -> Receive:
         settings = self.settings
+        check_framing(scope)
         identity = authenticate(_header(scope, b"authorization"), settings)
         if self.limiter is not None and route.scope != PUBLIC:
             client = (

@@ -5,8 +5,9 @@
     GET /_shoprank/ready     200 `ready` / `degraded` (Redis down: searches still served),
                              503 `unavailable` when the search backend cannot answer
 
-`install(app, service)` adds these routes and the guard middleware to the app (unmatched
-routes and their 404/405 are the proxy's, `shoprank.plugin.proxy`).
+`install(app, service)` adds these routes, the guard middleware and, outermost, admission
+control (`shoprank.plugin.admission`) to the app (unmatched routes and their 404/405 are the
+proxy's, `shoprank.plugin.proxy`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from starlette.concurrency import run_in_threadpool
 
 from shoprank.errors import BadRequestError, es_error_body
 from shoprank.metrics import QUEUE_DEPTH, SEARCH_LOG_LOST, render
-from shoprank.plugin.limits import make_limiter
+from shoprank.plugin.admission import Admission, AdmissionMiddleware
+from shoprank.plugin.limits import TokenBucketLimiter, make_limiter
 from shoprank.plugin.middleware import GuardMiddleware
 from shoprank.plugin.openapi import shoprank_openapi
+from shoprank.plugin.shared_limits import make_shared_limiter
 from shoprank.settings import Settings
 from shoprank.spool import EventSpool
 
@@ -73,8 +76,9 @@ def stream_lag(client: Any) -> int:
     return int(client.xlen(EVENTS_STREAM))
 
 
-def install(app: FastAPI, service: SearchService) -> None:
-    """Guard middleware, ES-shaped 422, and the metrics and readiness routes."""
+def install(app: FastAPI, service: SearchService, *, shared_rate_limit: bool = False) -> None:
+    """Guard and admission middleware, ES-shaped 422, and the metrics and readiness routes;
+    `shared_rate_limit`: rate-limit buckets shared by every worker of the data directory."""
     settings: Settings = service.settings
     spool = (
         EventSpool(settings.event_spool_dir, max_bytes=settings.event_spool_max_bytes)
@@ -88,7 +92,13 @@ def install(app: FastAPI, service: SearchService) -> None:
             redis_client.append(_redis(settings))
         return redis_client[0]
 
-    app.add_middleware(GuardMiddleware, settings=settings, limiter=make_limiter(settings))
+    limiter: TokenBucketLimiter | None = (
+        make_shared_limiter(settings) if shared_rate_limit else make_limiter(settings)
+    )
+    app.add_middleware(GuardMiddleware, settings=settings, limiter=limiter)
+    # Added last, so outermost: every request's arrival is stamped before anything else.
+    app.state.admission = Admission.from_settings(settings)
+    app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     app.openapi = lambda: shoprank_openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)

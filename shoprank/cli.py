@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -37,38 +36,34 @@ def main(data_dir: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9200, show_default=True, type=int)
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes on the one port, sharing the data directory "
+    "(default: SHOPRANK_WORKERS, else one per core).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, log_level: str) -> None:
+def serve(ctx: click.Context, host: str, port: int, log_level: str, workers: int | None) -> None:
     """Serve the drop-in `_search` endpoint."""
-    _serve(_settings(ctx), host=host, port=port, log_level=log_level)
+    from shoprank.plugin.serving import resolve_workers
+
+    settings = _settings(ctx)
+    _serve(
+        settings,
+        host=host,
+        port=port,
+        log_level=log_level,
+        workers=resolve_workers(workers, settings),
+    )
 
 
-def _serve(settings: Settings, *, host: str, port: int, log_level: str = "info") -> None:
-    import uvicorn
+def _serve(
+    settings: Settings, *, host: str, port: int, log_level: str = "info", workers: int = 1
+) -> None:
+    from shoprank.plugin.serving import serve
 
-    from shoprank.plugin.app import create_app
-    from shoprank.wiring import make_service
-
-    service = make_service(settings)
-    try:
-        service.warm_up()
-    except ShoprankError as exc:
-        click.echo(
-            f"warning: query encoder unavailable ({exc.reason}); vector legs will be skipped",
-            err=True,
-        )
-    app = create_app(service)
-    from shoprank import logs
-
-    logs.configure(settings.log_format, log_level)
-    if not settings.api_keys and host not in ("127.0.0.1", "localhost", "::1"):
-        logging.getLogger("shoprank").warning(
-            "no SHOPRANK_API_KEYS: events, products and profile routes are open to anyone "
-            "who can reach %s:%d",
-            host,
-            port,
-        )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, log_config=None)
+    serve(settings, host=host, port=port, workers=workers, log_level=log_level)
 
 
 @main.command()
@@ -167,7 +162,8 @@ def demo(
         "-H 'Content-Type: application/json' "
         '-d \'{"query": {"match": {"title": "running shoes"}}}\'\n'
     )
-    _serve(settings, host=host, port=port)
+    # One worker unless SHOPRANK_WORKERS says otherwise: the demo is for one person.
+    _serve(settings, host=host, port=port, workers=max(1, settings.workers))
 
 
 @main.command()

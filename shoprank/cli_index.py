@@ -220,6 +220,9 @@ def index_load(
     except ShoprankError as exc:
         _fail(exc)
         return
+    except OSError as exc:
+        _fail_if_disk_full(exc, index_name)
+        raise
     if report is None:
         click.echo(
             json.dumps({"job": job.id, "state": "running"})
@@ -245,6 +248,18 @@ def index_load(
             err=True,
         )
         sys.exit(1)
+
+
+def _fail_if_disk_full(exc: OSError, alias: str) -> None:
+    """A full disk outside the steps that clean up after it (e.g. before the job exists)."""
+    from shoprank.errors import is_disk_full
+    from shoprank.indexing.diskspace import disk_full_reason
+
+    if is_disk_full(exc):
+        reason = disk_full_reason(
+            alias=alias, what="preparing the load", free_at_start=None, needed=None, cleaned=False
+        )
+        fail(reason, 1)
 
 
 def _print_errors(errors: list[dict[str, Any]]) -> None:

@@ -199,6 +199,39 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="`shoprank serve` logs: JSON lines (with the query id)."
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="`shoprank serve` worker processes sharing the data directory and the "
+        "port; 0 = one per core.",
+    )
+    max_inflight: int = Field(
+        default=8,
+        ge=0,
+        description="Searches (counts, msearches, product updates) in flight per worker; "
+        "past it a 429 `es_rejected_execution_exception` with `Retry-After` at once "
+        "(0 = unbounded).",
+    )
+    max_queue_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description="A search that waited longer than this for a worker thread is dropped "
+        "with the same 429 instead of being run.",
+    )
+    max_agg_ranges: int = Field(
+        default=1_000, ge=1, description="Most ranges one `range` aggregation may list (400)."
+    )
+    max_sort_keys: int = Field(default=32, ge=1, description="Most `sort` keys of a search (400).")
+    max_msearch_items: int = Field(
+        default=100, ge=1, description="Most searches in one `_msearch` request (400)."
+    )
+    request_timeout_ms: float = Field(
+        default=10_000.0,
+        ge=0,
+        description="Time budget of the embedded backend's work per request (a search body's "
+        "`timeout` can narrow it); past it partial results with `timed_out: true`, or 504 "
+        "for _msearch items not started. 0 = no budget.",
+    )
 
     # --- learned ranker ---
     rerank_timeout_ms: float = Field(

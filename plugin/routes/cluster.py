@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shoprank import __version__
+from shoprank.plugin.bounds import check_index_name
 from shoprank.plugin.routes.common import (
     ES_VERSION,
     AcceptDep,
@@ -82,6 +83,7 @@ def get_doc(
     # A sync route: FastAPI runs it on a worker thread.
     try:
         params = check_params(request, DOC_PARAMS)
+        check_index_name(index)
         result = service.backend.get(index, doc_id)
     except (KeyboardInterrupt, SystemExit):
         raise

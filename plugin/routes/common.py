@@ -1,7 +1,8 @@
 """What every route of the drop-in endpoint shares: the ES-shaped JSON response, request
 parsing helpers, the dependencies (`ServiceDep`, `SettingsDep`, `UserDep`, …) and
 `respond`, which runs the synchronous work in the thread pool so the event loop keeps
-answering (health, metrics) while a long search runs.
+answering (health, metrics) while a long search runs, under admission control
+(`shoprank.plugin.admission`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from shoprank.errors import BadRequestError, es_error_body, http_status
+from shoprank.errors import BadRequestError, TooManyRequestsError, es_error_body, http_status
+from shoprank.plugin import admission
 from shoprank.plugin.search import SearchService
 from shoprank.settings import Settings
 
@@ -121,7 +123,10 @@ AcceptDep = Annotated[str, Depends(get_accept)]
 
 
 def error_response(exc: BaseException, accept: str = "") -> ESResponse:
-    return ESResponse(es_error_body(exc), http_status(exc), accept=accept)
+    response = ESResponse(es_error_body(exc), http_status(exc), accept=accept)
+    if isinstance(exc, TooManyRequestsError):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 async def json_body(request: Request) -> dict[str, Any] | None:
@@ -162,6 +167,28 @@ def answer(fn: Callable[[], Any], accept: str, status: int = 200) -> ESResponse:
 
 async def respond(fn: Callable[[], Any], accept: str, status: int = 200) -> ESResponse:
     """`answer(fn)` on a worker thread: searches, counts and product updates are blocking
-    calls, and the event loop must stay free for every other request meanwhile."""
-    response: ESResponse = await run_in_threadpool(answer, fn, accept, status)
-    return response
+    calls, and the event loop must stay free for every other request meanwhile.
+
+    Admitted only while fewer than `SHOPRANK_MAX_INFLIGHT` are in flight on this worker
+    (else a 429 at once); not run at all when the client has gone before it is dispatched
+    or when it waited past `SHOPRANK_MAX_QUEUE_MS` for a thread."""
+    incoming = admission.current()
+    if incoming is None:  # an app without the admission layer (embedded in another app)
+        response: ESResponse = await run_in_threadpool(answer, fn, accept, status)
+        return response
+    gate = incoming.admission
+    refused = gate.enter()
+    if refused is not None:
+        return error_response(refused, accept)
+    try:
+        if await incoming.disconnected():
+            return error_response(gate.client_closed(), accept)
+
+        def job() -> ESResponse:
+            late = gate.expired(incoming.arrived)
+            return error_response(late, accept) if late else answer(fn, accept, status)
+
+        response = await run_in_threadpool(job)
+        return response
+    finally:
+        gate.leave()

@@ -1,6 +1,7 @@
 """The Elasticsearch search API: `_search`, `_msearch` and `_count`, as the official clients
 call them. Each search runs on a worker thread (`respond`), under the request limits of
-`shoprank.plugin.limits`.
+`shoprank.plugin.limits` and the index-name rules, work caps and time budget of
+`shoprank.plugin.bounds` (one budget per request: an `_msearch` shares it among its items).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from shoprank.errors import (
     BadRequestError,
     ShoprankError,
     es_error_body,
+)
+from shoprank.plugin.bounds import (
+    bounded,
+    check_index_name,
+    check_msearch_items,
+    current_deadline,
+    request_deadline,
+    timeout_error,
 )
 from shoprank.plugin.limits import check_response_buckets, check_search_body
 from shoprank.plugin.routes.common import (
@@ -82,16 +91,25 @@ def hits_as_int(response: dict[str, Any], params: dict[str, str]) -> dict[str, A
 def guarded_search(
     service: SearchService, index: str, body: dict[str, Any] | None, **kw: Any
 ) -> dict[str, Any]:
-    """One search under the limits (before and after it) and the script refusal."""
+    """One search under the limits (before and after it), the script refusal and the
+    request's time budget (the caller's, else a fresh SHOPRANK_REQUEST_TIMEOUT_MS)."""
+    check_index_name(index)
     check_search_body(body, service.settings)
+    outer = current_deadline()
+    deadline = outer if outer is not None else request_deadline(service.settings)
     try:
-        result = service.search(index, body, **kw)
+        with bounded(deadline):
+            result = service.search(index, body, **kw)
     except (ConnectionError, TimeoutError, OSError) as exc:
         # The backend (a cluster, or the embedded index's disk) cannot answer: 503, retry.
+        # Named by its type and errno text only: an OSError's message holds a file name.
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise BackendUnavailableError(
-            f"the search backend cannot answer ({type(exc).__name__}: {exc}); retry later"
+            f"the search backend cannot answer ({type(exc).__name__}: {detail}); retry later"
         ) from exc
     check_response_buckets(result, service.settings)
+    if deadline is not None and deadline.expired:
+        result["timed_out"] = True
     return dict(result)
 
 
@@ -106,6 +124,7 @@ async def search(
 ) -> ESResponse:
     try:
         params = check_params(request, SEARCH_PARAMS)
+        check_index_name(index)
         body = apply_search_params(await json_body(request), params)
     except ShoprankError as exc:
         return error_response(exc, accept)
@@ -146,6 +165,9 @@ def msearch_item(
             index = index[0]
         if not index:
             raise BadRequestError("msearch item without an index")
+        deadline = current_deadline()
+        if deadline is not None and deadline.passed():
+            raise timeout_error()
         result = guarded_search(service, str(index), body, user_id=user)
         return {**result, "status": 200}
     except (KeyboardInterrupt, SystemExit):
@@ -169,19 +191,25 @@ async def _msearch(
     except ShoprankError as exc:
         return error_response(exc, accept)
     lines = [ln for ln in raw.split(b"\n") if ln.strip()]
-    if len(lines) % 2:
-        return error_response(
-            BadRequestError(
+    try:
+        if default_index is not None:
+            check_index_name(default_index)
+        if len(lines) % 2:
+            raise BadRequestError(
                 "msearch body must be header/body line pairs (NDJSON), got an odd line count"
-            ),
-            accept,
-        )
+            )
+        check_msearch_items(len(lines) // 2, service.settings)
+    except ShoprankError as exc:
+        return error_response(exc, accept)
 
     def run_all() -> dict[str, Any]:
-        responses = [
-            msearch_item(service, lines[i], lines[i + 1], default_index=default_index, user=user)
-            for i in range(0, len(lines), 2)
-        ]
+        with bounded(request_deadline(service.settings)):
+            responses = [
+                msearch_item(
+                    service, lines[i], lines[i + 1], default_index=default_index, user=user
+                )
+                for i in range(0, len(lines), 2)
+            ]
         took = sum(int(r.get("took", 0)) for r in responses)
         return {"took": took, "responses": responses}
 
@@ -206,6 +234,7 @@ async def msearch_index(
 async def count(request: Request, index: str, service: ServiceDep, accept: AcceptDep) -> ESResponse:
     try:
         params = check_params(request, {"q"})
+        check_index_name(index)
         body = await json_body(request)
         if "q" in params:
             body = {"query": {"multi_match": {"query": params["q"]}}}

@@ -9,11 +9,19 @@ Appends hold an exclusive `fcntl` lock on `events/.lock` (safe across processes)
 segment, then index the event ids and move `head`. A crash between the two is repaired by
 the next append (lines past `head` are re-indexed; a torn last line is cut), so an
 acknowledged event is never lost and a retried one is never stored twice.
+
+A write that fails (a full disk, most often) is undone before the error is raised: the
+segment is cut back to its size before the append and the ids are rolled back, so nothing
+is stored that was not acknowledged. A full disk raises `InsufficientStorageError` (507).
+Once the segment and the ids are durable the events are stored: a failure to move `head`
+after that is left to the next append's repair, and the append still succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -22,10 +30,20 @@ from pathlib import Path
 
 import orjson
 
+from shoprank.errors import InsufficientStorageError, is_disk_full
 from shoprank.events.model import Event
 from shoprank.events.protocol import AppendResult, ForgetResult, offset_key
 
 SEGMENT_BYTES = 64 * 1024 * 1024
+log = logging.getLogger("shoprank.events")
+
+
+def disk_full() -> InsufficientStorageError:
+    """The 507 for a full disk; it names the disk, never a path."""
+    return InsufficientStorageError(
+        "no space left on the disk of the data directory (SHOPRANK_DATA_DIR): the events "
+        "were not stored; free disk space, then send them again"
+    )
 
 
 def _offset(n: int) -> str:
@@ -109,6 +127,14 @@ class EmbeddedEventLog:
     # -- EventLog ----------------------------------------------------------------------
 
     def append(self, events: Sequence[Event]) -> AppendResult:
+        try:
+            return self._append(events)
+        except (OSError, sqlite3.Error) as exc:
+            if is_disk_full(exc):
+                raise disk_full() from None
+            raise
+
+    def _append(self, events: Sequence[Event]) -> AppendResult:
         result = AppendResult()
         if not events:
             return result
@@ -138,25 +164,53 @@ class EmbeddedEventLog:
                     result.offsets.append(_offset(nxt))
                     nxt += 1
                 if lines:
-                    size = self._write_lines(b"".join(lines), first=nxt - len(lines))
-                    conn.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)", new_ids)
-                    conn.commit()
-                    self._write_small("head", f"{nxt} {size}")
+                    target = self._target(first=nxt - len(lines))
+                    before = target.stat().st_size if target.exists() else None
+                    try:
+                        size = self._write_lines(target, b"".join(lines))
+                        conn.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)", new_ids)
+                        conn.commit()
+                    except BaseException:
+                        self._undo(target, before)
+                        with contextlib.suppress(sqlite3.Error):  # nothing was committed
+                            conn.rollback()
+                        raise
+                    try:
+                        self._write_small("head", f"{nxt} {size}")
+                    except OSError:  # stored: the next append's `_recover` moves head
+                        log.warning("event log head not moved; the next append repairs it")
             finally:
                 conn.close()
         return result
 
-    def _write_lines(self, data: bytes, *, first: int) -> int:
+    def _target(self, *, first: int) -> Path:
+        """The segment the next lines go to (a new one once the last is full)."""
         files = self._segment_files()
         if not files or files[-1].stat().st_size >= self.segment_bytes:
-            target = self.segments / f"{first:012d}.jsonl"
-        else:
-            target = files[-1]
+            return self.segments / f"{first:012d}.jsonl"
+        return files[-1]
+
+    def _write_lines(self, target: Path, data: bytes) -> int:
         with open(target, "ab") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
             return fh.tell()
+
+    @staticmethod
+    def _undo(target: Path, before: int | None) -> None:
+        """Cut `target` back to its size `before` an append that failed (remove it if the
+        append created it), so no partly written line stays in the log."""
+        try:
+            if before is None:
+                target.unlink(missing_ok=True)
+                return
+            with open(target, "r+b") as fh:
+                fh.truncate(before)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:  # the next append's `_recover` still cuts a torn last line
+            log.exception("could not undo a failed append to the event log")
 
     def read(
         self, after: str | None = None, *, limit: int | None = None

@@ -103,4 +103,9 @@ class Folder:
                 events += self.store.apply(chunk, lookup=self.lookup)
                 self.lock.renew()
         profiles = sum(1 for _ in self.store.profiles())
-        return {"events": events, "profiles": profiles, "took_s": time.perf_counter() - started}
+        return {
+            "events": events,
+            "profiles": profiles,
+            "quarantined": len(self.store.quarantined()),
+            "took_s": time.perf_counter() - started,
+        }

@@ -1,20 +1,32 @@
 """The write path: pseudonymise valid events, append them to the log, then fold them.
 
 Embedded (no Redis), ingest folds in-process before it answers, so profiles are fresh at
-once; with Redis it pulls the fold trigger and a worker folds.
+once; with Redis it pulls the fold trigger and a worker folds. Once the log has the events
+the ingest succeeds: a fold (or trigger) that fails after the append is counted in
+`shoprank_event_folds_deferred_total` and left to the next fold, never answered as an error
+a client would retry (which would store the events twice).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prometheus_client import Counter
+
 from shoprank.events.model import Event
 from shoprank.events.privacy import Pseudonyms
 from shoprank.events.protocol import EventLog
 from shoprank.settings import Settings
+
+logger = logging.getLogger("shoprank.events")
+FOLD_DEFERRED = Counter(
+    "shoprank_event_folds_deferred_total",
+    "Ingests whose fold (or fold trigger) failed after the events were stored; they fold later",
+)
 
 
 class Ingest:
@@ -57,11 +69,18 @@ class Ingest:
                 )
             )
         appended = self.log.append(keep)
-        if fold and appended.offsets:
-            if self.settings.redis_url:
-                self.trigger()
-            else:
-                self.fold_now(now)
+        if fold and (appended.offsets or appended.duplicates):
+            # The events are stored: whatever fails now must not fail the request, or the
+            # client would retry and store them twice. The next fold picks them up (a retry
+            # answered as duplicates folds too, in case the first fold did not run).
+            try:
+                if self.settings.redis_url:
+                    self.trigger()
+                else:
+                    self.fold_now(now)
+            except Exception:  # noqa: BLE001 - counted and logged; the events are kept
+                FOLD_DEFERRED.inc()
+                logger.exception("fold after append failed; the events are stored and fold later")
         return {
             "accepted": len(appended.offsets),
             "duplicates": len(appended.duplicates),

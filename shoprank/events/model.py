@@ -42,6 +42,11 @@ _FIELDS: Final = frozenset(
 MAX_ID_CHARS: Final = 256
 MAX_QUERY_CHARS: Final = 2048
 MAX_IMPRESSIONS: Final = 1000
+# Sane ranges for the numbers of an event: beyond them an event is refused (400), so no
+# value can overflow a profile's arithmetic or the log's integer encoding.
+MAX_PRICE: Final = 1e12
+MAX_QUANTITY: Final = 1_000_000
+MAX_POSITION: Final = 1_000_000
 # Event times further in the future than this are rejected (clock skew is tolerated).
 MAX_FUTURE_S: Final = 24 * 3600.0
 
@@ -116,7 +121,7 @@ def _opt_str(raw: dict[str, Any], name: str, *, limit: int = MAX_ID_CHARS) -> st
     return text
 
 
-def _opt_int(raw: dict[str, Any], name: str, *, minimum: int) -> int | None:
+def _opt_int(raw: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int | None:
     value = raw.get(name)
     if value is None:
         return None
@@ -129,7 +134,22 @@ def _opt_int(raw: dict[str, Any], name: str, *, minimum: int) -> int | None:
         raise EventError(f"[{name}] must be an integer, got {value!r}")
     if value < minimum:
         raise EventError(f"[{name}] must be >= {minimum}, got {value!r}")
+    if value > maximum:
+        raise EventError(f"[{name}] must be <= {maximum}, got {value!r}")
     return int(value)
+
+
+def _opt_price(raw: dict[str, Any]) -> float | None:
+    price = raw.get("price")
+    if price is None:
+        return None
+    if isinstance(price, bool) or not isinstance(price, int | float):
+        raise EventError(f"[price] must be a number, got {price!r}")
+    if not math.isfinite(price) or not 0 <= price <= MAX_PRICE:
+        raise EventError(
+            f"[price] must be a finite number >= 0 and <= {MAX_PRICE:.0f}, got {price!r}"
+        )
+    return float(price)
 
 
 def parse_timestamp(value: Any, *, now: float) -> float:
@@ -174,16 +194,10 @@ def validate_event(raw: Any, *, now: float) -> Event:
     product_id = _opt_str(raw, "product_id")
     if kind != "search" and product_id is None:
         raise EventError(f"[product_id] is required for a {kind} event")
-    quantity = _opt_int(raw, "quantity", minimum=1)
+    quantity = _opt_int(raw, "quantity", minimum=1, maximum=MAX_QUANTITY)
     if kind in ("add_to_cart", "purchase") and quantity is None:
         quantity = 1
-    price = raw.get("price")
-    if price is not None:
-        if isinstance(price, bool) or not isinstance(price, int | float):
-            raise EventError(f"[price] must be a number, got {price!r}")
-        if not math.isfinite(price) or price < 0:
-            raise EventError(f"[price] must be a finite number >= 0, got {price!r}")
-        price = float(price)
+    price = _opt_price(raw)
     if kind == "purchase" and price is None:
         raise EventError("[price] (unit price) is required for a purchase event")
     shown = raw.get("product_ids", [])
@@ -200,7 +214,7 @@ def validate_event(raw: Any, *, now: float) -> Event:
         session_id=session_id,
         product_id=product_id,
         query_id=_opt_str(raw, "query_id"),
-        position=_opt_int(raw, "position", minimum=0),
+        position=_opt_int(raw, "position", minimum=0, maximum=MAX_POSITION),
         quantity=quantity,
         price=price,
         query=_opt_str(raw, "query", limit=MAX_QUERY_CHARS),

@@ -2,7 +2,8 @@
 
 Each `apply` is one `BEGIN IMMEDIATE` transaction: it reads the watermark, folds the events
 past it and writes profiles, statistics and the new watermark together, so a crash or a
-repeated delivery never folds an event twice.
+repeated delivery never folds an event twice. Events the fold leaves out go to the
+`quarantine` table in that same transaction (see `shoprank.profiles.quarantine`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 
 from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
+from shoprank.profiles import quarantine
 from shoprank.profiles.folding import (
     FoldConfig,
     ProductLookup,
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS qstats (
     query TEXT, product TEXT, field TEXT, n REAL, PRIMARY KEY (query, product, field));
 CREATE TABLE IF NOT EXISTS queries (query_id TEXT PRIMARY KEY, query TEXT, t REAL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE IF NOT EXISTS quarantine (
+    offset TEXT PRIMARY KEY, subject TEXT, t REAL, data BLOB);
 """
 
 
@@ -116,6 +120,11 @@ class EmbeddedProfileStore:
                 "INSERT OR REPLACE INTO queries VALUES (?, ?, ?)",
                 [(qid, q, last_t.get(qid, 0.0)) for qid, q in result.queries.items()],
             )
+            left_out = quarantine.entries(todo, result.quarantined)
+            conn.executemany(
+                "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)",
+                [(q["offset"], q["subject"], q["t"], quarantine.encode(q)) for q in left_out],
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('watermark', ?)",
                 (max((o for o, _ in todo), key=offset_key),),
@@ -124,7 +133,13 @@ class EmbeddedProfileStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        quarantine.QUARANTINED.inc(len(left_out))
         return int(result.applied)
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT data FROM quarantine").fetchall()
+        entries = [orjson.loads(data) for (data,) in rows]
+        return sorted(entries, key=lambda q: offset_key(q["offset"]))
 
     @staticmethod
     def _load(conn: sqlite3.Connection, subjects: Sequence[str]) -> dict[str, Profile | None]:
@@ -211,6 +226,7 @@ class EmbeddedProfileStore:
             gone = 0
             for subject in wanted:
                 gone += conn.execute("DELETE FROM profiles WHERE subject = ?", (subject,)).rowcount
+                conn.execute("DELETE FROM quarantine WHERE subject = ?", (subject,))
         return gone
 
     def enforce_retention(self, now: float, *, retention_s: float) -> int:
@@ -219,10 +235,11 @@ class EmbeddedProfileStore:
         with conn:
             gone = conn.execute("DELETE FROM profiles WHERE last < ?", (cutoff,)).rowcount
             conn.execute("DELETE FROM queries WHERE t < ?", (cutoff,))
+            conn.execute("DELETE FROM quarantine WHERE t < ?", (cutoff,))
         return gone
 
     def clear(self) -> None:
         conn = self._conn()
         with conn:
-            for table in ("profiles", "stats", "qstats", "queries", "meta"):
+            for table in ("profiles", "stats", "qstats", "queries", "meta", "quarantine"):
                 conn.execute(f"DELETE FROM {table}")

@@ -8,6 +8,11 @@ reproduces every profile bit for bit.
 Product facts (category, brand, other facets, price, text `vector`) come from a
 `ProductLookup(ids) -> {id: facts}` callable; without one only counts, prices sent on the
 events, recent items and product statistics are built.
+
+No single event can stop the fold: one that cannot be folded (numbers out of range, a
+record a bug or an older version wrote) is left out of every profile and statistic and
+reported in `FoldResult.quarantined`; the stores keep it, with the error, in their
+quarantine. Product facts out of range (a non-finite price or vector) are ignored.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
-from shoprank.events.model import Event
+from shoprank.events.model import EVENT_TYPES, MAX_POSITION, MAX_PRICE, MAX_QUANTITY, Event
 from shoprank.settings import Settings
 
 ProductFacts = Mapping[str, Any]
@@ -98,10 +103,69 @@ def _values(raw: Any) -> list[str]:
     return [str(raw)] if str(raw) else []
 
 
+class PoisonEventError(ValueError):
+    """An event that cannot be folded; it is quarantined, the fold goes on."""
+
+
+def _number(value: Any, low: float, high: float) -> TypeGuard[int | float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )
+
+
+def check_event(event: Event) -> None:
+    """Raise `PoisonEventError` for an event that must not be folded (the events API
+    refuses these already; a log may still hold one from an older version)."""
+    if event.type not in EVENT_TYPES:
+        raise PoisonEventError(f"[type] unknown: {event.type!r}")
+    if event.type in INTERACTIONS and not event.product_id:
+        raise PoisonEventError(f"[product_id] missing on a {event.type} event")
+    if not _number(event.timestamp, 0.0, math.inf):
+        raise PoisonEventError(f"[timestamp] out of range: {event.timestamp!r}")
+    if event.price is not None and not _number(event.price, 0.0, MAX_PRICE):
+        raise PoisonEventError(f"[price] out of range: {event.price!r}")
+    if event.quantity is not None and not _number(event.quantity, 1, MAX_QUANTITY):
+        raise PoisonEventError(f"[quantity] out of range: {event.quantity!r}")
+    if event.position is not None and not _number(event.position, 0, MAX_POSITION):
+        raise PoisonEventError(f"[position] out of range: {event.position!r}")
+
+
+def _finite_vector(raw: Any) -> list[float] | None:
+    """The product's vector as floats, or None when it has none or a bad one."""
+    if raw is None or not len(raw):
+        return None
+    try:
+        values = [float(x) for x in raw]
+    except (TypeError, ValueError):
+        return None
+    return values if all(math.isfinite(x) and abs(x) <= 1e6 for x in values) else None
+
+
+def repair(profile: Profile) -> Profile:
+    """A stored profile with its non-finite (or null) price band or vector reset, so a
+    profile an older version corrupted folds on instead of failing every event."""
+    band = profile.get("price")
+    if not isinstance(band, dict) or not all(
+        _number(band.get(k), -math.inf, math.inf) for k in ("w", "mean", "var")
+    ):
+        profile["price"] = {"w": 0.0, "mean": 0.0, "var": 0.0}
+    vec = profile.get("vec")
+    if vec is not None and not (
+        _number(vec.get("w"), 0.0, math.inf)
+        and all(_number(x, -math.inf, math.inf) for x in vec.get("sum", ()))
+    ):
+        profile["vec"] = None
+    return profile
+
+
 def fold_event(
     profile: Profile, event: Event, facts: ProductFacts | None, cfg: FoldConfig
 ) -> Profile:
-    """Fold one event into `profile` (updated in place and returned)."""
+    """Fold one event into `profile` (updated in place and returned). It may raise for a
+    bad event, part way: `fold_batch` then restores the profile without it."""
     counts = profile["counts"]
     counts[event.type] = counts.get(event.type, 0) + 1
     profile["last"] = max(profile["last"], event.timestamp)
@@ -125,23 +189,26 @@ def fold_event(
             ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
             profile["aff"][facet] = dict(ranked[: cfg.max_values])
     price = event.price if event.price is not None else facts.get("price")
-    if isinstance(price, int | float) and math.isfinite(price) and price >= 0:
+    if _number(price, 0.0, MAX_PRICE):
         band = profile["price"]
         w = base * _decay(age, cfg.half_life("price", kind))
         total = band["w"] + w
         delta = float(price) - band["mean"]
         mean = band["mean"] + delta * w / total
-        band["var"] = (band["w"] * band["var"] + w * delta * (float(price) - mean)) / total
+        var = (band["w"] * band["var"] + w * delta * (float(price) - mean)) / total
+        if not all(map(math.isfinite, (total, mean, var))):
+            raise PoisonEventError(f"price band overflows with [price] {price!r}")
+        band["var"] = var
         band["mean"] = mean
         band["w"] = total
-    vector = facts.get("vector")
-    if vector is not None and len(vector):
+    vector = _finite_vector(facts.get("vector"))
+    if vector is not None:
         w = base * _decay(age, cfg.half_life("vector", kind))
         vec = profile["vec"]
         if vec is None or len(vec["sum"]) != len(vector):
             vec = profile["vec"] = {"w": 0.0, "sum": [0.0] * len(vector)}
         vec["w"] += w
-        vec["sum"] = [s + w * float(x) for s, x in zip(vec["sum"], vector, strict=True)]
+        vec["sum"] = [s + w * x for s, x in zip(vec["sum"], vector, strict=True)]
     recent = [r for r in profile["recent"] if r[0] != event.product_id]
     recent.append([event.product_id, event.timestamp])
     recent.sort(key=lambda r: (-r[1], r[0]))
@@ -165,6 +232,8 @@ class FoldResult:
     queries: dict[str, str] = field(default_factory=dict)
     """query_id → normalised query text, from this batch's search events."""
     applied: int = 0
+    quarantined: list[tuple[int, str]] = field(default_factory=list)
+    """(position in the batch, error) of each event left out because it cannot be folded."""
 
 
 STAT_FIELD = {"view": "views", "click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
@@ -181,17 +250,35 @@ def fold_batch(
     """Fold `events` (in log order) into copies of `profiles` (the stored ones, by subject)."""
     import copy
 
+    def start(subject: str, t: float) -> Profile:
+        stored = profiles.get(subject)
+        return repair(copy.deepcopy(stored)) if stored else new_profile(subject, t)
+
     result = FoldResult()
     wanted = sorted({e.product_id for e in events if e.product_id and e.type in INTERACTIONS})
     facts = dict(lookup(wanted)) if lookup and wanted else {}
-    for event in events:
+    folded: dict[str, list[Event]] = {}  # per subject, this batch's events folded so far
+    for position, event in enumerate(events):
         subject = event.subject
         profile = result.profiles.get(subject)
         if profile is None:
-            stored = profiles.get(subject)
-            profile = copy.deepcopy(stored) if stored else new_profile(subject, event.timestamp)
+            profile = result.profiles[subject] = start(subject, event.timestamp)
+        try:
+            check_event(event)
+            fold_event(profile, event, facts.get(event.product_id or ""), cfg)
+        except Exception as exc:  # noqa: BLE001 - any bad event is isolated, never fatal
+            result.quarantined.append((position, f"{type(exc).__name__}: {exc}"[:1000]))
+            done = folded.get(subject, [])
+            if not done and not profiles.get(subject):
+                del result.profiles[subject]  # the subject has nothing but this event
+                continue
+            # Fold the subject again without it: as if the log never had it.
+            profile = start(subject, done[0].timestamp if done else event.timestamp)
+            for earlier in done:
+                fold_event(profile, earlier, facts.get(earlier.product_id or ""), cfg)
             result.profiles[subject] = profile
-        fold_event(profile, event, facts.get(event.product_id or ""), cfg)
+            continue
+        folded.setdefault(subject, []).append(event)
         result.applied += 1
         if event.type == "search":
             query = normalise_query(event.query) if event.query else None
@@ -229,8 +316,8 @@ def snapshot(profile: Profile, now: float, cfg: FoldConfig) -> dict[str, Any]:
         f = _decay(dt, cfg.half_life(facet, kind))
         ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
         aff[facet] = {v: s * f for v, s in ranked}
-    band = profile["price"]
-    vec = profile["vec"]
+    fixed = repair({"price": profile["price"], "vec": profile["vec"]})  # a copy: read only
+    band, vec = fixed["price"], fixed["vec"]
     return {
         "kind": kind,
         "first_seen": profile["first"],

@@ -4,7 +4,8 @@
 Stores apply batches of `(offset, event)` from the event log. Each apply writes the new
 profiles, the statistics and the applied-offset watermark in one transaction and skips
 offsets at or below the watermark, so at-least-once delivery folds every event exactly once.
-Profiles are keyed by subject: a user pseudonym, or `s:<session pseudonym>`.
+Profiles are keyed by subject: a user pseudonym, or `s:<session pseudonym>`. An event that
+cannot be folded is quarantined (kept with its error) and the watermark moves past it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class ProfileStore(Protocol):
 
     def stats_snapshot(self) -> dict[str, Any]:
         """All product and query × product counters (for rebuild checks)."""
+        ...
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        """The events the fold left out, in log order: `offset`, `subject`, `t`, the event
+        `record` and the `error` (see `shoprank.profiles.quarantine`)."""
         ...
 
 

@@ -8,6 +8,7 @@
     shoprank:qstats:<query>      HASH  "<product>|<field>" → count
     shoprank:query:<query_id>    STRING the normalised query text (expires with retention)
     shoprank:watermark           STRING highest folded stream id
+    shoprank:quarantine          HASH  stream id → quarantine entry JSON (events left out)
 
 `apply` is an optimistic transaction: WATCH the watermark, read, fold, then MULTI/EXEC the
 profiles, counters and new watermark together; a concurrent apply makes it retry.
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
 
 from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
+from shoprank.profiles import quarantine
 from shoprank.profiles.folding import (
     FoldConfig,
     ProductLookup,
@@ -40,6 +42,7 @@ from shoprank.profiles.folding import (
 P = "shoprank:"
 WATERMARK = P + "watermark"
 INDEX = P + "profiles"
+QUARANTINE = P + "quarantine"
 
 
 def _text(value: Any) -> str:
@@ -146,11 +149,28 @@ class RedisProfileStore:
                         pipe.hincrbyfloat(P + "qstats:" + query, f"{product}|{name}", n)
                     for qid, query in result.queries.items():
                         pipe.set(P + "query:" + qid, query, ex=self.query_ttl)
+                    left_out = quarantine.entries(todo, result.quarantined)
+                    if left_out:
+                        pipe.hset(
+                            QUARANTINE,
+                            mapping={q["offset"]: quarantine.encode(q) for q in left_out},
+                        )
                     pipe.set(WATERMARK, max((o for o, _ in todo), key=offset_key))
                     pipe.execute()
+                    quarantine.QUARANTINED.inc(len(left_out))
                     return int(result.applied)
                 except redis.WatchError:
                     continue
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        entries = [orjson.loads(v) for v in self.client.hvals(QUARANTINE)]
+        return sorted(entries, key=lambda q: offset_key(q["offset"]))
+
+    def _drop_quarantined(self, keep: Callable[[dict[str, Any]], bool]) -> None:
+        """Remove the quarantine entries `keep(entry)` rejects (small: read whole)."""
+        gone = [q["offset"] for q in self.quarantined() if not keep(q)]
+        for start in range(0, len(gone), 1000):
+            self.client.hdel(QUARANTINE, *gone[start : start + 1000])
 
     def get(self, subject: str) -> Profile | None:
         return decode_profile(*self.client.hmget(P + "profile:" + subject, ("p", "v")))
@@ -229,10 +249,15 @@ class RedisProfileStore:
         for s in wanted:
             pipe.delete(P + "profile:" + s)
         pipe.zrem(INDEX, *wanted)
-        return sum(int(n) for n in pipe.execute()[: len(wanted)])
+        gone = sum(int(n) for n in pipe.execute()[: len(wanted)])
+        subjects = set(wanted)
+        self._drop_quarantined(lambda q: q["subject"] not in subjects)
+        return gone
 
     def enforce_retention(self, now: float, *, retention_s: float) -> int:
-        old = [_text(s) for s in self.client.zrangebyscore(INDEX, "-inf", f"({now - retention_s}")]
+        cutoff = now - retention_s
+        old = [_text(s) for s in self.client.zrangebyscore(INDEX, "-inf", f"({cutoff}")]
+        self._drop_quarantined(lambda q: q["t"] >= cutoff)
         return self.forget(old)
 
     def clear(self) -> None:
@@ -240,4 +265,4 @@ class RedisProfileStore:
             keys = list(self.client.scan_iter(match=P + pattern, count=1000))
             for start in range(0, len(keys), 1000):
                 self.client.delete(*keys[start : start + 1000])
-        self.client.delete(INDEX, WATERMARK)
+        self.client.delete(INDEX, WATERMARK, QUARANTINE)

@@ -9,8 +9,9 @@ shoppers' click / add_to_cart / purchase events joined in by `query_id`.
 
 Events live in the behaviour log (`shoprank.events`); `sync_events` copies the new ones
 incrementally (from the last offset), so reading the inspector's recent searches costs
-only the events that arrived since the last read. Several processes may write at once
-(WAL, busy timeout).
+only the events that arrived since the last read. Several processes (the workers of one
+`shoprank serve`, the CLI) may write at once: WAL, a 30 s busy timeout, and an event-offset
+update that never moves back when two of them copy events at the same time.
 """
 
 from __future__ import annotations
@@ -59,10 +60,7 @@ class SearchLogStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.root.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn = _open(self.path)
             self._local.conn = conn
         return conn
 
@@ -157,11 +155,19 @@ class SearchLogStore:
             if last == after:
                 return 0
             with conn:
-                conn.execute("BEGIN")
+                # Another worker process may have copied past `after` meanwhile: the rows
+                # are idempotent (keyed by offset), the offset only moves from where this
+                # copy started, so it never goes back.
+                conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
                 )
-                conn.execute("INSERT OR REPLACE INTO state VALUES ('events_offset', ?)", (last,))
+                now = conn.execute("SELECT value FROM state WHERE key = 'events_offset'")
+                current = now.fetchone()
+                if (current[0] if current else None) == after:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO state VALUES ('events_offset', ?)", (last,)
+                    )
             return len(rows)
 
     # -- reads -------------------------------------------------------------------------
@@ -239,6 +245,25 @@ class SearchLogStore:
             doc["events"] = joined
             doc["summary"] = {t: sum(1 for e in joined if e["type"] == t) for t in JOINED_EVENTS}
         return docs
+
+
+def _open(path: Path, attempts: int = 50) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema. Worker processes starting together race
+    to create the database; switching the journal mode does not wait on the busy timeout,
+    so a locked database is retried (a short sleep between tries)."""
+    for attempt in range(attempts):
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

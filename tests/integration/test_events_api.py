@@ -9,6 +9,7 @@ forget, retention, bad input. Nothing is timed: every wait is for a condition, w
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -304,3 +305,40 @@ def test_bad_input_is_a_clear_4xx_and_the_server_stays_up(
     mixed = post(api, [{"type": "click", "user_id": "steady", "product_id": "p"}, {"type": "x"}])
     assert (mixed.json()["accepted"], mixed.json()["errors"][0]["index"]) == (1, 1)
     wait_for(lambda: clicks(api, "steady") == before + 1)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"price": 1e308}, {"position": 2**64}, {"position": 1e308}, {"quantity": 1e308}],
+    ids=["price-1e308", "position-2**64", "position-1e308", "quantity-1e308"],
+)
+def test_out_of_range_numbers_are_a_400_never_a_retryable_503(
+    api: str, service: EventService, extra: dict[str, Any]
+) -> None:
+    event = {"type": "purchase", "user_id": "range", "product_id": "p", "price": 5, **extra}
+    response = post(api, json.dumps(event).encode())  # orjson cannot write 2**64
+    assert response.status_code == 400
+    (item,) = response.json()["error"]["errors"]
+    assert f"[{next(iter(extra))}]" in item["reason"]
+    user = service.subject(user_id="range")
+    assert all(e.user_id != user for _, e in service.log.read())
+
+
+def test_a_poison_event_in_the_stream_is_quarantined_and_folding_goes_on(
+    api: str, service: EventService
+) -> None:
+    # What an older version let in, appended straight to the stream past the API's checks.
+    user = service.subject(user_id="poisoned")
+    poison = Event(
+        "purchase", time.time(), "poison-1", user_id=user, product_id="p1", quantity=1, price=1e308
+    )
+    assert service.log.append([poison]).offsets
+    buy = {"type": "purchase", "user_id": "poisoned", "product_id": "p1", "price": 5}
+    for n in range(1, 4):  # each folds the price band the poison event would have broken
+        assert post(api, [buy, {**buy, "type": "click"}]).json()["accepted"] == 2
+        wait_for(lambda n=n: clicks(api, "poisoned") == n)
+    profile = httpx.get(f"{api}/_shoprank/users/poisoned/profile", timeout=5).json()
+    assert profile["counts"]["purchase"] == 3 and profile["price"]["mean"] == 5.0
+    entries = [q for q in service.store.quarantined() if q["subject"] == user]
+    assert [q["record"]["event_id"] for q in entries] == ["poison-1"]
+    assert "price" in entries[0]["error"]

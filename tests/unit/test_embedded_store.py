@@ -409,3 +409,113 @@ def test_delete_before_commit_removes_an_uncommitted_doc(tmp_path: Path) -> None
     backend.delete(gen, ["4"])
     backend.commit(gen)
     assert match_ids(backend, "charger") == set()
+
+
+# -- releasing old generations ---------------------------------------------------------------
+
+
+def _files_held(directory: Path) -> list[str]:
+    """Files under `directory` this process still has open or memory-mapped (Linux)."""
+    prefix = str(directory)
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(prefix):
+            held.append(target)
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5].startswith(prefix):
+            held.append(parts[5])
+    return held
+
+
+def test_serving_process_lets_go_of_swapped_out_generations(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    loader = EmbeddedBackend(tmp_path)  # the `index load` process
+    server = EmbeddedBackend(tmp_path)  # the serving process
+    loader.swap_alias("products", new_generation(loader, DOCS, VECTORS))
+    old_refs = []
+    old_dirs = []
+    for _ in range(4):
+        assert all_ids(server) == {"1", "2", "3"}
+        assert knn_ids(server, E1) == ["1"]
+        served = server.store.generation("products")
+        old_refs.append((weakref.ref(served), weakref.ref(served.vectors["text_vector"])))
+        old_dirs.append(served.dir)
+        del served
+        loader.swap_alias("products", new_generation(loader, DOCS, VECTORS))
+        loader.prune("products", keep=0)  # the old generation is deleted from disk
+    assert all_ids(server) == {"1", "2", "3"}
+    live = server.resolve("products")
+    assert server.store.open_generations() == [live]
+    assert loader.store.open_generations() == [live]
+    gc.collect()
+    assert [(gen(), vectors()) for gen, vectors in old_refs] == [(None, None)] * 4
+    for directory in old_dirs:  # nothing of a dropped generation stays open or mapped
+        assert not directory.exists()
+        assert _files_held(directory) == []
+
+
+def test_a_search_in_flight_across_a_swap_finishes_on_its_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import weakref
+
+    from shoprank.plugin.backends.embedded.generation import Generation
+
+    loader = EmbeddedBackend(tmp_path)
+    server = EmbeddedBackend(tmp_path)
+    first = new_generation(loader, DOCS[:1], VECTORS[:1])
+    loader.swap_alias("products", first)
+    assert all_ids(server) == {"1"}
+    old = weakref.ref(server.store.generation("products"))
+
+    started, swapped = threading.Event(), threading.Event()
+    real_searcher = Generation.searcher
+
+    def searcher(self: Generation) -> Any:
+        found = real_searcher(self)
+        if threading.current_thread().name == "in-flight":
+            started.set()
+            assert swapped.wait(30)  # an event, not a time window: the swap happens here
+        return found
+
+    monkeypatch.setattr(Generation, "searcher", searcher)
+    results: list[dict[str, Any]] = []
+    thread = threading.Thread(
+        target=lambda: results.append(server.search("products", {"size": 10})), name="in-flight"
+    )
+    thread.start()
+    assert started.wait(30)
+    second = new_generation(loader, DOCS[1:], VECTORS[1:])
+    loader.swap_alias("products", second)
+    loader.prune("products", keep=0)
+    assert all_ids(server) == {"2", "3"}  # new searches see the new generation at once
+    assert server.store.open_generations() == [second]
+    assert old() is not None  # still held by the search in flight
+    swapped.set()
+    thread.join()
+    assert hit_ids(results[0]) == ["1"]
+    assert {h["_index"] for h in results[0]["hits"]["hits"]} == {first}
+    results.clear()
+    gc.collect()
+    assert old() is None  # released once its last reader finished
+
+
+def test_generations_being_written_are_never_let_go_of(tmp_path: Path) -> None:
+    loader = EmbeddedBackend(tmp_path)
+    worker = EmbeddedBackend(tmp_path)  # another process writing the building generation
+    loader.swap_alias("products", new_generation(loader, DOCS[:1]))
+    building = loader.create_generation("products", product_mapping(text_dims=4))
+    worker.bulk_upsert(building, DOCS[1:], {"text_vector": VECTORS[1:]})  # not yet committed
+    loader.swap_alias("products", new_generation(loader, DOCS[:2]))
+    assert all_ids(worker) == {"1", "2"}  # the worker saw the swap
+    assert building in worker.store.open_generations()
+    assert worker.commit(building, ready=True) == 2  # nothing uncommitted was lost
+    assert all_ids(worker, building) == {"2", "3"}

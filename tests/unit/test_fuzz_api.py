@@ -290,6 +290,23 @@ def test_msearch_bodies(client: TestClient, items: list[tuple[Any, Any]]) -> Non
 
 
 @settings(FUZZ, max_examples=int(60 * SCALE))
+@given(
+    name=st.one_of(
+        st.text(min_size=1, max_size=40),
+        st.text(alphabet="aZ-_.*,#:é", min_size=1, max_size=300),
+    )
+)
+def test_index_names(client: TestClient, name: str) -> None:
+    """Any index name: a lookup, an `invalid_index_name_exception`, never a 5xx or a path."""
+    if name in (".", "..") or "/" in name:
+        return  # clients normalise these out of the URL path
+    for path in ("_search", "_count", "_doc/1"):
+        response = client.get(f"/{quote(name, safe='')}/{path}")
+        assert response.status_code < 500, (name, response.text)
+        assert str(client.service.settings.data_dir) not in response.text  # type: ignore[attr-defined]
+
+
+@settings(FUZZ, max_examples=int(60 * SCALE))
 @given(query=st.one_of(QUERY, JSON), doc_id=TEXT.filter(lambda t: "/" not in t and t.strip()))
 def test_count_and_get_doc(client: TestClient, query: Any, doc_id: str) -> None:
     assert_well_formed(client.post("/products/_count", json={"query": query}), result_key="count")

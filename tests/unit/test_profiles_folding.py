@@ -15,6 +15,7 @@ from shoprank.profiles.folding import (
     fold_batch,
     fold_event,
     new_profile,
+    repair,
     smoothed_ctr,
     snapshot,
 )
@@ -125,3 +126,73 @@ def test_batch_counts_impressions_clicks_and_query_product_stats() -> None:
 def test_smoothed_ctr() -> None:
     assert smoothed_ctr(0, 0, prior_clicks=1, prior_n=20) == 0.05
     assert math.isclose(smoothed_ctr(30, 100, prior_clicks=1, prior_n=20), 31 / 120)
+
+
+def test_a_poison_event_is_quarantined_and_the_rest_fold_as_without_it() -> None:
+    good = [ev("click", "p1"), ev("purchase", "p2", t=T + 1, price=20.0, quantity=1)]
+    poison = ev("purchase", "p1", t=T + 2, price=1e308, quantity=1)  # written by an old version
+    late = ev("view", "p3", t=T + 3)
+    result = fold_batch([*good, poison, late], profiles={}, queries={}, lookup=lookup, cfg=CFG)
+    clean = fold_batch([*good, late], profiles={}, queries={}, lookup=lookup, cfg=CFG)
+    assert [i for i, _ in result.quarantined] == [2] and "price" in result.quarantined[0][1]
+    assert result.applied == 3
+    assert result.profiles == clean.profiles and result.stats == clean.stats
+    band = snapshot(result.profiles["u"], T + 3, CFG)["price"]
+    assert band["mean"] is not None and math.isfinite(band["mean"])
+
+
+class _FactsThatFail(dict[str, Any]):
+    """Product facts whose vector lookup raises: the failure comes part way into a fold."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "vector":
+            raise RuntimeError("broken facts")
+        return super().get(key, default)
+
+
+def test_an_event_failing_part_way_leaves_no_trace_in_the_profile() -> None:
+    stored = fold(ev("click", "p1", t=T - DAY))
+    events = [ev("click", "p2"), ev("click", "bad", t=T + 1), ev("view", "p3", t=T + 2)]
+
+    def facts(ids: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        return {**lookup(ids), "bad": _FactsThatFail(brand="Acme")}
+
+    result = fold_batch(events, profiles={"u": stored}, queries={}, lookup=facts, cfg=CFG)
+    clean = fold_batch(
+        [events[0], events[2]], profiles={"u": stored}, queries={}, lookup=lookup, cfg=CFG
+    )
+    assert [i for i, _ in result.quarantined] == [1]
+    assert "RuntimeError" in result.quarantined[0][1]
+    assert result.profiles == clean.profiles  # affinity to "Acme" and its count undone
+    assert ("bad", "clicks") not in result.stats
+
+
+def test_a_subject_with_only_a_poison_event_gets_no_profile() -> None:
+    poison = Event(type="click", timestamp=math.nan, event_id="x", user_id="v", product_id="p1")
+    result = fold_batch([poison], profiles={}, queries={}, lookup=lookup, cfg=CFG)
+    assert result.profiles == {} and result.applied == 0 and len(result.quarantined) == 1
+
+
+def test_a_profile_corrupted_by_an_old_version_folds_on() -> None:
+    broken = fold(ev("purchase", "p1", price=100.0, quantity=1))
+    broken["price"] = {"w": 10.0, "mean": None, "var": None}  # inf stored as null
+    assert snapshot(broken, T, CFG)["price"]["mean"] is None  # readable, not an error
+    result = fold_batch(
+        [ev("purchase", "p2", t=T + 1, price=20.0, quantity=1)],
+        profiles={"u": broken},
+        queries={},
+        lookup=lookup,
+        cfg=CFG,
+    )
+    assert result.quarantined == [] and result.profiles["u"]["price"]["mean"] == 20.0
+    assert repair(fold(ev("click", "p1"))) == fold(ev("click", "p1"))  # a sound one is kept
+
+
+def test_out_of_range_product_facts_are_ignored_not_fatal() -> None:
+    facts = {"p9": {"brand": "X", "price": 1e308, "vector": [math.inf, 1.0]}}
+    result = fold_batch(
+        [ev("click", "p9")], profiles={}, queries={}, lookup=lambda ids: facts, cfg=CFG
+    )
+    profile = result.profiles["u"]
+    assert result.quarantined == [] and profile["aff"]["brand"] == {"X": 2.0}
+    assert profile["price"]["w"] == 0.0 and profile["vec"] is None

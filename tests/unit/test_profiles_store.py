@@ -108,6 +108,42 @@ class ProfileStoreSuite:
         store.apply(events, lookup=lambda ids: facts)  # one pass, in memory
         assert dict(store.profiles()) == live  # == on every float of every vector
 
+    def test_a_poison_event_is_quarantined_and_the_watermark_moves_past(
+        self, store: ProfileStore
+    ) -> None:
+        poison = Event(
+            type="purchase",
+            timestamp=T + 1,
+            event_id="bad",
+            user_id="u1",
+            product_id="p1",
+            quantity=1,
+            price=1e308,  # what an older version accepted
+        )
+        applied = store.apply(batch(0, 1) + [("1-0", poison)] + batch(2, 1), lookup=lookup)
+        assert applied == 2 and store.watermark() == "2-0"
+        profile = store.get("u1")
+        assert profile is not None and profile["counts"] == {"click": 2}
+        (entry,) = store.quarantined()
+        assert entry["offset"] == "1-0" and entry["subject"] == "u1"
+        assert entry["record"]["price"] == 1e308 and "price" in entry["error"]
+        assert store.apply(batch(3, 1), lookup=lookup) == 1  # the next batch folds as usual
+        store.apply([("1-0", poison)])  # a repeated delivery is not quarantined twice
+        assert len(store.quarantined()) == 1
+
+    def test_quarantine_goes_with_forget_retention_and_clear(self, store: ProfileStore) -> None:
+        def poison(offset: int, user: str, t: float) -> tuple[str, Event]:
+            bad = Event(type="click", timestamp=t, event_id=f"x{offset}", user_id=user)
+            return f"{offset}-0", bad  # a click without a product: cannot be folded
+
+        store.apply([poison(0, "old", T - 30 * DAY), poison(1, "a", T), poison(2, "b", T)])
+        assert [q["subject"] for q in store.quarantined()] == ["old", "a", "b"]
+        store.enforce_retention(T, retention_s=10 * DAY)
+        store.forget(["a"])
+        assert [q["subject"] for q in store.quarantined()] == ["b"]
+        store.clear()
+        assert store.quarantined() == []
+
     def test_forget_retention_clear(self, store: ProfileStore) -> None:
         store.apply(batch(0, 1, user="old", t=T - 30 * DAY) + batch(1, 1, user="new"))
         assert store.enforce_retention(T, retention_s=10 * DAY) == 1

@@ -2,7 +2,9 @@
 aggregation request, and the result reshaped to exactly what ES returns.
 
 Supported: terms, range, histogram, stats, min, max, avg, sum, value_count, with nested
-sub-aggregations under bucket aggregations.
+sub-aggregations under bucket aggregations. Reshaping is one pass over the buckets (a range
+bucket finds its requested range by its bounds) and stops at the request's deadline, leaving
+the buckets reshaped so far.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.plugin.bounds import Deadline, strict_float
 
 from .schema import IndexSchema
 
 BUCKET = ("terms", "range", "histogram")
+Bounds = tuple[float | None, float | None]
 METRIC = ("stats", "min", "max", "avg", "sum", "value_count")
 SUPPORTED = BUCKET + METRIC
 
@@ -104,17 +108,7 @@ class AggregationCompiler:
             ranges = body.get("ranges")
             if not isinstance(ranges, list) or not ranges:
                 raise BadRequestError(f"[range] aggregation [{name}] requires [ranges]")
-            request = {
-                "field": field,
-                "ranges": [
-                    {
-                        k: (float(v) if k in ("from", "to") else v)
-                        for k, v in r.items()
-                        if k in ("from", "to", "key") and v is not None
-                    }
-                    for r in ranges
-                ],
-            }
+            request = {"field": field, "ranges": [_range_request(name, r) for r in ranges]}
         elif kind == "histogram":
             interval = body.get("interval")
             if not isinstance(interval, int | float) or interval <= 0:
@@ -158,17 +152,25 @@ class AggregationCompiler:
         return {key: direction}
 
     def run(
-        self, searcher: tantivy.Searcher, query: tantivy.Query, aggs: dict[str, Any]
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        aggs: dict[str, Any],
+        *,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         request = self.compile(aggs)
         try:
             raw = searcher.aggregate(query, request)
         except ValueError as exc:
             raise BadRequestError(f"aggregation failed: {exc}") from None
-        return self.reshape(aggs, raw)
+        return self.reshape(aggs, raw, deadline=deadline)
 
-    def reshape(self, aggs: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-        """Turn tantivy's result into ES's response shape, recursively."""
+    def reshape(
+        self, aggs: dict[str, Any], raw: dict[str, Any], *, deadline: Deadline | None = None
+    ) -> dict[str, Any]:
+        """Turn tantivy's result into ES's response shape, recursively; past `deadline` the
+        remaining buckets are left out (the response says `timed_out`)."""
         out: dict[str, Any] = {}
         for name, spec in aggs.items():
             kind, body = _agg_type(name, spec)
@@ -177,10 +179,19 @@ class AggregationCompiler:
             if kind in METRIC:
                 out[name] = self._metric(kind, result)
                 continue
+            # tantivy adds range buckets for the gaps between requested ranges; ES does not.
+            requested = _requested_ranges(body["ranges"]) if kind == "range" else None
             buckets = []
             for bucket in result.get("buckets", []):
+                if deadline is not None and deadline.passed():
+                    break
                 shaped = self._bucket(kind, bucket)
-                shaped.update(self.reshape(sub, bucket) if sub else {})
+                if requested is not None:
+                    spec_of = requested.get((shaped.get("from"), shaped.get("to")))
+                    if spec_of is None:
+                        continue
+                    _label_range(shaped, spec_of)
+                shaped.update(self.reshape(sub, bucket, deadline=deadline) if sub else {})
                 buckets.append(shaped)
             if kind == "terms":
                 out[name] = {
@@ -190,10 +201,6 @@ class AggregationCompiler:
                     "sum_other_doc_count": int(result.get("sum_other_doc_count", 0)),
                     "buckets": buckets,
                 }
-            elif kind == "range":
-                # tantivy adds buckets for the gaps between requested ranges; ES does not.
-                requested = [b for b in buckets if self._requested(b, body["ranges"])]
-                out[name] = {"buckets": [self._range_key(b, body["ranges"]) for b in requested]}
             else:
                 out[name] = {"buckets": buckets}
         return out
@@ -212,37 +219,6 @@ class AggregationCompiler:
         return shaped
 
     @staticmethod
-    def _requested(bucket: dict[str, Any], ranges: list[dict[str, Any]]) -> bool:
-        def same(a: Any, b: Any) -> bool:
-            if a is None or b is None:
-                return a is None and b is None
-            return float(a) == float(b)
-
-        return any(
-            same(r.get("from"), bucket.get("from")) and same(r.get("to"), bucket.get("to"))
-            for r in ranges
-        )
-
-    @staticmethod
-    def _range_key(bucket: dict[str, Any], ranges: list[dict[str, Any]]) -> dict[str, Any]:
-        """Label a bucket with the key of the requested range that has its bounds."""
-        lo, hi = bucket.get("from"), bucket.get("to")
-
-        def same(a: Any, b: Any) -> bool:
-            return (a is None and b is None) or (
-                a is not None and b is not None and float(a) == float(b)
-            )
-
-        spec = next((r for r in ranges if same(r.get("from"), lo) and same(r.get("to"), hi)), {})
-        if spec.get("key") is not None:
-            bucket["key"] = spec["key"]
-        else:
-            left = "*" if lo is None else repr(float(lo))
-            right = "*" if hi is None else repr(float(hi))
-            bucket["key"] = f"{left}-{right}"
-        return bucket
-
-    @staticmethod
     def _metric(kind: str, result: dict[str, Any]) -> dict[str, Any]:
         if kind == "stats":
             count = int(result.get("count", 0))
@@ -259,3 +235,48 @@ class AggregationCompiler:
         if kind == "sum":
             return {"value": float(value or 0.0)}
         return {"value": value}
+
+
+def _range_request(name: str, spec: Any) -> dict[str, Any]:
+    """One requested range as tantivy takes it; bounds are numbers or ASCII numeric strings."""
+    if not isinstance(spec, dict):
+        raise BadRequestError(f"each range of [range] aggregation [{name}] must be an object")
+    out: dict[str, Any] = {}
+    for key in ("from", "to", "key"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        if key == "key":
+            out[key] = value
+            continue
+        try:
+            out[key] = strict_float(value)
+        except (ValueError, OverflowError):
+            raise BadRequestError(
+                f"[{key}] of a range in [range] aggregation [{name}] must be a number, "
+                f"got {value!r}"
+            ) from None
+    return out
+
+
+def _bound(value: Any) -> float | None:
+    return None if value is None else strict_float(value)
+
+
+def _requested_ranges(ranges: list[dict[str, Any]]) -> dict[Bounds, dict[str, Any]]:
+    """Each requested range by its (from, to) bounds; the first one wins a tie, as before."""
+    table: dict[Bounds, dict[str, Any]] = {}
+    for spec in ranges:
+        table.setdefault((_bound(spec.get("from")), _bound(spec.get("to"))), spec)
+    return table
+
+
+def _label_range(bucket: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Label a bucket with its requested range's key, or ES's `from-to` key."""
+    if spec.get("key") is not None:
+        bucket["key"] = spec["key"]
+        return
+    lo, hi = bucket.get("from"), bucket.get("to")
+    left = "*" if lo is None else repr(float(lo))
+    right = "*" if hi is None else repr(float(hi))
+    bucket["key"] = f"{left}-{right}"

@@ -7,6 +7,7 @@ store (`store.EmbeddedStore`), where each generation is a folder with its own lo
 from __future__ import annotations
 
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import tantivy
 
 from shoprank.errors import BadRequestError, ShoprankError
 from shoprank.plugin.backends.protocol import PartialVectors, Vectors
+from shoprank.plugin.bounds import current_deadline, timeout_error
 from shoprank.plugin.shapes import filter_source
 
 from .aggs import AggregationCompiler
@@ -35,7 +37,10 @@ class EmbeddedBackend:
 
     def __init__(self, root: Path) -> None:
         self.store = EmbeddedStore(root)
-        self._compilers: dict[str, tuple[QueryCompiler, AggregationCompiler]] = {}
+        # Per open generation, and gone with it (the store lets go of swapped-out ones).
+        self._compilers: weakref.WeakKeyDictionary[
+            Generation, tuple[QueryCompiler, AggregationCompiler]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     # -- info ------------------------------------------------------------------------------
@@ -48,13 +53,13 @@ class EmbeddedBackend:
 
     def _compilers_for(self, gen: Generation) -> tuple[QueryCompiler, AggregationCompiler]:
         with self._lock:
-            pair = self._compilers.get(gen.name)
+            pair = self._compilers.get(gen)
             if pair is None:
                 pair = (
                     QueryCompiler(gen.schema, gen.tantivy_index),
                     AggregationCompiler(gen.schema),
                 )
-                self._compilers[gen.name] = pair
+                self._compilers[gen] = pair
         return pair
 
     # -- reading ---------------------------------------------------------------------------
@@ -76,9 +81,14 @@ class EmbeddedBackend:
     def msearch(
         self, index: str, bodies: list[dict[str, Any]]
     ) -> list[dict[str, Any] | ShoprankError]:
-        """Each search in turn; a failed one comes back as its error, in its place."""
+        """Each search in turn; a failed one comes back as its error, in its place, and
+        those not started before the request's deadline as a timeout."""
         out: list[dict[str, Any] | ShoprankError] = []
+        deadline = current_deadline()
         for body in bodies:
+            if deadline is not None and deadline.passed():
+                out.append(timeout_error())
+                continue
             try:
                 out.append(self.search(index, body))
             except ShoprankError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.plugin.bounds import strict_float
 from shoprank.text import cjk_bigrams
 
 from .schema import FieldInfo, IndexSchema, english_analyzer
@@ -81,8 +82,8 @@ def _number(value: Any, what: str) -> float:
     if isinstance(value, bool):
         raise BadRequestError(f"[{what}] expects a number, got {value!r}")
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = strict_float(value)  # not `1_000` or full-width digits, as in ES
+    except (ValueError, OverflowError):
         raise BadRequestError(
             f"[{what}] expects a number, got {value!r} (date and string ranges are not "
             "supported by the embedded backend)"

@@ -11,8 +11,11 @@ reload, so a serving process sees updates from a loader process without restarti
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -33,11 +36,36 @@ from .vectors import FloatArray, VectorField
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see either the old or the new file, never a torn one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half-written file must not take space or linger
+        raise
+
+
+_NO_SPACE = ("no space left on device", "os error 28", "disk quota exceeded", "os error 122")
+
+
+@contextmanager
+def disk_errors(what: str) -> Iterator[None]:
+    """Raise a full disk as `OSError(ENOSPC)`, whichever library hit it.
+
+    tantivy and usearch report I/O failures as their own exception types with the OS
+    message inside; callers (the loader) recognise one errno instead of message texts."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(errno.ENOSPC, f"No space left on device ({what})") from exc
+        raise
+    except (ValueError, RuntimeError) as exc:
+        if any(marker in str(exc).lower() for marker in _NO_SPACE):
+            raise OSError(errno.ENOSPC, f"No space left on device ({what})") from exc
+        raise
 
 
 def read_json(path: Path) -> Any:
@@ -66,7 +94,6 @@ class Generation:
     @classmethod
     def create(cls, directory: Path, *, mapping: dict[str, Any], alias: str | None) -> Generation:
         directory.mkdir(parents=True, exist_ok=False)
-        (directory / "tantivy").mkdir()
         meta = {
             "name": directory.name,
             "alias": alias,
@@ -77,8 +104,15 @@ class Generation:
             "next_key": 1,
             "revision": 0,
         }
-        write_json_atomic(directory / "meta.json", meta)
-        return cls(directory)
+        try:
+            (directory / "tantivy").mkdir()
+            with disk_errors(f"creating [{directory.name}]"):
+                write_json_atomic(directory / "meta.json", meta)
+                return cls(directory)
+        except BaseException:
+            # Without its meta.json no sweep would ever find the folder again.
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
 
     def _open_tantivy(self) -> tantivy.Index:
         path = str(self.dir / "tantivy")
@@ -106,10 +140,17 @@ class Generation:
     def status(self) -> str:
         return str(self.meta.get("status", "building"))
 
+    @property
+    def has_uncommitted_writes(self) -> bool:
+        """Documents written or deleted here and not yet committed (lost if let go of)."""
+        return self._writer is not None or bool(self._pending)
+
     def refresh_if_changed(self) -> None:
         """Pick up commits made by another process since the last look."""
         mtime = self._stat_meta()
-        if mtime == self._meta_mtime:
+        if mtime == self._meta_mtime or mtime == (0, 0):
+            # (0, 0): the generation was dropped from disk; whoever still holds it (a
+            # search that began before the swap) finishes on what is already open.
             return
         with self._lock:
             if mtime == self._meta_mtime:
@@ -188,14 +229,17 @@ class Generation:
         old = self._old_keys(ids)
         start = int(self.meta["next_key"])
         keys = np.arange(start, start + len(docs), dtype=np.uint64)
-        for pid in ids:
-            writer.delete_documents_by_term("_id", pid)
-        for doc, key, vecs in zip(docs, keys, per_doc, strict=True):
-            source = {k: v for k, v in doc.items() if k != "_id"}
-            raw = {f: np.asarray(v, dtype=np.float32).tobytes() for f, v in vecs.items()}
-            writer.add_document(
-                self.schema.document(doc, key=int(key), source=orjson.dumps(source), vectors=raw)
-            )
+        with disk_errors(f"writing documents to [{self.name}]"):
+            for pid in ids:
+                writer.delete_documents_by_term("_id", pid)
+            for doc, key, vecs in zip(docs, keys, per_doc, strict=True):
+                source = {k: v for k, v in doc.items() if k != "_id"}
+                raw = {f: np.asarray(v, dtype=np.float32).tobytes() for f, v in vecs.items()}
+                writer.add_document(
+                    self.schema.document(
+                        doc, key=int(key), source=orjson.dumps(source), vectors=raw
+                    )
+                )
         for field, store in self.vectors.items():
             store.remove(old)
             rows = [i for i, vecs in enumerate(per_doc) if field in vecs]
@@ -243,19 +287,21 @@ class Generation:
 
     def commit(self, *, status: str | None = None) -> int:
         """Make writes durable and visible; returns the document count."""
-        if self._writer is not None:
-            self._writer.commit()
-            self._writer.wait_merging_threads()
-            self._writer = None
-        for store in self.vectors.values():
-            store.save()
-        self._pending.clear()
-        self._index.reload()
-        self.meta["doc_count"] = self._index.searcher().num_docs
-        self.meta["revision"] = int(self.meta["revision"]) + 1
-        if status:
-            self.meta["status"] = status
-        write_json_atomic(self.dir / "meta.json", self.meta)
+        with disk_errors(f"committing [{self.name}]"):
+            if self._writer is not None:
+                self._writer.commit()
+                self._writer.wait_merging_threads()
+                self._writer = None
+            for store in self.vectors.values():
+                store.save()
+            self._pending.clear()
+            self._index.reload()
+            meta = {**self.meta, "doc_count": self._index.searcher().num_docs}
+            meta["revision"] = int(meta["revision"]) + 1
+            if status:
+                meta["status"] = status
+            write_json_atomic(self.dir / "meta.json", meta)
+        self.meta = meta
         self._meta_mtime = self._stat_meta()
         return int(self.meta["doc_count"])
 
@@ -284,9 +330,12 @@ class Generation:
 
     def abandon(self) -> None:
         """Drop uncommitted writes, in tantivy and in the in-memory vector indexes."""
-        if self._writer is not None:
-            self._writer.rollback()
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            # A writer that an I/O error (a full disk) killed cannot roll back; dropping it
+            # discards its writes all the same, and the caller's error is the one to see.
+            with contextlib.suppress(Exception):
+                writer.rollback()
         self._pending.clear()
         self.meta = read_json(self.dir / "meta.json")
         for path, field in list(self.vectors.items()):

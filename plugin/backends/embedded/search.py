@@ -2,7 +2,9 @@
 and their combination, sort, the page of hits and aggregations.
 
 `checked_body` refuses what the engine does not support before the index is opened;
-`execute` then answers the request on one generation.
+`execute` then answers the request on one generation, within the request's deadline
+(`shoprank.plugin.bounds`, narrowed by the body's `timeout`): past it, the hits and buckets
+reached so far with `timed_out: true`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy.typing as npt
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.plugin.bounds import Deadline, effective_deadline
 from shoprank.plugin.shapes import (
     filter_source,
     int_param,
@@ -93,6 +96,7 @@ def execute(
 ) -> dict[str, Any]:
     """The ES `_search` response on `gen` for a `checked_body`."""
     started = time.perf_counter()
+    deadline = effective_deadline(body.get("timeout"))
     searcher = gen.searcher()
     start = int_param(body, "from", 0)
     size = int_param(body, "size", 10)
@@ -142,13 +146,13 @@ def execute(
 
     sort_values: list[list[Any]] | None = None
     if not score_desc_only:
-        scored, sort_values = sort_scored(gen, searcher, scored, sort)
+        scored, sort_values = sort_scored(gen, searcher, scored, sort, deadline=deadline)
     page = scored[start : start + size]
     page_sorts = sort_values[start : start + size] if sort_values is not None else None
-    hits = _hits(gen, searcher, page, body.get("_source"))
+    hits = _hits(gen, searcher, page, body.get("_source"), deadline)
     if page_sorts is not None:
         keep_scores = bool(body.get("track_scores"))
-        for hit, values in zip(hits, page_sorts, strict=True):
+        for hit, values in zip(hits, page_sorts, strict=False):
             hit["sort"] = values
             if not keep_scores:
                 hit["_score"] = None
@@ -156,13 +160,17 @@ def execute(
     aggregations = None
     agg_spec = body.get("aggs", body.get("aggregations"))
     if agg_spec:
-        aggregations = aggs.run(searcher, _agg_query(gen, base, knn_scores), agg_spec)
+        aggregations = aggs.run(
+            searcher, _agg_query(gen, base, knn_scores), agg_spec, deadline=deadline
+        )
     response: dict[str, Any] = search_response(
         took_ms=(time.perf_counter() - started) * 1000,
         hits=hits,
         total=total_hits(count, body.get("track_total_hits")),
         aggregations=aggregations,
     )
+    if deadline is not None and deadline.expired:
+        response["timed_out"] = True
     return response
 
 
@@ -301,11 +309,17 @@ def _combine(
 
 
 def _hits(
-    gen: Generation, searcher: tantivy.Searcher, page: Scored, source_spec: Any
+    gen: Generation,
+    searcher: tantivy.Searcher,
+    page: Scored,
+    source_spec: Any,
+    deadline: Deadline | None = None,
 ) -> list[dict[str, Any]]:
     hits = []
     want = source_wanted(source_spec)
     for score, addr in page:
+        if deadline is not None and deadline.passed():
+            break
         doc = searcher.doc(addr)
         hit: dict[str, Any] = {
             "_index": gen.name,

@@ -1,7 +1,8 @@
 """ES `sort` on the embedded backend: parsing the spec and ordering scored hits by it.
 
 Sorting works on `_score`, `_doc` and numeric or boolean fields (tantivy fast fields);
-`missing` takes `_last`, `_first` or a number, as in Elasticsearch.
+`missing` takes `_last`, `_first` or a number, as in Elasticsearch. Past the request's
+deadline only the hits whose sort keys were computed are ordered and returned.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any, cast
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.plugin.bounds import Deadline
 
 from .generation import Generation
 from .values import as_list, float_param
 
 Scored = list[tuple[float, tantivy.DocAddress]]
+CHECK_EVERY = 256  # rows between two looks at the deadline
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,15 @@ def by_score_only(sort: list[SortKey]) -> bool:
 
 
 def sort_scored(
-    gen: Generation, searcher: tantivy.Searcher, scored: Scored, sort: list[SortKey]
+    gen: Generation,
+    searcher: tantivy.Searcher,
+    scored: Scored,
+    sort: list[SortKey],
+    *,
+    deadline: Deadline | None = None,
 ) -> tuple[Scored, list[list[Any]]]:
-    """`scored` in `sort` order, with each hit's sort values (the ES `sort` array)."""
+    """`scored` in `sort` order, with each hit's sort values (the ES `sort` array); past
+    `deadline`, the hits reached so far in that order."""
     columns: list[list[Any]] = []
     addresses = [a for _, a in scored]
     for key in sort:
@@ -77,7 +86,6 @@ def sort_scored(
                 construct="sort",
             )
         columns.append(searcher.fast_field_values(info.tantivy, addresses))
-    rows = list(range(len(scored)))
 
     def row_key(i: int) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -94,7 +102,12 @@ def sort_scored(
             parts.append((missing if key.missing != "_first" else not missing, number))
         return tuple(parts)
 
-    rows.sort(key=row_key)
+    keys: list[tuple[Any, ...]] = []
+    for i in range(len(scored)):
+        if deadline is not None and i % CHECK_EVERY == 0 and deadline.passed():
+            break
+        keys.append(row_key(i))
+    rows = sorted(range(len(keys)), key=keys.__getitem__)
     values = [[_plain(column[i]) for column in columns] for i in rows]
     return [scored[i] for i in rows], values
 

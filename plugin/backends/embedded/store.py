@@ -4,12 +4,17 @@
 a reader sees the old or the new target and a load that dies part-way leaves the alias on
 the previous, complete generation. Generations that never reached `ready` are never
 pointed at and are swept by the next load.
+
+Each process keeps the generations it uses open (tantivy index, HNSW graphs in memory) and
+lets go of one as soon as no alias points at it any more and it is not being built: the
+store drops its reference when it sees the alias file change, and a search still running
+on the old generation holds its own reference, finishes on it, and frees it when it ends.
+A re-index every hour therefore leaves one generation per alias in a serving process.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import threading
 import time
@@ -17,18 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.errors import BadRequestError, IndexNotFoundError
+from shoprank.plugin.bounds import check_alias_name
+from shoprank.plugin.bounds import check_index_name as check_es_name
 
 from .generation import Generation, read_json, write_json_atomic
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,200}$")
-
 
 def check_index_name(name: str) -> str:
-    if not _NAME.match(name) or name in (".", ".."):
-        raise BadRequestError(
-            f"invalid index name [{name}]: use lowercase letters, digits, '-', '_' or '.'",
-        )
-    return name
+    """A name for a new alias (`shoprank.plugin.bounds.check_alias_name`)."""
+    return check_alias_name(name)
 
 
 class EmbeddedStore:
@@ -43,6 +45,8 @@ class EmbeddedStore:
         self._lock = threading.Lock()
         self._aliases_mtime: tuple[int, int] = (-1, -1)
         self._aliases: dict[str, str] = {}
+        # The alias file version the open generations were last checked against.
+        self._swept_mtime: tuple[int, int] = (-1, -1)
 
     # -- aliases ---------------------------------------------------------------------------
 
@@ -76,16 +80,27 @@ class EmbeddedStore:
 
     def resolve(self, name: str) -> str:
         """The generation behind an alias or concrete index name."""
+        check_es_name(name)  # before the name becomes a path
         aliases = self.aliases()
         if name in aliases:
             return aliases[name]
-        if (self.indices_dir / name / "meta.json").exists():
-            return name
+        try:
+            if (self.indices_dir / name / "meta.json").exists():
+                return name
+        except OSError:  # a name no file can have (too long): no such index either
+            pass
         raise IndexNotFoundError(name)
 
     def generation(self, name: str) -> Generation:
-        target = self.resolve(name)
+        try:
+            target = self.resolve(name)
+        except IndexNotFoundError:
+            with self._lock:  # dropped from disk by another process: let go of it here too
+                self._open.pop(name, None)
+            raise
         with self._lock:
+            if self._swept_mtime != self._aliases_mtime:
+                self._release_unused_locked()
             gen = self._open.get(target)
             if gen is None:
                 if not (self.indices_dir / target / "meta.json").exists():
@@ -93,6 +108,26 @@ class EmbeddedStore:
                 gen = Generation(self.indices_dir / target)
                 self._open[target] = gen
         return gen
+
+    def open_generations(self) -> list[str]:
+        """Names of the generations this process holds open, sorted."""
+        with self._lock:
+            return sorted(self._open)
+
+    def _release_unused_locked(self) -> None:
+        """Let go of open generations no alias points at, unless one is still being built
+        (by this or another process) or holds writes not yet committed."""
+        self._swept_mtime = self._aliases_mtime
+        live = set(self._aliases.values())
+        for name, gen in list(self._open.items()):
+            if name in live or gen.has_uncommitted_writes:
+                continue
+            try:
+                status = read_json(gen.dir / "meta.json").get("status")
+            except (OSError, ValueError):
+                status = None  # dropped from disk
+            if status != "building":
+                del self._open[name]
 
     def generations(self, alias: str | None = None) -> list[dict[str, Any]]:
         """Metadata of every generation (of one alias), oldest first."""
@@ -157,9 +192,9 @@ class EmbeddedStore:
         # Numbers never repeat, even after a crashed generation is swept, so a name always
         # means one build.
         seq_path = self.root / f".seq-{alias}"
-        high = int(seq_path.read_text()) if seq_path.exists() else 0
+        high = int(seq_path.read_text() or 0) if seq_path.exists() else 0
         number = max(max(numbers, default=0), high) + 1
-        seq_path.write_text(str(number))
+        write_json_atomic(seq_path, number)  # never truncated by a full disk
         return f"{alias}-{number:06d}"
 
     def drop_generation(self, name: str) -> None:

@@ -8,6 +8,7 @@ import orjson
 import tantivy
 
 from shoprank.errors import BadRequestError, ShoprankError
+from shoprank.plugin.bounds import strict_float
 
 
 def as_list(value: Any) -> list[Any]:
@@ -18,11 +19,10 @@ def as_list(value: Any) -> list[Any]:
 
 
 def float_param(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise BadRequestError(f"[{what}] must be a number, got {value!r}")
+    """A number of the request: a JSON number or a numeric string in ASCII, as ES reads it."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        return strict_float(value)
+    except (ValueError, OverflowError):
         raise BadRequestError(f"[{what}] must be a number, got {value!r}") from None
 
 

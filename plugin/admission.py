@@ -1,0 +1,153 @@
+"""Admission control: a bounded number of searches in flight per worker process.
+
+A search that finds `limit` others already admitted (running, or waiting for a worker
+thread) is refused at once with a 429 `es_rejected_execution_exception` and `Retry-After`,
+as Elasticsearch refuses work past a full search queue, instead of queueing work nobody
+will wait for. An admitted search is still dropped before it runs when its client has gone
+(checked before it is handed to the thread pool) or when it waited past `max_queue_s`
+(checked first thing on the worker thread).
+
+`AdmissionMiddleware` (outermost, `shoprank.plugin.ops.install`) records when each request
+arrived and names the worker process in `X-Shoprank-Worker`; `respond`
+(`shoprank.plugin.routes.common`) asks `current()` for the request it runs under.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from shoprank.errors import ShoprankError, TooManyRequestsError
+from shoprank.metrics import ADMISSION_REJECTED, INFLIGHT
+from shoprank.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+WORKER_HEADER = b"x-shoprank-worker"
+
+
+class ClientClosedError(ShoprankError):
+    """The client disconnected before its search ran (nginx's 499: nobody reads it)."""
+
+    status = 499
+    es_type = "task_cancelled_exception"
+
+
+class Admission:
+    """The in-flight count of one worker (normally touched on its event loop only; locked
+    all the same, for apps driven from several loops, as test clients do)."""
+
+    def __init__(
+        self, limit: int, max_queue_s: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.max_queue_s = max_queue_s
+        self.clock = clock
+        self.inflight = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Admission:
+        return cls(settings.max_inflight, settings.max_queue_ms / 1000.0)
+
+    def enter(self) -> TooManyRequestsError | None:
+        """Admit one search, or the 429 to answer when `limit` are already in flight."""
+        with self._lock:
+            full = bool(self.limit) and self.inflight >= self.limit
+            if not full:
+                self.inflight += 1
+        if full:
+            ADMISSION_REJECTED.labels(reason="full").inc()
+            return TooManyRequestsError(
+                f"rejected execution: {self.limit} searches are in flight on this worker, "
+                "the most it takes (SHOPRANK_MAX_INFLIGHT); retry later",
+                retry_after_s=1,
+            )
+        INFLIGHT.inc()
+        return None
+
+    def leave(self) -> None:
+        with self._lock:
+            self.inflight -= 1
+        INFLIGHT.dec()
+
+    def expired(self, arrived: float) -> TooManyRequestsError | None:
+        """The 429 for a search that waited past `max_queue_s` since `arrived`, else None."""
+        waited = self.clock() - arrived
+        if waited <= self.max_queue_s:
+            return None
+        ADMISSION_REJECTED.labels(reason="expired").inc()
+        return TooManyRequestsError(
+            f"rejected execution: the search waited {waited * 1000:.0f} ms for a worker "
+            f"thread, longer than {self.max_queue_s * 1000:g} ms (SHOPRANK_MAX_QUEUE_MS); "
+            "retry later",
+            retry_after_s=max(1, math.ceil(self.max_queue_s)),
+        )
+
+    @staticmethod
+    def client_closed() -> ClientClosedError:
+        ADMISSION_REJECTED.labels(reason="disconnected").inc()
+        return ClientClosedError("the client disconnected before the search ran")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """The request a route runs under: its admission, its arrival, its connection."""
+
+    admission: Admission
+    arrived: float
+    receive: Receive
+
+    async def disconnected(self) -> bool:
+        """Whether the client has gone, without waiting (its body is read by now)."""
+        message: Message = {}
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            message = await self.receive()
+        return message.get("type") == "http.disconnect"
+
+
+_incoming: ContextVar[Incoming | None] = ContextVar("shoprank_incoming", default=None)
+
+
+def current() -> Incoming | None:
+    """The request being served, when the app runs behind `AdmissionMiddleware`."""
+    return _incoming.get()
+
+
+class AdmissionMiddleware:
+    """Outermost ASGI layer: arrival time and admission for `respond`, worker pid header."""
+
+    def __init__(self, app: ASGIApp, *, admission: Admission) -> None:
+        self.app = app
+        self.admission = admission
+        self.worker = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _incoming.set(Incoming(self.admission, self.admission.clock(), receive))
+        worker = self.worker
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (WORKER_HEADER, worker)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, named)
+        finally:
+            _incoming.reset(token)

@@ -1,0 +1,212 @@
+"""Admission control: past `SHOPRANK_MAX_INFLIGHT` searches in flight a search is refused
+at once (429, ES `es_rejected_execution_exception`, `Retry-After`) while health still
+answers; a search whose client has gone, or that waited past `SHOPRANK_MAX_QUEUE_MS`, is
+not run at all. Every response names its worker process (`X-Shoprank-Worker`).
+
+Nothing is timed: the in-flight search is held inside the backend at a gate (as in
+`test_event_loop`), the disconnect is a client that says so in its ASGI messages, and the
+queue deadline is crossed by an injected clock.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from shoprank.plugin.app import create_app
+from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
+from shoprank.plugin.search import SearchService
+from shoprank.settings import Settings
+from tests.unit.conftest import CORPUS, CORPUS_VECTORS, build_index
+from tests.unit.test_event_loop import WAIT_S, Gate, GatedBackend
+
+SEARCH = {"query": {"match": {"title": "hp"}}}
+
+
+class CountingBackend(EmbeddedBackend):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.searches = 0
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.searches += 1
+        return super().search(index, body)
+
+
+@pytest.fixture(scope="module")
+def index_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("admission")
+    build_index(root / "index", CORPUS, CORPUS_VECTORS)
+    return root
+
+
+@pytest.fixture()
+def limited_server(index_root: Path) -> Iterator[tuple[str, Gate]]:
+    gate = Gate()
+    settings = Settings(data_dir=index_root, default_mode="lexical", max_inflight=1)
+    service = SearchService(backend=GatedBackend(index_root / "index", gate), settings=settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
+    uvi = uvicorn.Server(config)
+    thread = threading.Thread(target=uvi.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
+            for _ in range(WAIT_S * 20):  # until the server accepts connections
+                try:
+                    client.get("/_shoprank/health")
+                    break
+                except httpx.TransportError:
+                    threading.Event().wait(0.05)
+        yield f"http://127.0.0.1:{port}", gate
+    finally:
+        gate.released.set()
+        uvi.should_exit = True
+        thread.join(WAIT_S)
+        sock.close()
+
+
+def test_a_search_past_the_inflight_limit_is_refused_at_once(
+    limited_server: tuple[str, Gate],
+) -> None:
+    url, gate = limited_server
+    gate.armed = True
+    held: list[httpx.Response] = []
+
+    def slow() -> None:
+        with httpx.Client(base_url=url, timeout=WAIT_S * 2) as client:
+            held.append(client.post("/products/_search", json=SEARCH))
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    try:
+        assert gate.entered.wait(WAIT_S), "the first search never reached the backend"
+        with httpx.Client(base_url=url, timeout=WAIT_S) as client:
+            refused = client.post("/products/_search", json=SEARCH)
+            counted = client.post("/products/_count", json=SEARCH)
+            health = client.get("/_shoprank/health")
+        # The first search is still held: the refusal did not wait for it.
+        assert not gate.released.is_set() and worker.is_alive() and not held
+        for response in (refused, counted):
+            assert response.status_code == 429
+            assert response.headers["retry-after"] == "1"
+            assert response.headers["x-elastic-product"] == "Elasticsearch"
+            body = response.json()
+            assert body["status"] == 429
+            assert body["error"]["type"] == "es_rejected_execution_exception"
+            assert body["error"]["root_cause"][0]["type"] == "es_rejected_execution_exception"
+            assert "SHOPRANK_MAX_INFLIGHT" in body["error"]["reason"]
+        assert health.status_code == 200 and health.json()["status"] == "green"
+    finally:
+        gate.armed = False
+        gate.released.set()
+        worker.join(WAIT_S * 2)
+    assert len(held) == 1 and held[0].status_code == 200
+    # Its slot is free again.
+    with httpx.Client(base_url=url, timeout=WAIT_S) as client:
+        assert client.post("/products/_search", json=SEARCH).status_code == 200
+
+
+# -- the ASGI app driven directly: the client's messages are the test's ----------------------
+
+
+def _app(index_root: Path, **overrides: Any) -> tuple[FastAPI, CountingBackend]:
+    backend = CountingBackend(index_root / "index")
+    settings = Settings(data_dir=index_root, default_mode="lexical", **overrides)
+    return create_app(SearchService(backend=backend, settings=settings)), backend
+
+
+async def _call(app: FastAPI, *, gone_after_body: bool) -> tuple[int, dict[str, str], Any]:
+    """POST a search; the client disconnects right after sending it, or stays."""
+    body = orjson.dumps(SEARCH)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/products/_search",
+        "raw_path": b"/products/_search",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 9200),
+    }
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    never = threading.Event()
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        if gone_after_body:
+            return {"type": "http.disconnect"}
+        import anyio
+
+        await anyio.sleep(WAIT_S)  # a client still waiting: cancelled by the check
+        never.set()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert not never.is_set()
+    return start["status"], headers, orjson.loads(payload)
+
+
+@pytest.mark.anyio
+async def test_a_search_whose_client_has_gone_is_not_run(index_root: Path) -> None:
+    app, backend = _app(index_root)
+    status, _, body = await _call(app, gone_after_body=True)
+    assert backend.searches == 0
+    assert status == 499 and body["error"]["type"] == "task_cancelled_exception"
+    # The same request from a client that stays is run and answered.
+    status, _, body = await _call(app, gone_after_body=False)
+    assert backend.searches == 1
+    assert status == 200 and body["hits"]["hits"]
+
+
+@pytest.mark.anyio
+async def test_a_search_that_waited_past_its_deadline_is_not_run(index_root: Path) -> None:
+    app, backend = _app(index_root, max_queue_ms=500)
+    ticks = iter([100.0, 100.6])  # arrival, then the worker thread's first look
+
+    app.state.admission.clock = lambda: next(ticks)
+    status, headers, body = await _call(app, gone_after_body=False)
+    assert backend.searches == 0
+    assert status == 429 and headers["retry-after"] == "1"
+    assert body["error"]["type"] == "es_rejected_execution_exception"
+    assert "SHOPRANK_MAX_QUEUE_MS" in body["error"]["reason"]
+    # Within the deadline it runs.
+    ticks = iter([100.0, 100.5])
+    status, _, _ = await _call(app, gone_after_body=False)
+    assert status == 200 and backend.searches == 1
+
+
+@pytest.mark.anyio
+async def test_every_response_names_its_worker_process(index_root: Path) -> None:
+    app, _ = _app(index_root)
+    status, headers, _ = await _call(app, gone_after_body=False)
+    assert status == 200 and headers["x-shoprank-worker"] == str(os.getpid())
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    return "asyncio"
