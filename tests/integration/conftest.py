@@ -23,6 +23,8 @@ ICECAT = SHARED_DATA / "icecat-products.jsonl.gz"
 # speed (the tests of the budgets pass theirs explicitly).
 os.environ.setdefault("SHOPRANK_SEARCH_BUDGET_MS", "600000")
 os.environ.setdefault("SHOPRANK_RERANK_TIMEOUT_MS", "600000")
+os.environ.setdefault("SHOPRANK_REQUEST_TIMEOUT_MS", "600000")
+os.environ.setdefault("SHOPRANK_MAX_QUEUE_MS", "600000")
 
 
 def cli(

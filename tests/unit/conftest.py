@@ -16,6 +16,8 @@ from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 # the tests check behaviour, never speed (the tests of the budgets pass theirs explicitly).
 os.environ.setdefault("SHOPRANK_SEARCH_BUDGET_MS", "600000")
 os.environ.setdefault("SHOPRANK_RERANK_TIMEOUT_MS", "600000")
+os.environ.setdefault("SHOPRANK_REQUEST_TIMEOUT_MS", "600000")
+os.environ.setdefault("SHOPRANK_MAX_QUEUE_MS", "600000")
 
 DIMS = 4
 
