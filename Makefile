@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 9200
 
-.PHONY: install system-deps demo test test-fast lint typecheck bench clean
+.PHONY: install system-deps frontend-deps demo test test-fast lint typecheck bench clean
 
 install: $(VENV)/.installed
 
@@ -34,10 +34,20 @@ system-deps:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
-test: install system-deps
+# The frontend tier (tests/integration/test_frontends.py) drives the real Searchkit and
+# Search UI packages in Node, at the versions pinned in tests/frontends/package-lock.json.
+FRONTENDS := tests/frontends
+frontend-deps: $(FRONTENDS)/node_modules/.installed
+
+$(FRONTENDS)/node_modules/.installed: $(FRONTENDS)/package.json $(FRONTENDS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(FRONTENDS) && npm ci --no-audit --no-fund && touch node_modules/.installed; \
+	else echo "npm is not installed: the frontend tests (tests/integration/test_frontends.py) will skip"; fi
+
+test: install system-deps frontend-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
 
-test-fast: install system-deps
+test-fast: install system-deps frontend-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -m "not slow"
 
 lint: install
@@ -54,4 +64,4 @@ bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_embedded.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache $(FRONTENDS)/node_modules

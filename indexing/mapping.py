@@ -2,7 +2,10 @@
 
 Every backend reads this: ES/OpenSearch receive it as-is (OpenSearch translates
 `dense_vector`), the embedded backend builds its tantivy schema and vector stores from it.
-Fields not listed are mapped dynamically (strings as keywords, numbers as numbers).
+Fields not listed are mapped dynamically (strings as keywords, numbers as numbers); top-level
+catalog fields whose values are ISO dates (`"2006-07-01T00:00:00Z"`) are mapped as `date`, as
+ES's dynamic date detection would (`date_fields`). Nested or later-added date strings stay
+keywords on the embedded backend.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+
+from shoprank.plugin.backends.embedded.dates import is_iso_date
 
 TEXT_VECTOR_FIELD = "text_vector"
 IMAGE_VECTOR_FIELD = "image_vector"
@@ -29,12 +34,31 @@ def text_language(docs: Iterable[dict[str, Any]], *, sample: int = 500) -> str:
     return "cjk" if seen and cjk * 5 >= seen else "english"
 
 
+def date_fields(docs: Iterable[dict[str, Any]], *, sample: int = 500) -> list[str]:
+    """The top-level fields whose sampled values are all ISO date strings (ES would detect
+    them as `date`); a field with any other value among the sample is not a date."""
+    dates: dict[str, bool] = {}
+    for seen, doc in enumerate(docs):
+        if seen >= sample:
+            break
+        for name, value in doc.items():
+            if value is None or name.startswith("_"):
+                continue
+            dates[name] = dates.get(name, True) and is_iso_date(value)
+    return sorted(name for name, is_date in dates.items() if is_date)
+
+
 def product_mapping(
-    *, text_dims: int = 384, image_dims: int = 0, language: str = "english"
+    *,
+    text_dims: int = 384,
+    image_dims: int = 0,
+    language: str = "english",
+    docs: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The mapping of a shoprank product index; a vector field with 0 dims is left out.
 
-    `language` names the text analyzer (`english`, or `cjk` for CJK catalogs).
+    `language` names the text analyzer (`english`, or `cjk` for CJK catalogs); the fields of
+    `docs` holding ISO dates are mapped as `date` (see `date_fields`).
     """
     english = {"type": "text", "analyzer": language}
     mapping: dict[str, Any] = {
@@ -56,6 +80,8 @@ def product_mapping(
         },
     }
     properties = mapping["properties"]
+    for name in date_fields(docs):
+        properties.setdefault(name, {"type": "date"})
     if not text_dims:
         properties.pop(TEXT_VECTOR_FIELD)
     if image_dims:

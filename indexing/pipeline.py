@@ -164,7 +164,10 @@ def plan_job(
     dims = ctx.encoder.dims if ctx.encoder is not None else 0
     image_dims = ctx.images.dims if ctx.images is not None else 0
     mapping = product_mapping(
-        text_dims=dims, image_dims=image_dims, language=text_language(products.values())
+        text_dims=dims,
+        image_dims=image_dims,
+        language=text_language(products.values()),
+        docs=products.values(),
     )
     signature = _signature(ctx, mapping, with_vectors=with_vectors)
     hashes = {

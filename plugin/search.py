@@ -3,7 +3,32 @@
 Modes (`ext.shoprank.mode`): `lexical` runs the body as the backend would; `vector` runs a
 kNN leg built from the query text; `hybrid` fuses both over a top-N window; `full` is
 hybrid plus query understanding and every configured reranking stage. The client's filters
-apply to every leg, and aggregations always come from the lexical query with its filters.
+apply to every leg.
+
+What a frontend shows keeps Elasticsearch's semantics in every mode:
+
+- `hits.total` and `aggregations` answer the client's own body — its query, its filters and
+  its `post_filter` (which narrows hits and the total, not aggregations) — before any intent
+  rewrite or relaxation: intent filters may narrow the ranked hits, never the count or the
+  facets the shopper filters with. The count is exact (`relation: eq`) unless the client's
+  `track_total_hits` caps it; semantic hits the query does not match (the vector leg) are
+  ranked in but not counted, so a query no document matches has total 0, as in ES (`vector`
+  mode, a kNN search of the query text, counts its kNN hits as ES counts a `knn`). Without
+  a rewrite the lexical leg carries them; after one the client's body runs as a `size: 0`
+  search in the same `msearch` as the legs. A client's own `knn` counts with its hits, as ES
+  counts it.
+- Highlights and other per-hit options (`fields`, `docvalue_fields`, `explain`, …) come from
+  the client's original query, so they mark the shopper's words, not the rewrite's; in fused
+  modes the page is fetched by one search of that query under an `ids` filter.
+- `from + size` pages up to `SHOPRANK_MAX_RESULT_WINDOW`: past the fused window
+  (`ext.shoprank.window`), `hybrid` and `full` pages continue in the lexical order of the
+  searched body without the window's ids, so deep pages keep one order and no hit repeats;
+  those hits carry their lexical score.
+- Constructs that page or group one order — the `scroll` parameter, `pit`, `search_after`,
+  `slice`, `collapse`, an explicit non-score `sort`, `min_score` — run the backend's lexical
+  search (with a note in `_shoprank.notes`); scroll, pit, search_after, slice and collapse
+  run the client's own query, without an intent rewrite. `suggest` answers the client's
+  body in every mode.
 
 `SearchService` runs the steps, each in its own module of `shoprank.plugin.pipeline`:
 request parsing (`request`), query vectors (`vectors`), legs and batching (`legs`),
@@ -16,15 +41,21 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from shoprank import logs, metrics
 from shoprank.errors import BadRequestError
 from shoprank.plugin.backends.protocol import SearchBackend
-from shoprank.plugin.fusion import fuse
-from shoprank.plugin.pipeline.legs import LegBuilder
-from shoprank.plugin.pipeline.page import fetch_page, fused_response
+from shoprank.plugin.fusion import FusedHit, fuse
+from shoprank.plugin.pipeline.legs import LegBuilder, Retrieval
+from shoprank.plugin.pipeline.page import (
+    answer_client,
+    decorate,
+    estimate_total,
+    fetch_page,
+    fused_response,
+)
 from shoprank.plugin.pipeline.record import explanation, search_record
 from shoprank.plugin.pipeline.request import (
     SearchRequest,
@@ -134,15 +165,22 @@ class SearchService:
         *,
         user_id: str | None = None,
         session_id: str | None = None,
+        scroll: str | None = None,
     ) -> Response:
-        """An ES `_search` response for `body`, in the mode its `ext.shoprank` asks for."""
+        """An ES `_search` response for `body`, in the mode its `ext.shoprank` asks for.
+
+        `scroll` (the URL parameter) makes the search the backend's own lexical one, as do
+        `pit`, `search_after`, `slice` and `collapse` in the body."""
         started = time.perf_counter()
         parsed = self.parse(index, body, user_id=user_id, session_id=session_id)
         trace = Trace()
         t0 = time.perf_counter()
+        resolved = self.vectors.resolve_builders(parsed.body)
         request = replace(
             parsed,
-            body=self.vectors.resolve_builders(parsed.body),
+            body=resolved,
+            client_body=resolved,
+            scroll=scroll,
             deadline=started + self.settings.search_budget_ms / 1000.0,
         )
         trace.timings["embed_ms"] = (time.perf_counter() - t0) * 1000
@@ -150,9 +188,10 @@ class SearchService:
         if plan is not None:
             request = request.with_body(plan.body)
         applied = effective_mode(request, trace)
-        response, stages = self._retrieve(request, trace, applied)
+        result = self._retrieve(request, trace, applied)
         if plan is not None and plan.actions:
-            response, stages = self._relax(request, trace, applied, plan, response, stages)
+            result = self._relax(request, trace, applied, plan, result)
+        response, stages, request = result.response, result.stages, result.request
         if request.explain:
             response["_shoprank"] = explanation(request, trace, applied=applied, stages=stages)
         if trace.degraded:
@@ -170,7 +209,7 @@ class SearchService:
 
     def _plan(self, request: SearchRequest, trace: Trace) -> RewritePlan | None:
         """Query understanding of a `full`-mode search: the intent and the rewrite plan."""
-        if request.mode != "full" or not request.query_text:
+        if request.mode != "full" or not request.query_text or request.lexical_only():
             return None
         plan = self.understanding.plan(
             request.index,
@@ -193,13 +232,12 @@ class SearchService:
         trace: Trace,
         applied: Mode,
         plan: RewritePlan,
-        response: Response,
-        stages: list[str],
-    ) -> tuple[Response, list[str]]:
-        """Undo the rewrite step by step while the result has too few hits; the step that
-        recovered is reported."""
+        result: Result,
+    ) -> Result:
+        """Undo the rewrite step by step while the rewritten search ranks too few hits; the
+        step that recovered is reported."""
         steps = plan.relaxations()
-        while hit_count(response) < self.settings.intent_min_results:
+        while result.ranked < self.settings.intent_min_results:
             step = next(steps, None)
             if step is None:
                 break
@@ -209,33 +247,38 @@ class SearchService:
             request = request.with_body(body)
             trace.relaxation = name
             trace.logged.clear()
-            response, stages = self._retrieve(request, trace, applied)
+            result = self._retrieve(request, trace, applied)
         if trace.relaxation:
             trace.notes.append(f"intent: relaxed ({trace.relaxation}) to avoid an empty result")
-        return response, stages
+        return result
 
-    def _retrieve(
-        self, request: SearchRequest, trace: Trace, applied: Mode
-    ) -> tuple[Response, list[str]]:
+    def _retrieve(self, request: SearchRequest, trace: Trace, applied: Mode) -> Result:
         if applied == "lexical":
-            return self.backend.search(request.index, request.body), ["lexical"]
+            if not request.rewritten:
+                response = self.backend.search(request.index, request.body)
+                return Result(response, ["lexical"], hit_count(response), request)
+            ranked, counts = self.legs.rewritten_lexical(request)
+            response = decorate(self.backend, request, ranked)
+            return Result(
+                answer_client(response, request, counts), ["lexical"], hit_count(ranked), request
+            )
         if applied == "hybrid":
             engine = self.legs.native(request)
             if engine is not None:
-                return self.legs.native_search(request, engine), [f"native:{self.backend.name}"]
+                response = self.legs.native_search(request, engine)
+                stages = [f"native:{self.backend.name}"]
+                return Result(response, stages, hit_count(response), request)
         return self._fused(request, trace, applied)
 
-    def _fused(
-        self, request: SearchRequest, trace: Trace, mode: Mode
-    ) -> tuple[Response, list[str]]:
+    def _fused(self, request: SearchRequest, trace: Trace, mode: Mode) -> Result:
         start, size = request.page
-        window = max(request.window, start + size)
-        if window > self.settings.max_window_size:
+        if start + size > self.settings.max_result_window:
             raise BadRequestError(
-                f"from + size [{start + size}] is beyond shoprank's {mode} window "
-                f"[{self.settings.max_window_size}]; page with mode lexical for deep pages",
+                f"Result window is too large, from + size must be less than or equal to: "
+                f"[{self.settings.max_result_window}] but was [{start + size}]",
                 es_type="illegal_argument_exception",
             )
+        window = request.window
         retrieval = self.legs.retrieve(request, trace, mode, window)
         fused = fuse(
             retrieval.legs,
@@ -251,13 +294,52 @@ class SearchService:
                 request, trace, fused, rerankers=self.rerankers, runner=self.stages
             )
             stages += applied
+        page = fused[start : start + size]
+        if len(page) < size and self._beyond_window(retrieval, mode, window):
+            deep = self.legs.continuation(
+                request,
+                [h.id for h in fused],
+                offset=max(0, start - len(fused)),
+                size=size - len(page),
+            )
+            if deep:
+                trace.notes.append("past the fused window: the lexical order continues")
+                stages.append("continue:lexical")
+            for hit in deep:
+                retrieval_rank[hit.id] = len(fused) + hit.rank
+                page.append(FusedHit(hit.id, hit.score, {"lexical": hit}))
         hits = fetch_page(
             self.backend,
             request,
             trace,
-            fused[start : start + size],
+            page,
             start=start,
             retrieval_rank=retrieval_rank,
             candidates=candidates,
         )
-        return fused_response(request, retrieval, fused, hits, mode=mode), stages
+        ranked, _ = estimate_total(
+            retrieval.lexical,
+            retrieval.legs,
+            fused,
+            has_query=request.body.get("query") is not None,
+            mode=mode,
+        )
+        response = fused_response(request, retrieval, fused, hits, mode=mode)
+        return Result(response, stages, ranked, request)
+
+    @staticmethod
+    def _beyond_window(retrieval: Retrieval, mode: Mode, window: int) -> bool:
+        """Whether lexical matches may lie past the window: the lexical leg filled it (vector
+        mode is a kNN search: its window is all it finds)."""
+        return mode != "vector" and len(retrieval.legs.get("lexical", [])) >= window
+
+
+@dataclass
+class Result:
+    """One retrieval: the response, the stages that ran, how many hits the searched body
+    ranks (what relaxation looks at) and the request searched."""
+
+    response: Response
+    stages: list[str]
+    ranked: int
+    request: SearchRequest

@@ -23,7 +23,7 @@ def make_backend(settings: Settings) -> Backend:
     if settings.backend == "embedded":
         from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
-        return EmbeddedBackend(settings.embedded_dir)
+        return EmbeddedBackend(settings.embedded_dir, max_result_window=settings.max_result_window)
     if settings.backend in ("elasticsearch", "opensearch"):
         from shoprank.plugin.backends.connect import cluster_backend
 

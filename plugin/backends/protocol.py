@@ -170,3 +170,37 @@ class ClusterClient(Protocol):
 
     @property
     def client(self) -> Any: ...
+
+
+@runtime_checkable
+class PointInTime(Protocol):
+    """A backend that answers point-in-time, scroll, `_mget`, `_mapping` and
+    `_field_caps` itself (the embedded one; cluster backends forward them unchanged)."""
+
+    def open_pit(self, index: str, keep_alive: str) -> dict[str, Any]: ...
+
+    def close_pit(self, pit_id: str) -> dict[str, Any]: ...
+
+    def pit_index(self, pit_id: str) -> str:
+        """The index a point in time was opened on."""
+        ...
+
+    def scroll_body(self, index: str, body: dict[str, Any] | None, scroll: str) -> dict[str, Any]:
+        """The body the first page of a scroll runs as, through the search pipeline."""
+        ...
+
+    def scroll_response(
+        self, response: dict[str, Any], body: dict[str, Any] | None, scroll: str
+    ) -> dict[str, Any]:
+        """That page's response as a scroll's first page (with `_scroll_id`)."""
+        ...
+
+    def scroll(self, scroll_id: str, scroll: str | None) -> dict[str, Any]: ...
+
+    def clear_scroll(self, scroll_ids: Any) -> dict[str, Any]: ...
+
+    def mget_docs(self, index: str | None, body: dict[str, Any], source: Any) -> dict[str, Any]: ...
+
+    def mapping(self, index: str) -> dict[str, Any]: ...
+
+    def field_caps(self, index: str, fields: str | None) -> dict[str, Any]: ...

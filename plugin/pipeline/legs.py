@@ -1,6 +1,14 @@
 """Retrieval legs: the lexical query, the kNN leg(s) and the text → image leg, each a ranked
 list of ids for fusion. The lexical and vector legs go to the backend in one `msearch`
-(one round trip on a cluster); the lexical leg also carries the totals and aggregations.
+(one round trip on a cluster).
+
+Totals, aggregations and suggestions answer the client's own body: the lexical leg carries
+them when the body searched is the client's; after an intent rewrite the client's body
+runs as a third, `size: 0` search in the same `msearch` (`Retrieval.counts`). Every top-level
+key of the client's body goes somewhere: shoprank's own options (`MANAGED`), the page's
+per-hit options (`PAGE_KEYS`, fetched for the page's ids by `shoprank.plugin.pipeline.page`),
+the counts (`COUNT_KEYS`), and everything else rides on the lexical leg, so the backend
+validates it (an unsupported option is a 400, never dropped).
 """
 
 from __future__ import annotations
@@ -22,6 +30,19 @@ from shoprank.types import Mode
 # Options shoprank sets on the lexical leg itself; every other client option rides along,
 # so the backend validates it (an unsupported option is a 400, never dropped).
 MANAGED = {"from", "size", "knn", "_source", "track_total_hits", "sort"}
+# Per-hit options: they apply to the page's hits only, fetched after fusion.
+PAGE_KEYS = {
+    "highlight",
+    "fields",
+    "docvalue_fields",
+    "stored_fields",
+    "script_fields",
+    "explain",
+    "version",
+    "seq_no_primary_term",
+}
+# What answers the client's own body: totals, aggregations, suggestions.
+COUNT_KEYS = {"aggs", "aggregations", "suggest"}
 
 
 @dataclass
@@ -30,10 +51,28 @@ class Retrieval:
 
     lexical: dict[str, Any]
     legs: dict[str, list[LegHit]]
+    # The response that answers the client's own body (totals, aggregations, suggest): the
+    # lexical leg's unless the body was rewritten.
+    counts: dict[str, Any] | None = None
+
+    @property
+    def answer(self) -> dict[str, Any]:
+        return self.counts if self.counts is not None else self.lexical
 
 
 def leg_hits(hits: list[dict[str, Any]]) -> list[LegHit]:
     return [LegHit(h["_id"], float(h["_score"] or 0.0), i + 1) for i, h in enumerate(hits)]
+
+
+def counts_of(request: SearchRequest) -> dict[str, Any] | None:
+    """The client's own body as a `size: 0` search for its totals, aggregations and
+    suggestions, when the body searched is not the client's; None otherwise."""
+    if not request.rewritten:
+        return None
+    dropped = PAGE_KEYS | {"from", "size", "sort", "_source", "track_total_hits", "rescore"}
+    body = {k: v for k, v in request.client_body.items() if k not in dropped}
+    body.update({"size": 0, "track_total_hits": True})
+    return body
 
 
 def knn_spec(field: str, vector: list[float], window: int, query: Any) -> dict[str, Any]:
@@ -63,15 +102,18 @@ class LegBuilder:
     def retrieve(self, request: SearchRequest, trace: Trace, mode: Mode, window: int) -> Retrieval:
         body = request.body
         t0 = time.perf_counter()
-        lexical_body: dict[str, Any] = {k: v for k, v in body.items() if k not in MANAGED}
+        skipped = MANAGED | PAGE_KEYS | (COUNT_KEYS if request.rewritten else set())
+        lexical_body: dict[str, Any] = {k: v for k, v in body.items() if k not in skipped}
         lexical_body.update(
             {"size": window if mode != "vector" else 0, "_source": False, "track_total_hits": True}
         )
+        counts_body = counts_of(request)
         trace.timings["lexical_ms"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
         legs: dict[str, list[LegHit]] = {}
         lexical: dict[str, Any] | None = None
+        counts: dict[str, Any] | None = None
         knn_specs = self._knn_specs(request, trace, window)
         if knn_specs:
             vector_body: dict[str, Any] = {
@@ -83,7 +125,9 @@ class LegBuilder:
             if body.get("post_filter") is not None:
                 vector_body["post_filter"] = body["post_filter"]
             t1 = time.perf_counter()
-            lexical, vector_result = self._both(request.index, lexical_body, vector_body)
+            lexical, vector_result, counts = self._batch(
+                request.index, lexical_body, vector_body, counts_body
+            )
             trace.timings["msearch_ms"] = (time.perf_counter() - t1) * 1000
             vector_hits: list[dict[str, Any]] = []
             try:
@@ -97,7 +141,10 @@ class LegBuilder:
             legs["vector"] = leg_hits(vector_hits)
         trace.timings["vector_ms"] = (time.perf_counter() - t0) * 1000
         if lexical is None:  # no vector leg to batch with
-            lexical = self.backend.search(request.index, lexical_body)
+            if counts_body is None:
+                lexical = self.backend.search(request.index, lexical_body)
+            else:
+                lexical, _, counts = self._batch(request.index, lexical_body, None, counts_body)
         if mode != "vector" and body.get("query") is not None:
             legs = {"lexical": leg_hits(lexical["hits"]["hits"]), **legs}
         if request.image and request.query_text and not body.get("knn"):
@@ -106,7 +153,7 @@ class LegBuilder:
             if image_hits is not None:
                 legs["image"] = image_hits
             trace.timings["image_ms"] = (time.perf_counter() - t0) * 1000
-        return Retrieval(lexical=lexical, legs=legs)
+        return Retrieval(lexical=lexical, legs=legs, counts=counts)
 
     def _knn_specs(self, request: SearchRequest, trace: Trace, window: int) -> list[Any]:
         """The client's kNN specs widened to the window, or one built from the query text."""
@@ -135,14 +182,61 @@ class LegBuilder:
             trace.add_time("embed_ms", (time.perf_counter() - t0) * 1000)
         return [knn_spec(request.vector_field, vector, window, body.get("query"))]
 
-    def _both(
-        self, index: str, lexical_body: dict[str, Any], vector_body: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any] | ShoprankError]:
-        """Lexical and vector leg in one `msearch`; a lexical failure is the search's."""
-        lexical, vector = self.backend.msearch(index, [lexical_body, vector_body])
-        if isinstance(lexical, ShoprankError):
-            raise lexical
-        return dict(lexical), vector
+    def _batch(
+        self,
+        index: str,
+        lexical_body: dict[str, Any],
+        vector_body: dict[str, Any] | None,
+        counts_body: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], dict[str, Any] | ShoprankError, dict[str, Any] | None]:
+        """The legs and the client's counts in one `msearch`; a lexical or counts failure is
+        the search's (the vector leg may degrade)."""
+        bodies = [lexical_body]
+        bodies += [vector_body] if vector_body is not None else []
+        bodies += [counts_body] if counts_body is not None else []
+        results = list(self.backend.msearch(index, bodies))
+        lexical = results.pop(0)
+        vector: dict[str, Any] | ShoprankError = results.pop(0) if vector_body is not None else {}
+        counts = results.pop(0) if counts_body is not None else None
+        for result in (lexical, counts):
+            if isinstance(result, ShoprankError):
+                raise result
+        assert not isinstance(lexical, ShoprankError) and not isinstance(counts, ShoprankError)
+        return dict(lexical), vector, dict(counts) if counts is not None else None
+
+    def rewritten_lexical(self, request: SearchRequest) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A lexical search of a rewritten body and the client's own counts, in one `msearch`:
+        the rewrite ranks the hits, the client's body answers totals and aggregations."""
+        skipped = PAGE_KEYS | COUNT_KEYS
+        body = {k: v for k, v in request.body.items() if k not in skipped}
+        counts_body = counts_of(request)
+        assert counts_body is not None
+        ranked, _, counts = self._batch(request.index, body, None, counts_body)
+        assert counts is not None
+        return ranked, counts
+
+    def continuation(
+        self, request: SearchRequest, shown: list[str], *, offset: int, size: int
+    ) -> list[LegHit]:
+        """Lexical hits after the fused window: the lexical order without the window's ids,
+        from `offset`, so pages past the window keep one order and never repeat a hit."""
+        body = request.body
+        query = body.get("query")
+        if query is None or size <= 0:
+            return []
+        exclude = {"ids": {"values": shown}}
+        deep: dict[str, Any] = {
+            "query": {"bool": {"must": [query], "must_not": [exclude]}},
+            "from": offset,
+            "size": size,
+            "_source": False,
+            "track_total_hits": False,
+        }
+        for key in ("post_filter", "timeout"):
+            if body.get(key) is not None:
+                deep[key] = body[key]
+        hits = leg_hits(self.backend.search(request.index, deep)["hits"]["hits"])
+        return [LegHit(h.id, h.score, offset + h.rank) for h in hits]
 
     def _image_leg(self, request: SearchRequest, trace: Trace, window: int) -> list[LegHit] | None:
         """Text → image kNN: the query's CLIP text vector against product image vectors."""

@@ -9,6 +9,7 @@ the request never changes after that (a rewrite or a relaxation is a new request
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,7 +33,19 @@ EXT_KEYS = {
     "vector_field",
     "image",
 }
-TEXT_QUERIES = ("match", "match_phrase", "multi_match")
+# Where the shopper's words are (extract_query_text): full-text queries by shape.
+QUERY_KEYED = ("multi_match", "combined_fields")
+FIELD_KEYED = ("match", "match_phrase", "match_phrase_prefix", "match_bool_prefix")
+SYNTAX_QUERIES = ("query_string", "simple_query_string")
+TERM_LEVEL = ("prefix", "wildcard", "fuzzy")
+FILTER_CONTEXT = ("filter", "must_not", "post_filter")
+# Constructs that only make sense in one order: run lexical (no fusion, no rewrite).
+LEXICAL_ONLY = {
+    "search_after": "search_after pages one sorted order",
+    "pit": "a point in time pages one sorted order",
+    "collapse": "collapse groups one lexical order",
+    "slice": "a sliced scroll/pit pages one sorted order",
+}
 # Sorts that keep relevance order (so fusion still applies).
 SCORE_SORTS: tuple[list[Any], ...] = (
     ["_score"],
@@ -48,33 +61,76 @@ def listify(value: Any) -> list[Any]:
 
 
 def extract_query_text(query: Any) -> str | None:
-    """The shopper's words in an ES query: the text of its match/multi_match clauses."""
+    """The shopper's words in an ES query, for the query vector and query understanding.
+
+    Every full-text query counts (`match` and its phrase/prefix forms, `multi_match` of any
+    type, `combined_fields`, `query_string` and `simple_query_string` with their syntax
+    stripped) and so do the values of `prefix`, `wildcard` and `fuzzy`, wherever they sit
+    in scoring context (`bool` must/should, `dis_max`, `function_score`, `nested`, …).
+    Filter context (`filter`, `must_not`, `post_filter`) holds constraints, not words.
+    """
     parts: list[str] = []
+    walk_query_text(query, parts)
+    unique = list(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    return " ".join(unique) or None
 
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item)
-            return
-        if not isinstance(node, dict):
-            return
-        for name, body in node.items():
-            if name in ("filter", "must_not", "post_filter"):
-                continue
-            if name == "multi_match" and isinstance(body, dict):
-                if isinstance(body.get("query"), str):
-                    parts.append(body["query"])
-            elif name in ("match", "match_phrase") and isinstance(body, dict):
-                for value in body.values():
-                    text = value.get("query") if isinstance(value, dict) else value
-                    if isinstance(text, str):
-                        parts.append(text)
-            elif isinstance(body, dict | list) and name not in TEXT_QUERIES:
-                walk(body)
 
-    walk(query)
-    text = " ".join(p.strip() for p in parts if p.strip())
-    return text or None
+def walk_query_text(node: Any, parts: list[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            walk_query_text(item, parts)
+        return
+    if not isinstance(node, dict):
+        return
+    for name, body in node.items():
+        if name in FILTER_CONTEXT:
+            continue
+        if name in QUERY_KEYED and isinstance(body, dict):
+            if isinstance(body.get("query"), str):
+                parts.append(body["query"])
+        elif name in SYNTAX_QUERIES and isinstance(body, dict):
+            if isinstance(body.get("query"), str):
+                parts.append(strip_query_syntax(body["query"]))
+        elif name in FIELD_KEYED and isinstance(body, dict):
+            for value in body.values():
+                text = value.get("query") if isinstance(value, dict) else value
+                if isinstance(text, str):
+                    parts.append(text)
+        elif name in TERM_LEVEL and isinstance(body, dict):
+            for value in body.values():
+                text = (
+                    value.get("value", value.get("wildcard")) if isinstance(value, dict) else value
+                )
+                if isinstance(text, str):
+                    parts.append(re.sub(r"[*?]+", " ", text))
+        elif isinstance(body, dict | list):
+            walk_query_text(body, parts)
+
+
+def strip_query_syntax(text: str) -> str:
+    """The words of a `query_string` / `simple_query_string`: no operators, field prefixes,
+    quotes, wildcards, boosts, fuzziness or ranges, and no negated words."""
+    text = re.sub(r"[\w.*]*:?[\[{][^\]}]*[\]}]", " ", text)  # ranges: price:[10 TO 20]
+    text = re.sub(r"[()]", " ", text)
+    words: list[str] = []
+    negate = False
+    for token in re.findall(r'[-+!]?(?:[\w.*]+:)?"[^"]*"|\S+', text):
+        if token in ("AND", "OR", "&&", "||", "|", "+"):
+            continue
+        if token in ("NOT", "-", "!"):
+            negate = True
+            continue
+        if negate or token[0] in "-!":
+            negate = False
+            continue
+        token = re.sub(r"^[\w.*]+:(?=.)", "", token.lstrip("+"))
+        if token[:1] in "<>=":
+            continue
+        token = re.sub(r"[\^~][\d.]*", " ", token)
+        token = re.sub(r'["*?\\]', " ", token)
+        if token.strip():
+            words.append(" ".join(token.split()))
+    return " ".join(words)
 
 
 def extract_filters(query: Any) -> list[dict[str, Any]]:
@@ -97,7 +153,9 @@ class SearchRequest:
 
     `body` is shoprank's own copy of the client's body, without `ext`; `deadline` is the
     `time.perf_counter()` value after which optional stages are skipped
-    (`SHOPRANK_SEARCH_BUDGET_MS` after the search started).
+    (`SHOPRANK_SEARCH_BUDGET_MS` after the search started). `client_body` is the body as
+    the client sent it (before any rewrite or relaxation; `with_body` leaves it): totals,
+    aggregations and highlights come from it. `scroll` is the `scroll` URL parameter.
     """
 
     index: str
@@ -112,6 +170,8 @@ class SearchRequest:
     image: bool = True
     session_id: str | None = None
     deadline: float | None = None
+    client_body: dict[str, Any] = field(default_factory=dict)
+    scroll: str | None = None
 
     def with_body(self, body: dict[str, Any]) -> SearchRequest:
         """The same search over another body (a rewrite, a relaxation step)."""
@@ -121,6 +181,24 @@ class SearchRequest:
     def page(self) -> tuple[int, int]:
         """`from` and `size` of the requested page."""
         return int_param(self.body, "from", 0), int_param(self.body, "size", 10)
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether the body searched is no longer the client's (intent rewrite)."""
+        return self.body != self.client_body
+
+    def lexical_only(self) -> str | None:
+        """Why this search runs as the backend's own lexical search of the client's query,
+        if it must: a construct that pages or groups one order (scroll, pit, search_after,
+        collapse), or `size: 0`, which only counts."""
+        if self.scroll is not None:
+            return "scroll pages one sorted order"
+        if self.page[1] == 0:
+            return "size 0 ranks nothing (totals and aggregations only)"
+        for key, reason in LEXICAL_ONLY.items():
+            if self.body.get(key) is not None:
+                return reason
+        return None
 
 
 @dataclass
@@ -159,6 +237,7 @@ def parse_request(
     settings: Settings,
     user_id: str | None,
     session_id: str | None = None,
+    scroll: str | None = None,
 ) -> SearchRequest:
     """Validate `ext.shoprank` (a 400 names the option and the value) into a request."""
     body = copy.deepcopy(body) if body else {}
@@ -210,6 +289,8 @@ def parse_request(
         vector_field=str(opts.get("vector_field", TEXT_VECTOR_FIELD)),
         image=bool(opts.get("image", True)),
         session_id=str(opts["session_id"]) if opts.get("session_id") else session_id,
+        client_body=body,
+        scroll=scroll,
     )
 
 
@@ -217,6 +298,10 @@ def effective_mode(request: SearchRequest, trace: Trace) -> Mode:
     """The mode the search can honour: fusion needs relevance order and something to embed."""
     body = request.body
     if request.mode == "lexical":
+        return "lexical"
+    only = request.lexical_only()
+    if only is not None:
+        trace.notes.append(f"{only}: the client's query runs lexical, fusion skipped")
         return "lexical"
     sort = body.get("sort")
     if sort and listify(sort) not in SCORE_SORTS:

@@ -17,6 +17,7 @@ from shoprank.errors import (
     ShoprankError,
     es_error_body,
 )
+from shoprank.plugin.backends.protocol import Forwarding, PointInTime
 from shoprank.plugin.bounds import (
     bounded,
     check_index_name,
@@ -37,13 +38,16 @@ from shoprank.plugin.routes.common import (
     json_body,
     respond,
 )
+from shoprank.plugin.routes.paging import forwarded, hits_as_int
+from shoprank.plugin.routes.paging import router as paging_router
 from shoprank.plugin.search import SearchService
 from shoprank.plugin.shapes import SHARDS
 
-SEARCH_PARAMS = {"size", "from", "q", "_source", "track_total_hits", "sort"}
+SEARCH_PARAMS = {"size", "from", "q", "_source", "track_total_hits", "sort", "scroll"}
 
 # Documented by Elasticsearch itself: left out of shoprank's OpenAPI document.
 router = APIRouter(include_in_schema=False)
+router.include_router(paging_router)
 
 
 def apply_search_params(body: dict[str, Any] | None, params: dict[str, str]) -> dict[str, Any]:
@@ -78,14 +82,6 @@ def apply_search_params(body: dict[str, Any] | None, params: dict[str, str]) -> 
             sorts.append({field: order or "asc"})
         body["sort"] = sorts
     return body
-
-
-def hits_as_int(response: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-    if params.get("rest_total_hits_as_int", "").lower() == "true":
-        total = response.get("hits", {}).get("total")
-        if isinstance(total, dict):
-            response["hits"]["total"] = total["value"]
-    return response
 
 
 def guarded_search(
@@ -125,21 +121,65 @@ async def search(
     try:
         params = check_params(request, SEARCH_PARAMS)
         check_index_name(index)
+        if "scroll" in params and isinstance(service.backend, Forwarding):
+            return await forwarded(request, service, accept)
         body = apply_search_params(await json_body(request), params)
     except ShoprankError as exc:
         return error_response(exc, accept)
+    scroll = params.get("scroll")
+    if scroll is None:
+        return await respond(
+            lambda: hits_as_int(
+                guarded_search(service, index, body, user_id=user, session_id=session), params
+            ),
+            accept,
+        )
     return await respond(
-        lambda: hits_as_int(
-            guarded_search(service, index, body, user_id=user, session_id=session), params
-        ),
+        lambda: hits_as_int(scroll_search(service, index, body, scroll, user=user), params),
         accept,
     )
 
 
+def scroll_search(
+    service: SearchService, index: str, body: dict[str, Any], scroll: str, *, user: str | None
+) -> dict[str, Any]:
+    """The first page of a scroll: a point-in-time search through the pipeline (which runs
+    it as the backend's lexical search), answered with a `_scroll_id`."""
+    backend = service.backend
+    if not isinstance(backend, PointInTime):
+        raise BadRequestError(f"the {backend.name} backend does not scroll")
+    start = backend.scroll_body(index, body, scroll)
+    response = guarded_search(service, index, start, user_id=user, scroll=scroll)
+    return backend.scroll_response(response, body, scroll)
+
+
 @router.api_route("/_search", methods=["GET", "POST"])
-async def search_no_index(accept: AcceptDep) -> ESResponse:
-    return error_response(
-        BadRequestError("shoprank searches one index or alias at a time: use /{index}/_search"),
+async def search_no_index(
+    request: Request, service: ServiceDep, user: UserDep, accept: AcceptDep
+) -> ESResponse:
+    """A search without an index: only with a point in time (`pit` in the body), which
+    names its index itself."""
+    if isinstance(service.backend, Forwarding):
+        return await forwarded(request, service, accept)
+    try:
+        params = check_params(request, SEARCH_PARAMS - {"scroll"})
+        body = apply_search_params(await json_body(request), params)
+        pit = body.get("pit")
+        backend = service.backend
+        if pit is None or not isinstance(backend, PointInTime):
+            raise BadRequestError(
+                "shoprank searches one index or alias at a time: use /{index}/_search "
+                "(or a point in time: `pit` in the body)"
+            )
+        if not isinstance(pit, dict) or not isinstance(pit.get("id"), str):
+            raise BadRequestError("[pit] must be an object with an [id]")
+        pit_id = str(pit["id"])
+    except ShoprankError as exc:
+        return error_response(exc, accept)
+    return await respond(
+        lambda: hits_as_int(
+            guarded_search(service, backend.pit_index(pit_id), body, user_id=user), params
+        ),
         accept,
     )
 

@@ -29,6 +29,10 @@ from .price import parse_price
 from .text import remove_spans, tokenize
 from .types import Intent
 
+# Field-keyed full-text queries whose text loses the words that became filters; other
+# queries (query_string syntax, prefix, …) are kept whole inside the rewrite's `bool.must`.
+MATCH_QUERIES = ("match", "match_phrase", "match_phrase_prefix", "match_bool_prefix")
+
 #: What each recovery step drops, in order; the last one runs the client's own body.
 RELAXATIONS = ("drop_category_filter", "drop_attribute_filters", "original_query")
 
@@ -106,7 +110,8 @@ def _strip(text: str, phrases: list[tuple[str, ...]]) -> str:
 
 
 def _edit_text(node: Any, phrases: list[tuple[str, ...]], edits: list[dict[str, str]]) -> Any:
-    """A copy of `node` with the phrases removed from match/multi_match texts (not filters)."""
+    """A copy of `node` with the phrases removed from match-style and multi_match texts (of
+    any type, `bool_prefix` included; not in filters)."""
     if isinstance(node, list):
         return [_edit_text(item, phrases, edits) for item in node]
     if not isinstance(node, dict):
@@ -124,7 +129,7 @@ def _edit_text(node: Any, phrases: list[tuple[str, ...]], edits: list[dict[str, 
             if not new:
                 return {"match_all": {}}
             out[name] = {**body, "query": new}
-        elif name in ("match", "match_phrase") and isinstance(body, dict) and len(body) == 1:
+        elif name in MATCH_QUERIES and isinstance(body, dict) and len(body) == 1:
             ((field, spec),) = body.items()
             text = spec.get("query") if isinstance(spec, dict) else spec
             if not isinstance(text, str):

@@ -495,12 +495,14 @@ def test_vector_mode_aggregations_come_from_the_lexical_query(
     ]
 
 
-def test_hybrid_total_counts_lexical_matches_plus_vector_only_hits(
+def test_hybrid_total_counts_the_client_query_as_es_would(
     service: SearchService,
 ) -> None:
     got = service.search(INDEX, _with(SHOES, mode="hybrid"))
-    # 3 lexical matches + the 8 other products the (window 100) vector leg returns.
-    assert got["hits"]["total"] == {"value": 11, "relation": "eq"}
+    # The 3 title matches (s1, s4, s5), as ES counts the query; the vector-only products
+    # the window ranks in are not matches of the client's query.
+    assert got["hits"]["total"] == {"value": len(TITLE_SHOES), "relation": "eq"}
+    assert len(_ids(got)) == 10
     none = service.search(INDEX, _with({**SHOES, "track_total_hits": False}, mode="hybrid"))
     assert "total" not in none["hits"]
 
@@ -704,20 +706,21 @@ def test_non_shoprank_ext_key_is_400(service: SearchService) -> None:
     assert isinstance(err.value, BadRequestError)
 
 
-def test_from_plus_size_beyond_max_window_is_400(
+def test_from_plus_size_beyond_max_result_window_is_400(
     backend: EmbeddedBackend, tmp_path: Path, encoder: ConceptEncoder
 ) -> None:
-    service = _service(backend, tmp_path, encoder, window_size=10, max_window_size=20)
-    body = {**SHOES, "from": 15, "size": 10}
-    with pytest.raises(BadRequestError, match=r"from \+ size \[25\]") as err:
+    service = _service(
+        backend, tmp_path, encoder, window_size=10, max_window_size=20, max_result_window=30
+    )
+    body = {**SHOES, "from": 25, "size": 10}
+    with pytest.raises(BadRequestError, match=r"\[30\] but was \[35\]") as err:
         service.search(INDEX, _with(body, mode="hybrid"))
     assert err.value.status == 400
     assert err.value.es_type == "illegal_argument_exception"
     with pytest.raises(BadRequestError, match="window must be at most 20"):
         service.search(INDEX, _with(SHOES, mode="hybrid", window=21))
-    # Exactly at the limit is fine, and lexical mode pages as deep as the backend allows.
-    service.search(INDEX, _with({**SHOES, "from": 10, "size": 10}, mode="hybrid"))
-    service.search(INDEX, _with(body, mode="lexical"))
+    # Past the fused window (10) is fine: the page continues in the lexical order.
+    service.search(INDEX, _with({**SHOES, "from": 15, "size": 10}, mode="hybrid"))
 
 
 def test_default_mode_comes_from_settings(

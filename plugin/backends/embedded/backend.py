@@ -7,6 +7,7 @@ store (`store.EmbeddedStore`), where each generation is a folder with its own lo
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from shoprank.plugin.backends.protocol import PartialVectors, Vectors
 from shoprank.plugin.bounds import current_deadline, timeout_error
 from shoprank.plugin.shapes import filter_source
 
+from . import paging
 from .aggs import AggregationCompiler
+from .contexts import Clock, Contexts
 from .dsl import QueryCompiler
 from .generation import Generation, read_json, write_json_atomic
 from .search import checked_body, execute
@@ -35,8 +38,13 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, max_result_window: int = 10_000, clock: Clock = time.time
+    ) -> None:
         self.store = EmbeddedStore(root)
+        self.max_result_window = max_result_window
+        # Point-in-time and scroll ids, valid in every worker on this data directory.
+        self.contexts = Contexts(root, clock=clock)
         # Per open generation, and gone with it (the store lets go of swapped-out ones).
         self._compilers: weakref.WeakKeyDictionary[
             Generation, tuple[QueryCompiler, AggregationCompiler]
@@ -67,9 +75,9 @@ class EmbeddedBackend:
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             body = checked_body(body)
-            gen = self.store.generation(index)
-            queries, aggs = self._compilers_for(gen)
-            return execute(gen, queries, aggs, body)
+            if body.get("pit") is not None:
+                return paging.pit_search(self.store, self.contexts, body, self._pit_run)
+            return self._run(self.store.generation(index), body)
         except (ShoprankError, KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - tantivy panics are BaseException
@@ -77,6 +85,61 @@ class EmbeddedBackend:
                 f"the embedded engine failed on this request ({type(exc).__name__}: {exc})",
                 es_type="search_engine_exception",
             ) from None
+
+    def _run(
+        self, gen: Generation, body: dict[str, Any], *, tiebreak: bool = False
+    ) -> dict[str, Any]:
+        queries, aggs = self._compilers_for(gen)
+        return execute(
+            gen, queries, aggs, body, max_result_window=self.max_result_window, tiebreak=tiebreak
+        )
+
+    def _pit_run(self, gen: Generation, body: dict[str, Any]) -> dict[str, Any]:
+        return self._run(gen, checked_body(body), tiebreak=True)
+
+    # -- point in time, scroll, mget, mapping (`PointInTime`) ---------------------------
+
+    def open_pit(self, index: str, keep_alive: str) -> dict[str, Any]:
+        gen = self.store.generation(index)
+        pit = self.contexts.new_context("pit", gen.name, keep_alive, i=index)
+        return {"id": pit, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}
+
+    def close_pit(self, pit_id: str) -> dict[str, Any]:
+        closed = self.contexts.close(pit_id, "pit")
+        return {"succeeded": True, "num_freed": int(closed)}
+
+    def pit_index(self, pit_id: str) -> str:
+        """The index a point in time was opened on (its pinned generation's alias)."""
+        payload = self.contexts.decode(pit_id, "pit")
+        return str(payload.get("i") or payload["g"])
+
+    def scroll_body(self, index: str, body: dict[str, Any] | None, scroll: str) -> dict[str, Any]:
+        """The body the first page of a scroll runs as (a point-in-time search)."""
+        return paging.scroll_start_body(self.store, self.contexts, index, dict(body or {}), scroll)
+
+    def scroll_response(
+        self, response: dict[str, Any], body: dict[str, Any] | None, scroll: str
+    ) -> dict[str, Any]:
+        """The first page's response with its `_scroll_id`."""
+        return paging.scroll_response(self.contexts, response, dict(body or {}), scroll)
+
+    def scroll(self, scroll_id: str, scroll: str | None) -> dict[str, Any]:
+        def run(gen: Generation, body: dict[str, Any]) -> dict[str, Any]:
+            return self._run(gen, checked_body(body), tiebreak=True)
+
+        return paging.scroll_next(self.store, self.contexts, scroll_id, scroll, run)
+
+    def clear_scroll(self, scroll_ids: Any) -> dict[str, Any]:
+        return paging.clear_scroll(self.contexts, scroll_ids)
+
+    def mget_docs(self, index: str | None, body: dict[str, Any], source: Any) -> dict[str, Any]:
+        return paging.mget_docs(self.get, index, body, source)
+
+    def mapping(self, index: str) -> dict[str, Any]:
+        return paging.mapping_response(self.store.generation(index))
+
+    def field_caps(self, index: str, fields: str | None) -> dict[str, Any]:
+        return paging.field_caps_response(self.store.generation(index), fields)
 
     def msearch(
         self, index: str, bodies: list[dict[str, Any]]

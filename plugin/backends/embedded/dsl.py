@@ -1,25 +1,44 @@
 """The embedded backend's interpreter of the Elasticsearch query DSL, onto tantivy queries.
 
-Supported (anything else is an `UnsupportedQueryError`, i.e. HTTP 400, never ignored):
-match_all, match_none, match, match_phrase, multi_match (best_fields, most_fields, phrase),
-term, terms, range, exists, ids, bool, constant_score, dis_max.
-Scoring is tantivy's BM25 per field; `field^boost` and `boost` work as in ES.
+Supported (anything else is an `UnsupportedQueryError`, i.e. HTTP 400, never ignored; so is
+every option a query type does not implement): match_all, match_none, match, match_phrase,
+match_phrase_prefix, match_bool_prefix, multi_match (best_fields, most_fields, phrase,
+phrase_prefix, bool_prefix, cross_fields), term, terms, range (numbers and dates), exists,
+ids, prefix, wildcard, fuzzy, query_string, simple_query_string, bool, constant_score,
+dis_max, function_score (rescoring; `dsl_score`).
+Scoring is tantivy's BM25 per field; `field^boost` and `boost` work as in ES. The prefix,
+pattern and fuzzy queries live in `dsl_text`, the query-string syntax in `dsl_query_string`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from typing import Any
 
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
-from shoprank.plugin.bounds import strict_float
 from shoprank.text import cjk_bigrams
 
+from .dsl_expand import fuzziness_distance
+from .dsl_query_string import QueryStringQueries
+from .dsl_score import FUNCTION_SCORE_PLACES, unwrap_function_score
+from .dsl_text import TextQueries, check_options
+from .dsl_util import (
+    MATCH_OPTIONS,
+    MULTI_MATCH_OPTIONS,
+    PHRASE_OPTIONS,
+    combine,
+    minimum_should_match,
+)
+from .dsl_util import boosted as _boosted
+from .dsl_util import number as _number
+from .dsl_util import single as _single
+from .dsl_util import zero_terms as _zero_terms
 from .schema import FieldInfo, IndexSchema, english_analyzer
+
+__all__ = ["SUPPORTED_QUERIES", "QueryCompiler", "minimum_should_match"]
 
 Q = tantivy.Query
 Occur = tantivy.Occur
@@ -29,71 +48,36 @@ SUPPORTED_QUERIES = (
     "match_none",
     "match",
     "match_phrase",
+    "match_phrase_prefix",
+    "match_bool_prefix",
     "multi_match",
     "term",
     "terms",
     "range",
     "exists",
     "ids",
+    "prefix",
+    "wildcard",
+    "fuzzy",
+    "query_string",
+    "simple_query_string",
     "bool",
     "constant_score",
     "dis_max",
+    "function_score",
+)
+MULTI_MATCH_TYPES = (
+    "best_fields",
+    "most_fields",
+    "phrase",
+    "phrase_prefix",
+    "bool_prefix",
+    "cross_fields",
 )
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-def _single(query: Any, name: str) -> tuple[str, Any]:
-    """Split `{"field": spec}` (ES's single-field query form)."""
-    if not isinstance(query, dict):
-        raise BadRequestError(f"[{name}] query malformed, expected an object")
-    items = [(k, v) for k, v in query.items() if k not in ("boost", "_name")]
-    if len(items) != 1:
-        raise BadRequestError(f"[{name}] query doesn't support multiple fields, found {len(items)}")
-    return items[0]
-
-
-def minimum_should_match(spec: Any, clauses: int) -> int:
-    """ES `minimum_should_match`: 2, -1, "75%", "-25%"."""
-    if spec is None:
-        return 0
-    text = str(spec).strip()
-    try:
-        if text.endswith("%"):
-            pct = float(text[:-1])
-            n = math.floor(clauses * abs(pct) / 100.0)
-            value = n if pct >= 0 else clauses - n
-        else:
-            n = int(text)
-            value = n if n >= 0 else clauses + n
-    except ValueError:
-        raise BadRequestError(f"cannot parse minimum_should_match [{spec}]") from None
-    return max(0, min(clauses, value))
-
-
-def _boosted(query: tantivy.Query, boost: Any) -> tantivy.Query:
-    if boost is None or float(boost) == 1.0:
-        return query
-    if float(boost) < 0:
-        raise BadRequestError(f"negative [boost] are not allowed, got {boost}")
-    return Q.boost_query(query, float(boost))
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool):
-        raise BadRequestError(f"[{what}] expects a number, got {value!r}")
-    try:
-        number = strict_float(value)  # not `1_000` or full-width digits, as in ES
-    except (ValueError, OverflowError):
-        raise BadRequestError(
-            f"[{what}] expects a number, got {value!r} (date and string ranges are not "
-            "supported by the embedded backend)"
-        ) from None
-    if math.isnan(number):
-        raise BadRequestError(f"[{what}] expects a number, got NaN")
-    return number
-
-
-class QueryCompiler:
+class QueryCompiler(TextQueries, QueryStringQueries):
     """Compiles one ES query body against one generation's schema."""
 
     def __init__(self, schema: IndexSchema, index: tantivy.Index) -> None:
@@ -103,6 +87,12 @@ class QueryCompiler:
         self.analyzer = english_analyzer()
 
     def compile(self, query: Any) -> tantivy.Query:
+        """The tantivy query of an ES query. A `function_score` as the query itself or
+        directly in its top-level `bool.must` compiles to its `query` (its functions rescore
+        the hits afterwards: `dsl_score.apply_function_score`)."""
+        return self._compile(unwrap_function_score(query, self))
+
+    def _compile(self, query: Any) -> tantivy.Query:
         if query is None:
             return Q.all_query()
         if not isinstance(query, dict) or len(query) != 1:
@@ -181,7 +171,14 @@ class QueryCompiler:
         return Q.boolean_query([(Occur.Must, side) for side in sides])
 
     def _text_match(
-        self, info: FieldInfo, text: Any, *, operator: str, msm: Any, fuzziness: Any
+        self,
+        info: FieldInfo,
+        text: Any,
+        *,
+        operator: str,
+        msm: Any,
+        fuzziness: Any,
+        zero_terms: tantivy.Query | None = None,
     ) -> tantivy.Query:
         if text is None or isinstance(text, dict | list):
             raise BadRequestError(f"[match] on [{info.path}] expects text, got {text!r}")
@@ -189,38 +186,26 @@ class QueryCompiler:
             return self._term(info, text)
         tokens = self._tokens(str(text))
         if not tokens:
-            return Q.empty_query()
+            return zero_terms if zero_terms is not None else Q.empty_query()
         leaves = [self._token_query(info, t, fuzziness) for t in tokens]
-        if len(leaves) == 1:
-            return leaves[0]
-        if str(operator).lower() == "and":
-            return Q.boolean_query([(Occur.Must, q) for q in leaves])
-        if str(operator).lower() != "or":
-            raise BadRequestError(f"[match] operator must be 'or' or 'and', got {operator!r}")
-        need = minimum_should_match(msm, len(leaves))
-        clauses = [(Occur.Should, q) for q in leaves]
-        return Q.boolean_query(clauses, need) if need > 1 else Q.boolean_query(clauses)
+        return combine(leaves, operator, msm)
 
     def _token_query(self, info: FieldInfo, token: str, fuzziness: Any) -> tantivy.Query:
         if fuzziness is None:
             return Q.term_query(self.ts, info.tantivy, token)
-        if str(fuzziness).upper().startswith("AUTO"):
-            distance = 0 if len(token) <= 2 else 1 if len(token) <= 5 else 2
-        else:
-            try:
-                distance = int(fuzziness)
-            except ValueError:
-                raise BadRequestError(f"unsupported fuzziness [{fuzziness}]") from None
+        distance = fuzziness_distance(fuzziness, token)
         if distance <= 0:
             return Q.term_query(self.ts, info.tantivy, token)
-        return Q.fuzzy_term_query(self.ts, info.tantivy, token, distance=min(distance, 2))
+        return Q.fuzzy_term_query(self.ts, info.tantivy, token, distance=distance)
 
     # -- queries ---------------------------------------------------------------------------
 
     def _q_match_all(self, body: Any) -> tantivy.Query:
+        check_options("match_all", body or {}, {"boost", "_name"})
         return _boosted(Q.all_query(), (body or {}).get("boost"))
 
     def _q_match_none(self, body: Any) -> tantivy.Query:
+        check_options("match_none", body or {}, {"boost", "_name"})
         return Q.empty_query()
 
     def _q_match(self, body: Any) -> tantivy.Query:
@@ -229,18 +214,7 @@ class QueryCompiler:
             spec = {"query": spec}
         if "query" not in spec:
             raise BadRequestError("[match] requires a [query]")
-        unknown = set(spec) - {
-            "query",
-            "operator",
-            "minimum_should_match",
-            "boost",
-            "fuzziness",
-            "_name",
-            "analyzer",
-            "zero_terms_query",
-        }
-        if unknown:
-            raise UnsupportedQueryError(f"[match] option(s) {sorted(unknown)} are not supported")
+        check_options("match", spec, MATCH_OPTIONS)
         info = self.schema.field(path)
         query = self._text_match(
             info,
@@ -248,6 +222,7 @@ class QueryCompiler:
             operator=spec.get("operator", "or"),
             msm=spec.get("minimum_should_match"),
             fuzziness=spec.get("fuzziness"),
+            zero_terms=_zero_terms(spec),
         )
         return _boosted(query, spec.get("boost"))
 
@@ -266,13 +241,18 @@ class QueryCompiler:
         path, spec = _single(body, "match_phrase")
         if not isinstance(spec, dict):
             spec = {"query": spec}
-        query = self._phrase(
-            self.schema.field(path), spec.get("query", ""), int(spec.get("slop", 0))
-        )
+        check_options("match_phrase", spec, PHRASE_OPTIONS)
+        info = self.schema.field(path)
+        if info.kind == "text" and not self._tokens(str(spec.get("query", ""))):
+            return _zero_terms(spec)
+        query = self._phrase(info, spec.get("query", ""), int(spec.get("slop", 0)))
         return _boosted(query, spec.get("boost"))
 
     def expand_fields(self, fields: list[str] | None) -> list[tuple[FieldInfo, float]]:
-        """`["title^3", "desc*"]` → mapped fields with boosts; default: every text field."""
+        """`["title^3", "desc*"]` → mapped fields with boosts; default: every text field.
+
+        A sub-field the mapping does not declare under a mapped field (`title._2gram`, as
+        Searchkit sends) is unmapped: ES's multi_match ignores it, and so does this."""
         if isinstance(fields, str):
             fields = [fields]
         if not fields:
@@ -287,6 +267,8 @@ class QueryCompiler:
                     for p, f in self.schema.fields.items()
                     if fnmatch.fnmatchcase(p, name) and f.kind in ("text", "keyword")
                 ]
+            elif name not in self.schema.fields and name.rpartition(".")[0] in self.schema.fields:
+                continue
             else:
                 out.append((self.schema.field(name), boost))
         return out
@@ -294,48 +276,89 @@ class QueryCompiler:
     def _q_multi_match(self, body: Any) -> tantivy.Query:
         if not isinstance(body, dict) or "query" not in body:
             raise BadRequestError("[multi_match] requires a [query]")
+        check_options("multi_match", body, MULTI_MATCH_OPTIONS)
         mm_type = body.get("type", "best_fields")
+        if mm_type not in MULTI_MATCH_TYPES:
+            raise UnsupportedQueryError(
+                f"[multi_match] type [{mm_type}] is not supported by the embedded backend; "
+                f"use one of {', '.join(MULTI_MATCH_TYPES)}",
+                construct=f"multi_match.{mm_type}",
+            )
         fields = self.expand_fields(body.get("fields"))
         if not fields:
             return Q.empty_query()
+        text = body["query"]
+        tie = float(body.get("tie_breaker", 0.0))
+        if mm_type == "cross_fields":
+            query = self.cross_fields(
+                fields,
+                text,
+                operator=body.get("operator", "or"),
+                msm=body.get("minimum_should_match"),
+                tie_breaker=tie,
+            )
+            return _boosted(query, body.get("boost"))
+        expansions = int(body.get("max_expansions", 50))
+        lenient = bool(body.get("lenient", False))
         per_field: list[tantivy.Query] = []
         for info, boost in fields:
-            if mm_type == "phrase":
-                q = self._phrase(info, body["query"], int(body.get("slop", 0)))
-            elif mm_type in ("best_fields", "most_fields"):
-                q = self._text_match(
-                    info,
-                    body["query"],
-                    operator=body.get("operator", "or"),
-                    msm=body.get("minimum_should_match"),
-                    fuzziness=body.get("fuzziness"),
-                )
-            else:
-                raise UnsupportedQueryError(
-                    f"[multi_match] type [{mm_type}] is not supported by the embedded backend; "
-                    "use best_fields, most_fields or phrase",
-                    construct=f"multi_match.{mm_type}",
-                )
+            try:
+                q = self._multi_match_field(info, body, mm_type, expansions)
+            except BadRequestError:
+                if lenient:
+                    continue  # ES's lenient: a field the text cannot match is skipped
+                raise
             per_field.append(_boosted(q, boost))
-        if mm_type == "most_fields":
+        if not per_field:
+            return Q.empty_query()
+        if mm_type in ("most_fields", "bool_prefix"):
             combined = Q.boolean_query([(Occur.Should, q) for q in per_field])
         else:
-            tie = float(body.get("tie_breaker", 0.0))
             combined = Q.disjunction_max_query(per_field, tie_breaker=tie)
         return _boosted(combined, body.get("boost"))
+
+    def _multi_match_field(
+        self, info: FieldInfo, body: dict[str, Any], mm_type: str, expansions: int
+    ) -> tantivy.Query:
+        text, slop = body["query"], int(body.get("slop", 0))
+        if mm_type == "phrase":
+            return self._phrase(info, text, slop)
+        if mm_type == "phrase_prefix":
+            return self.phrase_prefix_on(info, text, slop=slop, max_expansions=expansions)
+        if mm_type == "bool_prefix":
+            return self.bool_prefix_on(
+                info,
+                text,
+                operator=body.get("operator", "or"),
+                msm=body.get("minimum_should_match"),
+                max_expansions=expansions,
+                fuzziness=body.get("fuzziness"),
+                prefix_length=int(body.get("prefix_length", 0)),
+            )
+        return self._text_match(
+            info,
+            text,
+            operator=body.get("operator", "or"),
+            msm=body.get("minimum_should_match"),
+            fuzziness=body.get("fuzziness"),
+            zero_terms=_zero_terms(body),
+        )
 
     def _q_term(self, body: Any) -> tantivy.Query:
         path, spec = _single(body, "term")
         if isinstance(spec, dict):
             if "value" not in spec:
                 raise BadRequestError("[term] requires a [value]")
-            if spec.get("case_insensitive"):
-                raise UnsupportedQueryError(
-                    "[term] case_insensitive is not supported by the embedded backend; "
-                    "use a match query on a text field",
-                    construct="term.case_insensitive",
-                )
+            check_options("term", spec, {"value", "boost", "_name", "case_insensitive"})
             boost, value = spec.get("boost"), spec["value"]
+            if spec.get("case_insensitive") and isinstance(value, str):
+                info = self.schema.field(path)
+                terms = self.wildcard_terms(
+                    info,
+                    value.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?"),
+                    case_insensitive=True,
+                )
+                return Q.const_score_query(self._term_set(info, terms), float(boost or 1.0))
         else:
             boost, value = None, spec
         return _boosted(self._term(self.schema.field(path), value), boost)
@@ -354,26 +377,16 @@ class QueryCompiler:
         return _boosted(Q.const_score_query(query, 1.0), body.get("boost"))
 
     def _q_range(self, body: Any) -> tantivy.Query:
+        from .dsl_range import range_bounds
+
         path, spec = _single(body, "range")
         if not isinstance(spec, dict):
             raise BadRequestError("[range] expects {field: {gte|gt|lte|lt: value}}")
-        unknown = set(spec) - {"gte", "gt", "lte", "lt", "boost", "format", "_name"}
-        if unknown:
-            raise UnsupportedQueryError(f"[range] option(s) {sorted(unknown)} are not supported")
-        lo = hi = None
-        inc_lo = inc_hi = True
-        if "gte" in spec and spec["gte"] is not None:
-            lo = _number(spec["gte"], f"range on {path}")
-        if "gt" in spec and spec["gt"] is not None:
-            lo, inc_lo = _number(spec["gt"], f"range on {path}"), False
-        if "lte" in spec and spec["lte"] is not None:
-            hi = _number(spec["lte"], f"range on {path}")
-        if "lt" in spec and spec["lt"] is not None:
-            hi, inc_hi = _number(spec["lt"], f"range on {path}"), False
         info = self.schema.field(path)
+        lo, hi, inc_lo, inc_hi = range_bounds(path, spec, str(info.kind))
         if lo is None and hi is None:
             query = self._q_exists({"field": path})
-        elif info.kind == "number":
+        elif info.kind == "number" or str(info.kind) == "date":
             query = Q.range_query(
                 self.ts,
                 info.tantivy,
@@ -387,19 +400,23 @@ class QueryCompiler:
             query = self._dynamic_range(info, lo, hi, inc_lo, inc_hi)
         else:
             raise UnsupportedQueryError(
-                f"[range] on a {info.kind} field [{path}] is not supported; use a numeric field"
+                f"[range] on a {info.kind} field [{path}] is not supported; use a numeric "
+                "or date field",
+                construct="range",
             )
         return Q.const_score_query(query, float(spec.get("boost", 1.0)))
 
     def _q_exists(self, body: Any) -> tantivy.Query:
         if not isinstance(body, dict) or not isinstance(body.get("field"), str):
             raise BadRequestError("[exists] requires a [field]")
+        check_options("exists", body, {"field", "boost", "_name"})
         return Q.const_score_query(Q.term_query(self.ts, FIELD_NAMES, body["field"]), 1.0)
 
     def _q_ids(self, body: Any) -> tantivy.Query:
         values = (body or {}).get("values")
         if not isinstance(values, list):
             raise BadRequestError("[ids] requires a list of [values]")
+        check_options("ids", body, {"values", "boost", "_name"})
         return Q.const_score_query(Q.term_set_query(self.ts, "_id", [str(v) for v in values]), 1.0)
 
     def _clauses(self, body: dict[str, Any], key: str) -> list[tantivy.Query]:
@@ -407,22 +424,17 @@ class QueryCompiler:
         if value is None:
             return []
         items = value if isinstance(value, list) else [value]
-        return [self.compile(item) for item in items]
+        return [self._compile(item) for item in items]
 
     def _q_bool(self, body: Any) -> tantivy.Query:
         if not isinstance(body, dict):
             raise BadRequestError("[bool] query malformed, expected an object")
-        unknown = set(body) - {
-            "must",
-            "should",
-            "filter",
-            "must_not",
-            "minimum_should_match",
-            "boost",
-            "_name",
-        }
-        if unknown:
-            raise BadRequestError(f"[bool] query does not support {sorted(unknown)}")
+        check_options(
+            "bool",
+            body,
+            {"must", "should", "filter", "must_not", "minimum_should_match"}
+            | {"boost", "_name", "adjust_pure_negative"},
+        )
         must, should = self._clauses(body, "must"), self._clauses(body, "should")
         filters, must_not = self._clauses(body, "filter"), self._clauses(body, "must_not")
         clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
@@ -446,15 +458,23 @@ class QueryCompiler:
     def _q_constant_score(self, body: Any) -> tantivy.Query:
         if not isinstance(body, dict) or "filter" not in body:
             raise BadRequestError("[constant_score] requires a [filter]")
-        return Q.const_score_query(self.compile(body["filter"]), float(body.get("boost", 1.0)))
+        check_options("constant_score", body, {"filter", "boost", "_name"})
+        return Q.const_score_query(self._compile(body["filter"]), float(body.get("boost", 1.0)))
 
     def _q_dis_max(self, body: Any) -> tantivy.Query:
         queries = (body or {}).get("queries")
         if not isinstance(queries, list) or not queries:
             raise BadRequestError("[dis_max] requires a non-empty list of [queries]")
+        check_options("dis_max", body, {"queries", "tie_breaker", "boost", "_name"})
         return _boosted(
             Q.disjunction_max_query(
-                [self.compile(q) for q in queries], tie_breaker=float(body.get("tie_breaker", 0.0))
+                [self._compile(q) for q in queries], tie_breaker=float(body.get("tie_breaker", 0.0))
             ),
             body.get("boost"),
+        )
+
+    def _q_function_score(self, body: Any) -> tantivy.Query:
+        raise UnsupportedQueryError(
+            f"[function_score] is supported {FUNCTION_SCORE_PLACES}, not nested elsewhere",
+            construct="function_score",
         )

@@ -2,7 +2,9 @@
 
 Mapped `text` fields are analysed (English stemming), `keyword` fields are exact and fast
 (filters, aggregations), numbers are fast and indexed, `dense_vector` fields live in the
-vector store. Fields the mapping does not name go into one dynamic JSON field, `attrs`,
+vector store, `date` fields are fast and indexed floats of epoch milliseconds (UTC; `_source`
+keeps the original string; a value that is not a date is left unindexed, as ES's
+`ignore_malformed`). Fields the mapping does not name go into one dynamic JSON field, `attrs`,
 where strings behave as keywords and numbers as numbers (like ES dynamic mapping).
 """
 
@@ -16,7 +18,9 @@ import tantivy
 from shoprank.errors import BadRequestError
 from shoprank.text import cjk_bigrams
 
-Kind = Literal["text", "keyword", "number", "boolean", "vector", "dynamic", "stored"]
+from .dates import parse_date_ms
+
+Kind = Literal["text", "keyword", "number", "boolean", "date", "vector", "dynamic", "stored"]
 ENGLISH = "shoprank_english"
 DYNAMIC_FIELD = "attrs"
 KEYWORD_IGNORE_ABOVE = 256
@@ -76,8 +80,12 @@ class IndexSchema:
             kind = "number"
         elif es_type == "boolean":
             kind = "boolean"
+        elif es_type in ("date", "date_nanos"):
+            kind = "date"
         elif es_type == "dense_vector":
             kind = "vector"
+        elif es_type == "completion":  # read from `_source` by the completion suggester
+            kind = "stored"
         else:
             raise BadRequestError(f"mapping type [{es_type}] of field [{path}] is not supported")
         self.fields[path] = FieldInfo(path, kind, _tantivy_name(path), int(spec.get("dims", 0)))
@@ -94,7 +102,7 @@ class IndexSchema:
                 sb.add_text_field(info.tantivy, stored=False, tokenizer_name=ENGLISH)
             elif info.kind == "keyword":
                 sb.add_text_field(info.tantivy, stored=False, fast=True, tokenizer_name="raw")
-            elif info.kind == "number":
+            elif info.kind in ("number", "date"):
                 sb.add_float_field(info.tantivy, stored=False, indexed=True, fast=True)
             elif info.kind == "boolean":
                 sb.add_boolean_field(info.tantivy, stored=False, indexed=True, fast=True)
@@ -167,6 +175,11 @@ class IndexSchema:
                 try:
                     tdoc.add_float(info.tantivy, float(v))
                 except (TypeError, ValueError):
+                    continue
+            elif info.kind == "date":
+                try:
+                    tdoc.add_float(info.tantivy, parse_date_ms(v, what=info.path))
+                except BadRequestError:
                     continue
             elif info.kind == "boolean" and isinstance(v, bool):
                 tdoc.add_boolean(info.tantivy, v)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import tantivy
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
@@ -27,10 +25,16 @@ from shoprank.plugin.shapes import (
 )
 
 from .aggs import AggregationCompiler
+from .collapse import first_per_group, group_filter, group_values, parse_collapse
 from .dsl import QueryCompiler
+from .dsl_score import apply_function_score, top_function_score
 from .generation import Generation
-from .sort import Scored, by_score_only, parse_sort, sort_scored
-from .values import as_list, count_of, doc_key, float_param, source_of
+from .highlight import highlight_hits
+from .hit_options import add_fields, add_meta, profile_section, wants_source
+from .knn import all_hits, combine, keys_query, knn_section, matching_keys
+from .sort import Scored, SortKey, by_score_only, parse_sort, sort_scored, with_tiebreaker
+from .suggest import suggest_response
+from .values import as_list, count_of, float_param, source_of
 
 Q = tantivy.Query
 Occur = tantivy.Occur
@@ -54,16 +58,24 @@ SEARCH_KEYS = {
     "version",
     "seq_no_primary_term",
     "stored_fields",
+    "highlight",
+    "suggest",
+    "collapse",
+    "search_after",
+    "pit",
+    "fields",
+    "docvalue_fields",
+    "stats",
 }
-KNN_KEYS = {
-    "field",
-    "query_vector",
-    "k",
-    "num_candidates",
-    "filter",
-    "similarity",
-    "boost",
-    "_name",
+# The rest of ES's `_search` body keys, each refused by name.
+REFUSED_KEYS = {
+    "indices_boost": "shoprank searches one index at a time",
+    "rescore": "use ext.shoprank rerankers or function_score",
+    "retriever": "use ext.shoprank.mode for hybrid retrieval",
+    "runtime_mappings": "scripts are not run by the embedded backend",
+    "script_fields": "scripts are not run by the embedded backend",
+    "slice": "sliced scrolls are not supported; one scroll or point in time pages it all",
+    "terminate_after": "every match is counted and ranked",
 }
 MAX_RESULT_WINDOW = 10_000
 
@@ -73,6 +85,12 @@ def checked_body(body: Any) -> dict[str, Any]:
     body = body or {}
     if not isinstance(body, dict):
         raise BadRequestError("the search body must be a JSON object")
+    for key, why in REFUSED_KEYS.items():
+        if key in body:
+            raise UnsupportedQueryError(
+                f"search option [{key}] is not supported by shoprank's embedded backend ({why})",
+                construct=key,
+            )
     unknown = set(body) - SEARCH_KEYS
     if unknown:
         raise UnsupportedQueryError(
@@ -80,11 +98,8 @@ def checked_body(body: Any) -> dict[str, Any]:
             f"backend; supported: {', '.join(sorted(SEARCH_KEYS))}",
             construct=sorted(unknown)[0],
         )
-    if body.get("explain") or body.get("profile"):
-        raise UnsupportedQueryError(
-            "[explain] and [profile] are not supported; use "
-            "ext.shoprank.explain for shoprank's explanations"
-        )
+    if body.get("collapse") is not None and body.get("knn"):
+        raise UnsupportedQueryError("[collapse] with [knn] is not supported", construct="collapse")
     return body
 
 
@@ -93,22 +108,42 @@ def execute(
     queries: QueryCompiler,
     aggs: AggregationCompiler,
     body: dict[str, Any],
+    *,
+    max_result_window: int = MAX_RESULT_WINDOW,
+    tiebreak: bool = False,
 ) -> dict[str, Any]:
-    """The ES `_search` response on `gen` for a `checked_body`."""
+    """The ES `_search` response on `gen` for a `checked_body`; `tiebreak` (a point in
+    time) ends the sort with the implicit `_shard_doc`, as ES does."""
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     deadline = effective_deadline(body.get("timeout"))
     searcher = gen.searcher()
     start = int_param(body, "from", 0)
     size = int_param(body, "size", 10)
-    if start + size > MAX_RESULT_WINDOW:
+    if start + size > max_result_window:
         raise BadRequestError(
             f"Result window is too large, from + size must be less than or equal to: "
-            f"[{MAX_RESULT_WINDOW}] but was [{start + size}]",
+            f"[{max_result_window}] but was [{start + size}]. See the scroll api for a more "
+            "efficient way to request large data sets. This limit can be set with "
+            "SHOPRANK_MAX_RESULT_WINDOW.",
+            es_type="illegal_argument_exception",
+        )
+    search_after = body.get("search_after")
+    if search_after is not None and start > 0:
+        raise BadRequestError(
+            "[from] parameter must be set to 0 when [search_after] is used",
             es_type="illegal_argument_exception",
         )
     query = queries.compile(body["query"]) if body.get("query") is not None else None
     post = queries.compile(body["post_filter"]) if body.get("post_filter") is not None else None
-    sort = parse_sort(body.get("sort"))
+    client_sort = parse_sort(body.get("sort"))
+    sort = with_tiebreaker(client_sort) if tiebreak else client_sort
+    if search_after is not None and not sort:
+        raise BadRequestError(
+            "Sort must contain at least one field when [search_after] is used",
+            es_type="illegal_argument_exception",
+        )
+    collapse = parse_collapse(body["collapse"], gen) if body.get("collapse") is not None else None
     knn_specs = as_list(body.get("knn"))
     min_score = body.get("min_score")
     if min_score is not None:
@@ -117,61 +152,127 @@ def execute(
     # kNN hits feed aggregations unfiltered; the post_filter only narrows the hits.
     knn_scores: dict[int, float] = {}
     for spec in knn_specs:
-        for key, score in _knn(gen, searcher, queries, spec).items():
+        for key, score in knn_section(gen, searcher, queries, spec).items():
             knn_scores[key] = knn_scores.get(key, 0.0) + score
     hit_knn = knn_scores
     if post is not None and knn_scores:
-        passing = set(_matching_keys(searcher, post).tolist())
+        passing = set(matching_keys(searcher, post).tolist())
         hit_knn = {k: v for k, v in knn_scores.items() if k in passing}
 
     base = query if query is not None else (None if knn_specs else Q.all_query())
     hits_query = _with_filter(base, post) if base is not None else None
-    score_desc_only = by_score_only(sort)
+    score_desc_only = by_score_only(sort) and search_after is None and collapse is None
 
     scored: Scored
     if knn_specs:
-        scored, count = _combine(gen, searcher, hits_query, hit_knn, start + size)
+        scored, count = combine(gen, searcher, hits_query, hit_knn, start + size)
     elif not score_desc_only:
-        scored, count = _all(searcher, hits_query)
+        scored, count = all_hits(searcher, hits_query)
     else:
         assert hits_query is not None
         if min_score is not None:
-            scored, count = _all(searcher, hits_query)
+            scored, count = all_hits(searcher, hits_query)
         else:
             result = searcher.search(hits_query, limit=max(start + size, 1), count=True)
             scored, count = list(result.hits), count_of(result)
+    fscore = top_function_score(body.get("query"), queries, knn=bool(knn_specs))
+    if fscore is not None and hits_query is not None:
+        scored = apply_function_score(searcher, scored, fscore, hits_query)
+        count = len(scored)
     if min_score is not None:
         scored = [(s, a) for s, a in scored if s >= min_score]
         count = len(scored)
 
     sort_values: list[list[Any]] | None = None
     if not score_desc_only:
-        scored, sort_values = sort_scored(gen, searcher, scored, sort, deadline=deadline)
+        order = sort or [SortKey("_score", "desc")]
+        scored, sort_values = sort_scored(
+            gen, searcher, scored, order, search_after=search_after, deadline=deadline
+        )
+        if not sort:
+            sort_values = None
+    groups: list[Any] | None = None
+    if collapse is not None:
+        values = group_values(gen, searcher, scored, collapse[0])
+        rows = first_per_group(list(range(len(scored))), values)
+        scored = [scored[i] for i in rows]
+        groups = [values[i] for i in rows]
+        if sort_values is not None:
+            sort_values = [sort_values[i] for i in rows]
     page = scored[start : start + size]
     page_sorts = sort_values[start : start + size] if sort_values is not None else None
-    hits = _hits(gen, searcher, page, body.get("_source"), deadline)
+    timings["query"] = (time.perf_counter() - started) * 1000
+    t_fetch = time.perf_counter()
+    hits = _hits(gen, searcher, page, body, deadline)
+    if body.get("highlight") is not None:
+        highlight_hits(gen, searcher, page, hits, body)
     if page_sorts is not None:
-        keep_scores = bool(body.get("track_scores"))
+        keep_scores = bool(body.get("track_scores")) or any(k.field == "_score" for k in sort)
         for hit, values in zip(hits, page_sorts, strict=False):
             hit["sort"] = values
             if not keep_scores:
                 hit["_score"] = None
+    if collapse is not None and groups is not None:
+        _collapse_hits(gen, queries, aggs, body, collapse, hits, groups[start : start + size])
+    timings["fetch"] = (time.perf_counter() - t_fetch) * 1000
 
     aggregations = None
     agg_spec = body.get("aggs", body.get("aggregations"))
     if agg_spec:
+        t_aggs = time.perf_counter()
         aggregations = aggs.run(
             searcher, _agg_query(gen, base, knn_scores), agg_spec, deadline=deadline
         )
+        timings["aggs"] = (time.perf_counter() - t_aggs) * 1000
     response: dict[str, Any] = search_response(
         took_ms=(time.perf_counter() - started) * 1000,
         hits=hits,
         total=total_hits(count, body.get("track_total_hits")),
         aggregations=aggregations,
     )
+    scoreless = sort_values is not None and not any(k.field == "_score" for k in sort)
+    if scoreless and not body.get("track_scores"):
+        response["hits"]["max_score"] = None
+    if body.get("suggest") is not None:
+        response["suggest"] = suggest_response(gen, searcher, body)
+    if body.get("profile"):
+        response["profile"] = profile_section(gen, body, timings)
     if deadline is not None and deadline.expired:
         response["timed_out"] = True
     return response
+
+
+def _collapse_hits(
+    gen: Generation,
+    queries: QueryCompiler,
+    aggs: AggregationCompiler,
+    body: dict[str, Any],
+    collapse: tuple[str, list[dict[str, Any]]],
+    hits: list[dict[str, Any]],
+    groups: list[Any],
+) -> None:
+    """Each collapsed hit's `fields` value of the collapse field and its `inner_hits`."""
+    field, inners = collapse
+    for hit, value in zip(hits, groups, strict=False):
+        hit.setdefault("fields", {})[field] = [value]
+        if not inners:
+            continue
+        inner_out: dict[str, Any] = {}
+        for spec in inners:
+            must = [body["query"]] if body.get("query") is not None else []
+            inner_body: dict[str, Any] = {
+                "query": {"bool": {"must": must, "filter": [group_filter(field, value)]}},
+                "size": spec.get("size", 3),
+                "from": spec.get("from", 0),
+            }
+            if body.get("post_filter") is not None:
+                inner_body["post_filter"] = body["post_filter"]
+            for key in ("sort", "_source", "fields", "docvalue_fields", "version"):
+                if key in spec:
+                    inner_body[key] = spec[key]
+            result = execute(gen, queries, aggs, inner_body)
+            inner_out[spec["name"]] = {"hits": result["hits"]}
+        hit["inner_hits"] = inner_out
 
 
 def _with_filter(query: tantivy.Query, extra: tantivy.Query | None) -> tantivy.Query:
@@ -180,143 +281,29 @@ def _with_filter(query: tantivy.Query, extra: tantivy.Query | None) -> tantivy.Q
     return Q.boolean_query([(Occur.Must, query), (Occur.Must, Q.const_score_query(extra, 0.0))])
 
 
-def _keys_query(gen: Generation, keys: list[int]) -> tantivy.Query:
-    return Q.term_set_query(gen.schema.tantivy_schema, "_key", keys)
-
-
 def _agg_query(
     gen: Generation, base: tantivy.Query | None, knn_scores: dict[int, float]
 ) -> tantivy.Query:
     """What aggregations count: the query's matches and the kNN hits, unfiltered."""
     if not knn_scores:
         return base if base is not None else Q.empty_query()
-    keys_q = _keys_query(gen, list(knn_scores))
+    keys_q = keys_query(gen, list(knn_scores))
     if base is None:
         return keys_q
     return Q.boolean_query([(Occur.Should, base), (Occur.Should, keys_q)])
-
-
-def _all(searcher: tantivy.Searcher, query: tantivy.Query | None) -> tuple[Scored, int]:
-    if query is None:
-        return [], 0
-    result = searcher.search(query, limit=max(searcher.num_docs, 1), count=True)
-    return list(result.hits), count_of(result)
-
-
-def _matching_keys(searcher: tantivy.Searcher, query: tantivy.Query) -> npt.NDArray[np.uint64]:
-    hits, _ = _all(searcher, query)
-    keys = searcher.fast_field_values("_key", [a for _, a in hits])
-    return np.asarray([k for k in keys if k is not None], dtype=np.uint64)
-
-
-def _knn(
-    gen: Generation, searcher: tantivy.Searcher, queries: QueryCompiler, spec: Any
-) -> dict[int, float]:
-    """One kNN section: document key → ES kNN score ((1 + cosine) / 2, times `boost`)."""
-    if not isinstance(spec, dict):
-        raise BadRequestError("[knn] must be an object or a list of objects")
-    unknown = set(spec) - KNN_KEYS
-    if "query_vector_builder" in unknown:
-        raise BadRequestError(
-            "[query_vector_builder] must be resolved before the backend; "
-            "send it through shoprank's endpoint"
-        )
-    if unknown:
-        raise UnsupportedQueryError(f"[knn] option(s) {sorted(unknown)} are not supported")
-    field = spec.get("field")
-    store = gen.vectors.get(field) if isinstance(field, str) else None
-    if store is None:
-        raise BadRequestError(
-            f"[knn] field [{field}] is not a dense_vector field of this index; "
-            f"vector fields: {sorted(gen.vectors)}"
-        )
-    vector = spec.get("query_vector")
-    if not isinstance(vector, list) or not all(
-        isinstance(x, int | float) and not isinstance(x, bool) for x in vector
-    ):
-        raise BadRequestError("[knn] requires [query_vector] as a list of numbers")
-    k = int_param(spec, "k", 10, minimum=1)
-    num_candidates = int_param(spec, "num_candidates", max(k, 100), minimum=1)
-    if num_candidates < k:
-        raise BadRequestError(f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})")
-    filters = [queries.compile(f) for f in as_list(spec.get("filter"))]
-    allowed = None
-    if filters:
-        combined = Q.boolean_query([(Occur.Must, f) for f in filters])
-        allowed = _matching_keys(searcher, combined)
-    keys, sims = store.search(
-        np.asarray(vector, dtype=np.float32),
-        k=k,
-        num_candidates=num_candidates,
-        allowed=allowed,
-    )
-    boost = float_param(spec.get("boost", 1.0), "knn.boost")
-    threshold = spec.get("similarity")
-    if threshold is not None:
-        threshold = float_param(threshold, "knn.similarity")
-    out: dict[int, float] = {}
-    for key, sim in zip(keys.tolist(), sims.tolist(), strict=True):
-        if threshold is not None and sim < threshold:
-            continue
-        out[int(key)] = (1.0 + sim) / 2.0 * boost
-    return out
-
-
-def _combine(
-    gen: Generation,
-    searcher: tantivy.Searcher,
-    query: tantivy.Query | None,
-    knn_scores: dict[int, float],
-    window: int,
-) -> tuple[Scored, int]:
-    """ES semantics for query + knn: the union, each hit scored by the sum."""
-    scores: dict[int, float] = dict(knn_scores)
-    addresses: dict[int, tantivy.DocAddress] = {}
-    also_lexical: set[int] = set()
-    count = 0
-    if knn_scores:
-        keyed = _keys_query(gen, list(knn_scores))
-        hits, _ = _all(searcher, keyed)
-        for (_, addr), key in zip(
-            hits, searcher.fast_field_values("_key", [a for _, a in hits]), strict=True
-        ):
-            addresses[doc_key(key)] = addr
-        if query is not None:
-            both = Q.boolean_query(
-                [(Occur.Must, query), (Occur.Must, Q.const_score_query(keyed, 0.0))]
-            )
-            lex, _ = _all(searcher, both)
-            lex_keys = searcher.fast_field_values("_key", [a for _, a in lex])
-            for (score, _), key in zip(lex, lex_keys, strict=True):
-                scores[doc_key(key)] += score
-                also_lexical.add(doc_key(key))
-    # Documents the query does not match, found by kNN only: counted on top of the query.
-    knn_only = {k for k in knn_scores if k in addresses and k not in also_lexical}
-    if query is not None:
-        result = searcher.search(query, limit=max(window, 1), count=True)
-        count = count_of(result)
-        top_keys = searcher.fast_field_values("_key", [a for _, a in result.hits])
-        for (score, addr), raw_key in zip(result.hits, top_keys, strict=True):
-            key = doc_key(raw_key)
-            addresses[key] = addr
-            if key not in knn_scores:
-                scores[key] = score
-        count += len(knn_only)
-    else:
-        count = len(knn_only)
-    ranked = sorted((k for k in scores if k in addresses), key=lambda k: -scores[k])
-    return [(scores[k], addresses[k]) for k in ranked], count
 
 
 def _hits(
     gen: Generation,
     searcher: tantivy.Searcher,
     page: Scored,
-    source_spec: Any,
+    body: dict[str, Any],
     deadline: Deadline | None = None,
 ) -> list[dict[str, Any]]:
     hits = []
+    source_spec = wants_source(body)
     want = source_wanted(source_spec)
+    per_hit = any(body.get(k) for k in ("fields", "docvalue_fields"))
     for score, addr in page:
         if deadline is not None and deadline.passed():
             break
@@ -326,7 +313,12 @@ def _hits(
             "_id": doc.get_first("_id"),
             "_score": float(score),
         }
-        if want:
-            hit["_source"] = filter_source(source_of(doc), source_spec)
+        if want or per_hit:
+            source = source_of(doc)
+            if want:
+                hit["_source"] = filter_source(source, source_spec)
+            if per_hit:
+                add_fields(gen, hit, source, body)
+        add_meta(gen, hit, body)
         hits.append(hit)
     return hits

@@ -1,0 +1,149 @@
+"""kNN sections of an embedded `_search` and their combination with the query (ES
+semantics: the union, each hit scored by the sum), and the small search helpers they
+share with `search`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import tantivy
+
+from shoprank.errors import BadRequestError, UnsupportedQueryError
+from shoprank.plugin.shapes import int_param
+
+from .dsl import QueryCompiler
+from .generation import Generation
+from .sort import Scored
+from .values import as_list, count_of, doc_key, float_param
+
+Q = tantivy.Query
+Occur = tantivy.Occur
+
+KNN_KEYS = {
+    "field",
+    "query_vector",
+    "k",
+    "num_candidates",
+    "filter",
+    "similarity",
+    "boost",
+    "_name",
+}
+
+
+def keys_query(gen: Generation, keys: list[int]) -> tantivy.Query:
+    return Q.term_set_query(gen.schema.tantivy_schema, "_key", keys)
+
+
+def all_hits(searcher: tantivy.Searcher, query: tantivy.Query | None) -> tuple[Scored, int]:
+    if query is None:
+        return [], 0
+    result = searcher.search(query, limit=max(searcher.num_docs, 1), count=True)
+    return list(result.hits), count_of(result)
+
+
+def matching_keys(searcher: tantivy.Searcher, query: tantivy.Query) -> npt.NDArray[np.uint64]:
+    hits, _ = all_hits(searcher, query)
+    keys = searcher.fast_field_values("_key", [a for _, a in hits])
+    return np.asarray([k for k in keys if k is not None], dtype=np.uint64)
+
+
+def knn_section(
+    gen: Generation, searcher: tantivy.Searcher, queries: QueryCompiler, spec: Any
+) -> dict[int, float]:
+    """One kNN section: document key → ES kNN score ((1 + cosine) / 2, times `boost`)."""
+    if not isinstance(spec, dict):
+        raise BadRequestError("[knn] must be an object or a list of objects")
+    unknown = set(spec) - KNN_KEYS
+    if "query_vector_builder" in unknown:
+        raise BadRequestError(
+            "[query_vector_builder] must be resolved before the backend; "
+            "send it through shoprank's endpoint"
+        )
+    if unknown:
+        raise UnsupportedQueryError(f"[knn] option(s) {sorted(unknown)} are not supported")
+    field = spec.get("field")
+    store = gen.vectors.get(field) if isinstance(field, str) else None
+    if store is None:
+        raise BadRequestError(
+            f"[knn] field [{field}] is not a dense_vector field of this index; "
+            f"vector fields: {sorted(gen.vectors)}"
+        )
+    vector = spec.get("query_vector")
+    if not isinstance(vector, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in vector
+    ):
+        raise BadRequestError("[knn] requires [query_vector] as a list of numbers")
+    k = int_param(spec, "k", 10, minimum=1)
+    num_candidates = int_param(spec, "num_candidates", max(k, 100), minimum=1)
+    if num_candidates < k:
+        raise BadRequestError(f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})")
+    filters = [queries.compile(f) for f in as_list(spec.get("filter"))]
+    allowed = None
+    if filters:
+        combined = Q.boolean_query([(Occur.Must, f) for f in filters])
+        allowed = matching_keys(searcher, combined)
+    keys, sims = store.search(
+        np.asarray(vector, dtype=np.float32),
+        k=k,
+        num_candidates=num_candidates,
+        allowed=allowed,
+    )
+    boost = float_param(spec.get("boost", 1.0), "knn.boost")
+    threshold = spec.get("similarity")
+    if threshold is not None:
+        threshold = float_param(threshold, "knn.similarity")
+    out: dict[int, float] = {}
+    for key, sim in zip(keys.tolist(), sims.tolist(), strict=True):
+        if threshold is not None and sim < threshold:
+            continue
+        out[int(key)] = (1.0 + sim) / 2.0 * boost
+    return out
+
+
+def combine(
+    gen: Generation,
+    searcher: tantivy.Searcher,
+    query: tantivy.Query | None,
+    knn_scores: dict[int, float],
+    window: int,
+) -> tuple[Scored, int]:
+    """ES semantics for query + knn: the union, each hit scored by the sum."""
+    scores: dict[int, float] = dict(knn_scores)
+    addresses: dict[int, tantivy.DocAddress] = {}
+    also_lexical: set[int] = set()
+    count = 0
+    if knn_scores:
+        keyed = keys_query(gen, list(knn_scores))
+        hits, _ = all_hits(searcher, keyed)
+        for (_, addr), key in zip(
+            hits, searcher.fast_field_values("_key", [a for _, a in hits]), strict=True
+        ):
+            addresses[doc_key(key)] = addr
+        if query is not None:
+            both = Q.boolean_query(
+                [(Occur.Must, query), (Occur.Must, Q.const_score_query(keyed, 0.0))]
+            )
+            lex, _ = all_hits(searcher, both)
+            lex_keys = searcher.fast_field_values("_key", [a for _, a in lex])
+            for (score, _), key in zip(lex, lex_keys, strict=True):
+                scores[doc_key(key)] += score
+                also_lexical.add(doc_key(key))
+    # Documents the query does not match, found by kNN only: counted on top of the query.
+    knn_only = {k for k in knn_scores if k in addresses and k not in also_lexical}
+    if query is not None:
+        result = searcher.search(query, limit=max(window, 1), count=True)
+        count = count_of(result)
+        top_keys = searcher.fast_field_values("_key", [a for _, a in result.hits])
+        for (score, addr), raw_key in zip(result.hits, top_keys, strict=True):
+            key = doc_key(raw_key)
+            addresses[key] = addr
+            if key not in knn_scores:
+                scores[key] = score
+        count += len(knn_only)
+    else:
+        count = len(knn_only)
+    ranked = sorted((k for k in scores if k in addresses), key=lambda k: -scores[k])
+    return [(scores[k], addresses[k]) for k in ranked], count
