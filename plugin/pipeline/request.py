@@ -107,6 +107,40 @@ def walk_query_text(node: Any, parts: list[str]) -> None:
             walk_query_text(body, parts)
 
 
+PREFIX_TYPES = ("bool_prefix", "phrase_prefix")
+PREFIX_QUERIES = ("match_bool_prefix", "match_phrase_prefix", "prefix")
+
+
+def prefix_only(query: Any) -> bool:
+    """Whether every text clause of `query` completes a partly typed word (Search UI's and
+    Searchkit's autocomplete send `multi_match` `bool_prefix` alone). The last word is a
+    fragment, so neither its embedding nor its intent means anything: such a search is
+    answered lexically, in the order a search-as-you-type box expects."""
+    kinds: list[bool] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        for name, body in node.items():
+            if name in FILTER_CONTEXT:
+                continue
+            if name in QUERY_KEYED and isinstance(body, dict):
+                kinds.append(body.get("type") in PREFIX_TYPES)
+            elif name in PREFIX_QUERIES:
+                kinds.append(True)
+            elif name in FIELD_KEYED or name in SYNTAX_QUERIES or name in TERM_LEVEL:
+                kinds.append(False)
+            elif isinstance(body, dict | list):
+                walk(body)
+
+    walk(query)
+    return bool(kinds) and all(kinds)
+
+
 def strip_query_syntax(text: str) -> str:
     """The words of a `query_string` / `simple_query_string`: no operators, field prefixes,
     quotes, wildcards, boosts, fuzziness or ranges, and no negated words."""
@@ -198,6 +232,8 @@ class SearchRequest:
         for key, reason in LEXICAL_ONLY.items():
             if self.body.get(key) is not None:
                 return reason
+        if self.query_text is not None and prefix_only(self.body.get("query")):
+            return "search-as-you-type (every text clause is a prefix query)"
         return None
 
 

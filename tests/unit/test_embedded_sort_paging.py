@@ -287,6 +287,8 @@ def test_every_es_search_body_key_is_supported_or_refused_by_name(search: Any) -
 
     from tests.contract.specs import ES_SPEC
 
+    if not ES_SPEC.exists():
+        pytest.skip(f"the API specifications are missing ({ES_SPEC})")
     spec = orjson.loads(ES_SPEC.read_bytes())
     keys = spec["components"]["schemas"]["_global.search._types.SearchRequestBody"]["properties"]
     from shoprank.plugin.backends.embedded.search import REFUSED_KEYS, SEARCH_KEYS

@@ -484,3 +484,17 @@ def test_a_frontend_page_over_http_in_the_default_mode(
     for hit in got["hits"]["hits"]:
         marked = highlighted({"hits": {"hits": [hit]}})[hit["_id"]]
         assert marked == words(hit["_source"]["title"]) & {"hp", "laptop"}
+
+
+@pytest.mark.parametrize("mode", FUSED)
+def test_search_as_you_type_answers_prefix_matches_only(service: SearchService, mode: str) -> None:
+    # Search UI's autocomplete: `bool_prefix` alone, the last word half typed. Embedding
+    # "bro" finds things by meaning that do not start with it; the box must not show them.
+    body = {"size": 5, "query": {"multi_match": {"query": "bro", "type": "bool_prefix",
+                                                 "fields": ["title"]}}}  # fmt: skip
+    got = run(service, body, mode, explain=True)
+    assert got["_shoprank"]["mode_applied"] == "lexical"
+    assert any("search-as-you-type" in n for n in got["_shoprank"]["notes"])
+    expected = {p["id"] for p in PRODUCTS if any(w.startswith("bro") for w in words(p["title"]))}
+    assert expected and set(ids(got)) == expected
+    assert got["hits"]["total"] == {"value": len(expected), "relation": "eq"}

@@ -11,6 +11,7 @@ left out (the response says `timed_out`).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,8 @@ class AggregationCompiler:
     ) -> None:
         self.schema = schema
         self.queries = queries
-        self.gen = gen
+        # Weak: the backend caches compilers per generation, keyed weakly by the generation.
+        self._gen = weakref.ref(gen) if gen is not None else None
 
     def run(
         self,
@@ -58,7 +60,8 @@ class AggregationCompiler:
         deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         check_tree(aggs)
-        run = AggRun(self.schema, searcher, self.queries, self.gen, deadline)
+        gen = self._gen() if self._gen is not None else None
+        run = AggRun(self.schema, searcher, self.queries, gen, deadline)
         try:
             return run.evaluate(aggs, query)
         except (TypeError, ValueError, AttributeError, KeyError) as exc:

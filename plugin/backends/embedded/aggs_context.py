@@ -58,9 +58,7 @@ class AggContext:
 
     @staticmethod
     def both(query: tantivy.Query, extra: tantivy.Query) -> tantivy.Query:
-        return Q.boolean_query(
-            [(Occur.Must, query), (Occur.Must, Q.const_score_query(extra, 0.0))]
-        )
+        return Q.boolean_query([(Occur.Must, query), (Occur.Must, Q.const_score_query(extra, 0.0))])
 
     @staticmethod
     def minus(query: tantivy.Query, extra: tantivy.Query) -> tantivy.Query:
@@ -77,7 +75,9 @@ class AggContext:
 
     def equals(self, info: FieldInfo, value: Any) -> tantivy.Query:
         if value is None:
-            return Q.boolean_query([(Occur.Must, Q.all_query()), (Occur.MustNot, self.exists(info))])
+            return Q.boolean_query(
+                [(Occur.Must, Q.all_query()), (Occur.MustNot, self.exists(info))]
+            )
         if info.kind == "boolean" and isinstance(value, int | float):
             value = bool(value)
         return self.compile({"term": {info.path: value}})

@@ -23,8 +23,7 @@ SUPPORTED = BUCKET + METRIC
 # Options that change nothing on one node (execution hints, shard-level tuning).
 _HINTS = {"execution_hint", "collect_mode", "shard_size", "shard_min_doc_count"}
 OPTIONS: dict[str, set[str]] = {
-    "terms": {"field", "size", "min_doc_count", "order", "include", "exclude", "missing"}
-    | _HINTS,
+    "terms": {"field", "size", "min_doc_count", "order", "include", "exclude", "missing"} | _HINTS,
     "range": {"field", "ranges", "keyed"},
     "histogram": {"field", "interval", "offset", "min_doc_count", "extended_bounds"},
     "date_histogram": {

@@ -19,57 +19,97 @@ Matcher = Callable[[Any], bool]
 
 
 def lucene_regex(pattern: str, *, what: str) -> re.Pattern[str]:
-    out: list[str] = []
+    """Lucene's regex as a compiled Python pattern (use with `fullmatch`).
+
+    Quantifiers stack in Lucene: `X+?` is `(X+)?` (Searchkit's facet search sends
+    `([a-zA-Z]+ )+?[sS][aA][mM].*`), where Python would read a lazy `+`; each atom is
+    tracked so that a second quantifier wraps the first."""
+    # One list of atoms per open group; an atom is (text, quantified), `|` is (text, None).
+    groups: list[list[tuple[str, bool | None]]] = [[]]
     i = 0
-    in_class = False
     while i < len(pattern):
         char = pattern[i]
+        atoms = groups[-1]
         if char == "\\":
             if i + 1 >= len(pattern):
                 raise BadRequestError(f"[{what}] regex {pattern!r} ends with a lone backslash")
-            out.append(re.escape(pattern[i + 1]))
+            atoms.append((re.escape(pattern[i + 1]), False))
             i += 2
             continue
-        if in_class:
-            if char == "]":
-                in_class = False
-                out.append("]")
-            elif char == "[":
-                out.append("\\[")
-            else:
-                out.append(char if char in "^-" else re.escape(char))
-            i += 1
-            continue
         if char == "[":
-            in_class = True
-            out.append("[")
-        elif char == '"':
+            text, i = _char_class(pattern, i, what=what)
+            atoms.append((text, False))
+            continue
+        if char == '"':
             end = pattern.find('"', i + 1)
             if end < 0:
                 raise BadRequestError(f"[{what}] regex {pattern!r} has an unclosed quote")
-            out.append(re.escape(pattern[i + 1 : end]))
+            atoms.append(("(?:" + re.escape(pattern[i + 1 : end]) + ")", False))
             i = end
+        elif char == "(":
+            groups.append([])
+        elif char == ")":
+            if len(groups) == 1:
+                raise BadRequestError(f"[{what}] regex {pattern!r} has an unmatched )")
+            inner = groups.pop()
+            groups[-1].append(("(?:" + "".join(t for t, _ in inner) + ")", False))
+        elif char == "|":
+            atoms.append(("|", None))
+        elif char in "*+?{":
+            quantifier = char
+            if char == "{":
+                end = pattern.find("}", i)
+                if end < 0:
+                    raise BadRequestError(f"[{what}] regex {pattern!r} has an unclosed {{")
+                quantifier = pattern[i : end + 1]
+                i = end
+            if not atoms or atoms[-1][1] is None:
+                raise BadRequestError(
+                    f"[{what}] regex {pattern!r}: [{quantifier}] follows nothing to repeat"
+                )
+            text, quantified = atoms[-1]
+            atoms[-1] = ((f"(?:{text})" if quantified else text) + quantifier, True)
         elif char == "@":
-            out.append(".*")
+            atoms.append(("(?:.*)", False))
         elif char == "#":
-            out.append("(?!)")
+            atoms.append(("(?!)", False))
         elif char in "~&<":
             raise UnsupportedQueryError(
-                f"[{what}] regex operator [{char}] is not supported by shoprank's embedded "
-                "backend",
+                f"[{what}] regex operator [{char}] is not supported by shoprank's embedded backend",
                 construct=f"regex {char}",
             )
-        elif char in ".*+?|(){}":
-            out.append(char)
+        elif char == ".":
+            atoms.append((".", False))
         else:
-            out.append(re.escape(char))
+            atoms.append((re.escape(char), False))
         i += 1
-    if in_class:
-        raise BadRequestError(f"[{what}] regex {pattern!r} has an unclosed [")
+    if len(groups) != 1:
+        raise BadRequestError(f"[{what}] regex {pattern!r} has an unclosed (")
     try:
-        return re.compile("".join(out), re.DOTALL)
+        return re.compile("".join(t for t, _ in groups[0]), re.DOTALL)
     except re.error as exc:
         raise BadRequestError(f"[{what}] regex {pattern!r} is invalid: {exc}") from None
+
+
+def _char_class(pattern: str, start: int, *, what: str) -> tuple[str, int]:
+    """`[...]` from `start` as a Python class, and the index after it."""
+    out = ["["]
+    i = start + 1
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if char == "]":
+            out.append("]")
+            return "".join(out), i + 1
+        if char == "[":
+            out.append("\\[")
+        else:
+            out.append(char if char in "^-" else re.escape(char))
+        i += 1
+    raise BadRequestError(f"[{what}] regex {pattern!r} has an unclosed [")
 
 
 def term_matcher(spec: Any, *, what: str) -> Matcher:

@@ -63,10 +63,8 @@ class EmbeddedBackend:
         with self._lock:
             pair = self._compilers.get(gen)
             if pair is None:
-                pair = (
-                    QueryCompiler(gen.schema, gen.tantivy_index),
-                    AggregationCompiler(gen.schema),
-                )
+                queries = QueryCompiler(gen.schema, gen.tantivy_index)
+                pair = (queries, AggregationCompiler(gen.schema, queries=queries, gen=gen))
                 self._compilers[gen] = pair
         return pair
 

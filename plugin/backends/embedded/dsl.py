@@ -305,7 +305,7 @@ class QueryCompiler(TextQueries, QueryStringQueries):
             try:
                 q = self._multi_match_field(info, body, mm_type, expansions)
             except BadRequestError:
-                if lenient:
+                if lenient and info.kind in ("number", "boolean", "date"):
                     continue  # ES's lenient: a field the text cannot match is skipped
                 raise
             per_field.append(_boosted(q, boost))

@@ -7,6 +7,10 @@ Supported: terms, "phrases", AND / OR / NOT (`&&`, `||`, `!`), `+` / `-`, parent
 `simple_query_string` reads `+` `|` `-` `"…"` `*` `( )` and treats AND/OR/NOT as words,
 as ES does. Anything else — regex `/…/`, ranges `[a TO b]` / `{…}` / `>10`, fuzzy or
 proximity `~`, boosts `^` inside the query — is a 400 naming it.
+Wildcard terms match the indexed terms case-insensitively and are not stemmed, with or
+without `analyze_wildcard` (ES lower-cases them on text fields too; on keyword fields ES
+stays case-sensitive). `allow_leading_wildcard: false` refuses `*x`; `lenient` skips
+numeric fields the words cannot match.
 """
 
 from __future__ import annotations
@@ -59,10 +63,22 @@ class QueryStringQueries:
         if fields == ["*"]:
             fields = None
         nodes = parse(body["query"], simple=simple)
+        if body.get("allow_leading_wildcard") is False and _leading_wildcard(nodes):
+            raise BadRequestError(
+                f"[{name}] a term starts with a wildcard and allow_leading_wildcard is false"
+            )
         dsl = _group_dsl(nodes, fields, operator, lenient=bool(body.get("lenient", False)))
         if "boost" in body:
             dsl = {"bool": {"must": [dsl], "boost": body["boost"]}}
         return self._compile(dsl)
+
+
+def _leading_wildcard(nodes: list[Node]) -> bool:
+    return any(
+        _leading_wildcard(n.children) if n.children else (n.text or "")[:1] in ("*", "?")
+        for n in nodes
+        if not n.phrase
+    )
 
 
 def _group_dsl(
@@ -100,10 +116,15 @@ def _node_dsl(
                     f"[query_string] the wildcard {text!r} needs [fields] or [default_field]"
                 )
             return {"multi_match": {"query": stem, "type": "bool_prefix"}}
-        alternatives = [
-            {"wildcard": {f.partition("^")[0]: {"value": text, "case_insensitive": True}}}
-            for f in on
-        ]
+        alternatives = []
+        for item in on:
+            name, _, boost = item.partition("^")
+            pattern: dict[str, Any] = {
+                "value": text,
+                "case_insensitive": True,
+                "boost": float(boost or 1),
+            }
+            alternatives.append({"wildcard": {name: pattern}})
         return {"dis_max": {"queries": alternatives}}
     spec: dict[str, Any] = {"query": text, "type": "phrase" if node.phrase else "best_fields"}
     if on is not None:

@@ -158,7 +158,6 @@ class TextQueries:
 
     def _q_wildcard(self, body: Any) -> tantivy.Query:
         path, spec = single_spec(_wildcard_alias(body), "wildcard", "value")
-        path, spec = single_spec(body, "wildcard", "value")
         check_options("wildcard", spec, TERM_LEVEL_OPTIONS)
         pattern = spec["value"]
         if not isinstance(pattern, str):
