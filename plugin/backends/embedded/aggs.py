@@ -20,7 +20,14 @@ import tantivy
 from shoprank.errors import BadRequestError
 from shoprank.plugin.bounds import Deadline, strict_float
 
-from .aggs_buckets import composite_agg, filter_agg, filters_agg, missing_agg, terms_agg
+from .aggs_buckets import (
+    composite_agg,
+    filter_agg,
+    filters_agg,
+    matches_everything,
+    missing_agg,
+    terms_agg,
+)
 from .aggs_context import AggContext
 from .aggs_dates import date_histogram_agg
 from .aggs_metrics import NATIVE_METRICS, cardinality_agg, metric_result, top_hits_agg
@@ -76,6 +83,7 @@ class AggRun(AggContext):
         }
         if metrics:
             out.update(self._metrics(metrics, query))
+        self._prefetch_terms(aggs, query)
         for name, spec in aggs.items():
             kind, body = agg_type(name, spec)
             if name not in out:
@@ -83,6 +91,21 @@ class AggRun(AggContext):
             if "meta" in spec:
                 out[name] = {"meta": spec["meta"], **out[name]}
         return {name: out[name] for name in aggs}
+
+    def _prefetch_terms(self, aggs: dict[str, Any], query: tantivy.Query) -> None:
+        """The `terms` fields this level (and the match-everything `filter`s under it, which
+        evaluate the same query) will count, fetched in one tantivy request."""
+        fields = []
+        pending = [aggs]
+        while pending:
+            level = pending.pop()
+            for name, spec in level.items():
+                kind, body = agg_type(name, spec)
+                if kind == "terms" and isinstance(body.get("field"), str):
+                    fields.append(self.field("terms", name, body))
+                elif kind == "filter" and matches_everything(body):
+                    pending.append(sub_aggs(spec) or {})
+        self.prefetch_values(fields, query)
 
     def _metrics(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         """All plain metrics of one level in one tantivy request."""

@@ -141,8 +141,30 @@ def _sortable(key: Any) -> tuple[int, Any]:
 def filter_agg(
     ctx: AggContext, name: str, body: dict[str, Any], sub: dict[str, Any], query: tantivy.Query
 ) -> dict[str, Any]:
-    narrowed = ctx.both(query, ctx.compile(body))
+    # Search UI wraps every facet in a `filter`, `{"bool": {"must": []}}` when no other facet
+    # is selected: that one is the query itself (its count and values are shared).
+    narrowed = query if matches_everything(body) else ctx.both(query, ctx.compile(body))
     return {"doc_count": ctx.count(narrowed), **(ctx.evaluate(sub, narrowed) if sub else {})}
+
+
+def matches_everything(dsl: Any) -> bool:
+    """Whether an ES query matches every document as written (`match_all` without a boost,
+    a `bool` whose clauses all do, with no `must_not` and no `should` to satisfy)."""
+    if not isinstance(dsl, dict) or len(dsl) != 1:
+        return False
+    ((kind, body),) = dsl.items()
+    if kind == "match_all":
+        return isinstance(body, dict) and set(body) <= {"_name"}
+    if kind != "bool" or not isinstance(body, dict) or set(body) - {"must", "filter", "_name"}:
+        return False
+    clauses = [c for key in ("must", "filter") for c in _as_list(body.get(key))]
+    return all(matches_everything(c) for c in clauses)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def filters_agg(

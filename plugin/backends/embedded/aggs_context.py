@@ -38,6 +38,10 @@ class AggContext:
         self._queries = queries
         self.gen = gen
         self.deadline = deadline
+        # Per query object (kept alive beside its result): its match count, and the value
+        # counts of fields fetched together in one tantivy request (`prefetch_values`).
+        self._counts: dict[int, tuple[tantivy.Query, int]] = {}
+        self._values: dict[tuple[int, str], tuple[tantivy.Query, list[tuple[Any, int]]]] = {}
 
     def evaluate(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         raise NotImplementedError
@@ -93,7 +97,27 @@ class AggContext:
     # -- counting -------------------------------------------------------------------------
 
     def count(self, query: tantivy.Query) -> int:
-        return count_of(self.searcher.search(query, limit=1, count=True))
+        cached = self._counts.get(id(query))
+        if cached is not None and cached[0] is query:
+            return cached[1]
+        n = count_of(self.searcher.search(query, limit=1, count=True))
+        self._counts[id(query)] = (query, n)
+        return n
+
+    def prefetch_values(self, fields: list[FieldInfo], query: tantivy.Query) -> None:
+        """The value counts of several fields among `query`'s matches in one pass over
+        them (a facet page asks for several `terms` of the same query)."""
+        wanted = {f.tantivy: f for f in fields if (id(query), f.tantivy) not in self._values}
+        if len(wanted) < 2:
+            return
+        request = {
+            f"t{i}": {"terms": {"field": name, "size": ALL_TERMS, "segment_size": ALL_TERMS}}
+            for i, name in enumerate(wanted)
+        }
+        raw = self.native(query, request)
+        for i, info in enumerate(wanted.values()):
+            counts = self._buckets(info, raw.get(f"t{i}", {}))
+            self._values[(id(query), info.tantivy)] = (query, counts)
 
     def native(self, query: tantivy.Query, request: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -103,12 +127,19 @@ class AggContext:
 
     def value_counts(self, info: FieldInfo, query: tantivy.Query) -> list[tuple[Any, int]]:
         """Every value of the field among `query`'s matches with its exact document count."""
+        cached = self._values.get((id(query), info.tantivy))
+        if cached is not None and cached[0] is query:
+            return cached[1]
         raw = self.native(
             query,
             {"t": {"terms": {"field": info.tantivy, "size": ALL_TERMS, "segment_size": ALL_TERMS}}},
         )
+        return self._buckets(info, raw.get("t", {}))
+
+    @staticmethod
+    def _buckets(info: FieldInfo, raw: dict[str, Any]) -> list[tuple[Any, int]]:
         out = []
-        for bucket in raw.get("t", {}).get("buckets", []):
+        for bucket in raw.get("buckets", []):
             key = bucket.get("key")
             if info.kind == "boolean":
                 key = bool(key)
