@@ -65,10 +65,14 @@ class AggregationCompiler:
         aggs: dict[str, Any],
         *,
         deadline: Deadline | None = None,
+        known_count: int | None = None,
     ) -> dict[str, Any]:
+        """`known_count`: the number of `query`'s matches, when the caller already has it."""
         check_tree(aggs)
         gen = self._gen() if self._gen is not None else None
         run = AggRun(self.schema, searcher, self.queries, gen, deadline)
+        if known_count is not None:
+            run.known_count(query, known_count)
         try:
             return run.evaluate(aggs, query)
         except (TypeError, ValueError, AttributeError, KeyError) as exc:

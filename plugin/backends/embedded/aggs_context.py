@@ -104,6 +104,9 @@ class AggContext:
         self._counts[id(query)] = (query, n)
         return n
 
+    def known_count(self, query: tantivy.Query, n: int) -> None:
+        self._counts[id(query)] = (query, n)
+
     def prefetch_values(self, fields: list[FieldInfo], query: tantivy.Query) -> None:
         """The value counts of several fields among `query`'s matches in one pass over
         them (a facet page asks for several `terms` of the same query)."""

@@ -220,8 +220,14 @@ def execute(
     agg_spec = body.get("aggs", body.get("aggregations"))
     if agg_spec:
         t_aggs = time.perf_counter()
+        # When the aggregations count the hits' own query, its match count is known.
+        exact = post is None and not knn_specs and min_score is None and fscore is None
         aggregations = aggs.run(
-            searcher, _agg_query(gen, base, knn_scores), agg_spec, deadline=deadline
+            searcher,
+            _agg_query(gen, base, knn_scores),
+            agg_spec,
+            deadline=deadline,
+            known_count=count if exact else None,
         )
         timings["aggs"] = (time.perf_counter() - t_aggs) * 1000
     response: dict[str, Any] = search_response(
