@@ -348,15 +348,21 @@ def highlight_hits(
     page: Scored,
     hits: list[dict[str, Any]],
     body: dict[str, Any],
+    *,
+    sources: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Add `highlight` to each hit of the page that has a matching field (in place)."""
+    """Add `highlight` to each hit of the page that has a matching field (in place).
+    `sources`: the hits' whole `_source`s, in order, when the caller already read them."""
     request = parse_highlight(body["highlight"])
     highlighter = PageHighlighter(gen.schema, request, body.get("query"))
     if not highlighter.fields:
         return
     full_source = body.get("_source") in (None, True)
-    for hit, (_, addr) in zip(hits, page, strict=False):
-        if full_source and isinstance(hit.get("_source"), dict):
+    known = sources if sources is not None and len(sources) == len(hits) else None
+    for i, (hit, (_, addr)) in enumerate(zip(hits, page, strict=False)):
+        if known is not None:
+            source = known[i]
+        elif full_source and isinstance(hit.get("_source"), dict):
             source = hit["_source"]
         else:
             doc = searcher.doc(addr)

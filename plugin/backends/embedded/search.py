@@ -203,9 +203,11 @@ def execute(
     page_sorts = sort_values[start : start + size] if sort_values is not None else None
     timings["query"] = (time.perf_counter() - started) * 1000
     t_fetch = time.perf_counter()
-    hits = _hits(gen, searcher, page, body, deadline)
-    if body.get("highlight") is not None:
-        highlight_hits(gen, searcher, page, hits, body)
+    highlighting = body.get("highlight") is not None
+    sources: list[dict[str, Any]] | None = [] if highlighting else None
+    hits = _hits(gen, searcher, page, body, deadline, full_sources=sources)
+    if highlighting:
+        highlight_hits(gen, searcher, page, hits, body, sources=sources)
     if page_sorts is not None:
         keep_scores = bool(body.get("track_scores")) or any(k.field == "_score" for k in sort)
         for hit, values in zip(hits, page_sorts, strict=False):
@@ -305,11 +307,15 @@ def _hits(
     page: Scored,
     body: dict[str, Any],
     deadline: Deadline | None = None,
+    full_sources: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """The page's hits; each hit's whole `_source` also goes to `full_sources` when given
+    (the highlighter reads fields the client's `_source` filter may leave out)."""
     hits = []
     source_spec = wants_source(body)
     want = source_wanted(source_spec)
     per_hit = any(body.get(k) for k in ("fields", "docvalue_fields"))
+    read_source = want or per_hit or full_sources is not None
     for score, addr in page:
         if deadline is not None and deadline.passed():
             break
@@ -319,12 +325,14 @@ def _hits(
             "_id": doc.get_first("_id"),
             "_score": float(score),
         }
-        if want or per_hit:
+        if read_source:
             source = source_of(doc)
             if want:
                 hit["_source"] = filter_source(source, source_spec)
             if per_hit:
                 add_fields(gen, hit, source, body)
+            if full_sources is not None:
+                full_sources.append(source)
         add_meta(gen, hit, body)
         hits.append(hit)
     return hits
