@@ -164,3 +164,29 @@ def search(corpus_backend: EmbeddedBackend) -> Any:
         return corpus_backend.search("products", {"size": 100, **body})
 
     return run
+
+
+ICECAT = Path(__file__).resolve().parents[3] / "shared" / "data" / "icecat-products.jsonl.gz"
+
+
+def icecat_index(directory: Path, rows: int = 2000) -> tuple[EmbeddedBackend, list[dict[str, Any]]]:
+    """The first `rows` Icecat products (brand = supplier, as the README loads them) in an
+    embedded index under `directory`, with the normalised rows; skips without the sample."""
+    import gzip
+
+    import orjson
+
+    from shoprank.indexing.catalog import FieldRoles, normalise_row
+
+    if not ICECAT.is_file():
+        pytest.skip(f"Icecat sample data not found at {ICECAT}")
+    roles = FieldRoles.parse("brand=supplier,description=short_description")
+    docs: list[dict[str, Any]] = []
+    with gzip.open(ICECAT, "rb") as fh:
+        for line in fh:
+            doc = normalise_row(orjson.loads(line), roles=roles, price_multiplier=0.01)
+            docs.append({"_id": doc["id"], **doc})
+            if len(docs) >= rows:
+                break
+    backend, _ = build_index(directory, docs)
+    return backend, docs

@@ -6,7 +6,6 @@ in the test from the raw Icecat rows (which titles hold the word), never copied 
 
 from __future__ import annotations
 
-import gzip
 import re
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,10 @@ import orjson
 import pytest
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
-from shoprank.indexing.catalog import FieldRoles, normalise_row
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
-from .conftest import build_index
+from .conftest import build_index, icecat_index
 
-ICECAT = Path(__file__).resolve().parents[3] / "shared" / "data" / "icecat-products.jsonl.gz"
 ROWS = 2000
 
 
@@ -306,18 +303,7 @@ def test_malformed_highlight_values_are_a_400(search: Any) -> None:
 def icecat(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[EmbeddedBackend, list[dict[str, Any]]]:
-    if not ICECAT.is_file():
-        pytest.skip(f"Icecat sample data not found at {ICECAT}")
-    roles = FieldRoles.parse("brand=supplier,description=short_description")
-    rows = []
-    with gzip.open(ICECAT, "rb") as fh:
-        for line in fh:
-            doc = normalise_row(orjson.loads(line), roles=roles, price_multiplier=0.01)
-            rows.append({"_id": doc["id"], **doc})
-            if len(rows) >= ROWS:
-                break
-    backend, _ = build_index(tmp_path_factory.mktemp("icecat-hl"), rows)
-    return backend, rows
+    return icecat_index(tmp_path_factory.mktemp("icecat-hl"), ROWS)
 
 
 def test_icecat_stemmed_highlight_matches_the_rows(

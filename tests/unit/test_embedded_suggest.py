@@ -7,39 +7,24 @@ the prefix, how many titles hold a word) or written out from the corpus in `conf
 
 from __future__ import annotations
 
-import gzip
 import re
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from shoprank.errors import BadRequestError, UnsupportedQueryError
-from shoprank.indexing.catalog import FieldRoles, normalise_row
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 
-from .conftest import build_index
+from .conftest import icecat_index
 
-ICECAT = Path(__file__).resolve().parents[3] / "shared" / "data" / "icecat-products.jsonl.gz"
 ROWS = 2000
 Icecat = tuple[EmbeddedBackend, list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="module")
 def icecat(tmp_path_factory: pytest.TempPathFactory) -> Icecat:
-    if not ICECAT.is_file():
-        pytest.skip(f"Icecat sample data not found at {ICECAT}")
-    roles = FieldRoles.parse("brand=supplier,description=short_description")
-    rows = []
-    with gzip.open(ICECAT, "rb") as fh:
-        for line in fh:
-            doc = normalise_row(orjson.loads(line), roles=roles, price_multiplier=0.01)
-            rows.append({"_id": doc["id"], **doc})
-            if len(rows) >= ROWS:
-                break
-    backend, _ = build_index(tmp_path_factory.mktemp("icecat-suggest"), rows)
-    return backend, rows
+    return icecat_index(tmp_path_factory.mktemp("icecat-suggest"), ROWS)
 
 
 def suggest(backend: EmbeddedBackend, spec: dict[str, Any], **extra: Any) -> dict[str, Any]:

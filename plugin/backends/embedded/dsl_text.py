@@ -236,22 +236,31 @@ class TextQueries:
         prefix_length: int = 0,
     ) -> tantivy.Query:
         """match_bool_prefix of `text` on one field (a keyword field: a prefix of the value)."""
-        if text is None or isinstance(text, dict | list):
-            raise BadRequestError(f"[match_bool_prefix] on [{info.path}] expects text")
-        if info.kind == "keyword":
-            terms = self.prefix_terms(info, str(text), what="bool_prefix", top=max_expansions)
-            return Q.const_score_query(self._term_set(info, terms), 1.0)
-        if info.kind != "text":
-            return self._term(info, text)
-        tokens = self._tokens(str(text))
-        if not tokens:
-            return Q.empty_query()
+        done, tokens = self._prefix_tokens(info, text, "bool_prefix", max_expansions)
+        if done is not None:
+            return done
         leaves = [
             self._fuzzy_leaf(info, t, fuzziness, prefix_length, max_expansions) for t in tokens[:-1]
         ]
         last = self.prefix_terms(info, tokens[-1], what="bool_prefix", top=max_expansions)
         leaves.append(Q.const_score_query(self._term_set(info, last), 1.0))
         return combine(leaves, operator, msm)
+
+    def _prefix_tokens(
+        self, info: FieldInfo, text: Any, what: str, top: int
+    ) -> tuple[tantivy.Query | None, list[str]]:
+        """What a prefix query on one field starts from: the analysed words of a text
+        field, or the whole answer where there are none to complete (a keyword field's
+        value prefix, a term on other kinds, nothing for empty text)."""
+        if text is None or isinstance(text, dict | list):
+            raise BadRequestError(f"[match_{what}] on [{info.path}] expects text")
+        if info.kind == "keyword":
+            terms = self.prefix_terms(info, str(text), what=what, top=top)
+            return Q.const_score_query(self._term_set(info, terms), 1.0), []
+        if info.kind != "text":
+            return self._term(info, text), []
+        tokens = self._tokens(str(text))
+        return (None, tokens) if tokens else (Q.empty_query(), [])
 
     def _fuzzy_leaf(
         self, info: FieldInfo, token: str, fuzziness: Any, prefix_length: int, top: int
@@ -269,16 +278,9 @@ class TextQueries:
         self, info: FieldInfo, text: Any, *, slop: int = 0, max_expansions: int = 50
     ) -> tantivy.Query:
         """match_phrase_prefix of `text` on one field: a phrase whose last word is a prefix."""
-        if text is None or isinstance(text, dict | list):
-            raise BadRequestError(f"[match_phrase_prefix] on [{info.path}] expects text")
-        if info.kind == "keyword":
-            terms = self.prefix_terms(info, str(text), what="phrase_prefix", top=max_expansions)
-            return Q.const_score_query(self._term_set(info, terms), 1.0)
-        if info.kind != "text":
-            return self._term(info, text)
-        tokens = self._tokens(str(text))
-        if not tokens:
-            return Q.empty_query()
+        done, tokens = self._prefix_tokens(info, text, "phrase_prefix", max_expansions)
+        if done is not None:
+            return done
         last = self.prefix_terms(info, tokens[-1], what="phrase_prefix", top=max_expansions)
         if not last:
             return Q.empty_query()
