@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+import uvicorn
 from fastapi.testclient import TestClient
 
 from shoprank.plugin.app import create_app
@@ -41,3 +47,35 @@ def make_client(
 
 def key(name: str) -> dict[str, str]:
     return {"Authorization": f"ApiKey {name}"}
+
+
+@contextmanager
+def loopback_server(
+    service: SearchService, *, wait_s: float, before_stop: Callable[[], None] | None = None
+) -> Iterator[str]:
+    """The real app served by uvicorn on a free loopback port, in a thread; yields its URL
+    once it accepts connections. `before_stop` runs first on the way out (e.g. releasing
+    requests a test holds, so the server can finish them)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=wait_s) as client:
+            for _ in range(int(wait_s * 20)):  # until the server accepts connections
+                try:
+                    client.get("/_shoprank/health")
+                    break
+                except httpx.TransportError:
+                    threading.Event().wait(0.05)
+        yield url
+    finally:
+        if before_stop is not None:
+            before_stop()
+        server.should_exit = True
+        thread.join(wait_s)
+        sock.close()

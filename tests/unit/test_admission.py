@@ -11,7 +11,6 @@ queue deadline is crossed by an injected clock.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +19,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from shoprank.plugin.app import create_app
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.search import SearchService
 from shoprank.settings import Settings
+from tests.unit._apps import loopback_server
 from tests.unit.conftest import CORPUS, CORPUS_VECTORS, build_index
 from tests.unit.test_event_loop import WAIT_S, Gate, GatedBackend
 
@@ -55,27 +54,8 @@ def limited_server(index_root: Path) -> Iterator[tuple[str, Gate]]:
     gate = Gate()
     settings = Settings(data_dir=index_root, default_mode="lexical", max_inflight=1)
     service = SearchService(backend=GatedBackend(index_root / "index", gate), settings=settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
-    uvi = uvicorn.Server(config)
-    thread = threading.Thread(target=uvi.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
-            for _ in range(WAIT_S * 20):  # until the server accepts connections
-                try:
-                    client.get("/_shoprank/health")
-                    break
-                except httpx.TransportError:
-                    threading.Event().wait(0.05)
-        yield f"http://127.0.0.1:{port}", gate
-    finally:
-        gate.released.set()
-        uvi.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with loopback_server(service, wait_s=WAIT_S, before_stop=gate.released.set) as url:
+        yield url, gate
 
 
 def test_a_search_past_the_inflight_limit_is_refused_at_once(

@@ -9,7 +9,6 @@ has not been released yet, so no timing is asserted.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from shoprank.plugin import products as product_updates
-from shoprank.plugin.app import create_app
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.search import SearchService
 from shoprank.settings import Settings
+from tests.unit._apps import loopback_server
 from tests.unit.conftest import CORPUS, CORPUS_VECTORS, build_index
 
 WAIT_S = 30  # upper bound on each wait, only reached when the code under test is broken
@@ -70,27 +68,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, gate: Gate) -> Iterator[str
     build_index(root / "index", CORPUS, CORPUS_VECTORS)
     settings = Settings(data_dir=root, default_mode="lexical")
     service = SearchService(backend=GatedBackend(root / "index", gate), settings=settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
-    uvi = uvicorn.Server(config)
-    thread = threading.Thread(target=uvi.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
-            for _ in range(WAIT_S * 20):  # until the server accepts connections
-                try:
-                    client.get("/_shoprank/health")
-                    break
-                except httpx.TransportError:
-                    threading.Event().wait(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        gate.released.set()
-        uvi.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with loopback_server(service, wait_s=WAIT_S, before_stop=gate.released.set) as url:
+        yield url
 
 
 def _held_product_update(

@@ -4,23 +4,18 @@ and across two app instances on one data directory (two `shoprank serve` workers
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from elasticsearch import Elasticsearch, NotFoundError, helpers
 from elasticsearch.dsl import Search
 
-from shoprank.plugin.app import create_app
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.search import SearchService
 from shoprank.settings import Settings
-from tests.unit._apps import make_client
+from tests.unit._apps import loopback_server, make_client
 from tests.unit.conftest import CORPUS, CORPUS_VECTORS, build_index
 
 WAIT_S = 60
@@ -39,26 +34,8 @@ def es(data_dir: Path) -> Iterator[Elasticsearch]:
     settings = Settings(data_dir=data_dir)
     backend = EmbeddedBackend(data_dir / "embedded")
     service = SearchService(backend=backend, settings=settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
-            for _ in range(WAIT_S * 20):
-                try:
-                    client.get("/_shoprank/health")
-                    break
-                except httpx.TransportError:
-                    threading.Event().wait(0.05)
-        yield Elasticsearch(f"http://127.0.0.1:{port}", request_timeout=WAIT_S)
-    finally:
-        server.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
+    with loopback_server(service, wait_s=WAIT_S) as url:
+        yield Elasticsearch(url, request_timeout=WAIT_S)
 
 
 def test_helpers_scan_returns_every_document_once(es: Elasticsearch) -> None:
