@@ -137,6 +137,51 @@ def search_ui_page(query: str, wrapped: bool) -> dict[str, Any]:
     return {**lexical(query), "aggs": aggs, "highlight": HIGHLIGHT}
 
 
+PRICE_RANGES = {
+    "Under 10": {"range": {"price": {"gte": 0, "lte": 10}}},
+    "10 to 50": {"range": {"price": {"gte": 10, "lte": 50}}},
+    "50 to 200": {"range": {"price": {"gte": 50, "lte": 200}}},
+    "200 and above": {"range": {"price": {"gte": 200}}},
+}
+
+
+def search_ui_query(query: str) -> dict[str, Any]:
+    """The query Search UI's Elasticsearch connector builds for a search term (captured
+    from @elastic/search-ui-elasticsearch-connector 1.24.2 in tests/frontends)."""
+    fields = ["title^3", "description^1", "brand.text^1"]
+    should = [
+        {"multi_match": {"query": query, "fields": fields, "type": "best_fields", "operator": "and"}},
+        {"multi_match": {"query": query, "fields": fields, "type": "cross_fields"}},
+        {"multi_match": {"query": query, "fields": fields, "type": "phrase"}},
+        {"multi_match": {"query": query, "fields": fields, "type": "phrase_prefix"}},
+    ]
+    return {"bool": {"must": [{"bool": {"minimum_should_match": 1, "should": should}}]}}
+
+
+def search_ui_stock(query: str, *, facets: bool = True, highlight: bool = True) -> dict[str, Any]:
+    """The whole results-page request of Search UI's stock config (brand value facet, price
+    range facet, title/description snippets), as the connector sends it."""
+    body: dict[str, Any] = {
+        "size": 20,
+        "_source": {"includes": ["title", "description", "brand", "price"]},
+        "from": 0,
+        "sort": "_score",
+        "query": search_ui_query(query),
+    }
+    if highlight:
+        body["highlight"] = {"fields": {"title": {}, "description": {}}}
+    if facets:
+        brand = {"terms": {"field": "brand", "size": 10, "order": {"_count": "desc"}}}
+        price = {"filters": {"filters": PRICE_RANGES}}
+        body["aggs"] = {
+            "facet_bucket_all": {
+                "aggs": {"brand": brand, "price": price},
+                "filter": {"bool": {"must": []}},
+            }
+        }
+    return body
+
+
 def timed(backend: EmbeddedBackend, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
     response = backend.search(INDEX, body)
@@ -179,6 +224,10 @@ def main() -> None:
     searchkit_request = parse_highlight(SEARCHKIT_HIGHLIGHT)
     page: list[float] = []
     page_plain: list[float] = []
+    stock_query: list[float] = []
+    stock_page: list[float] = []
+    added_filters: list[float] = []
+    added_cardinality: list[float] = []
     gen = backend.store.generation(INDEX)
     request = parse_highlight(HIGHLIGHT)
     for _ in range(args.repeats):
@@ -202,6 +251,13 @@ def main() -> None:
             alone_searchkit.append((time.perf_counter() - t0) * 1000)
             page_plain.append(t_plain)
             page.append(timed(backend, search_ui_page(q, wrapped))[0])
+            # Search UI's stock request, and the same query with fewer constructs.
+            stock_query.append(timed(backend, search_ui_stock(q, facets=False, highlight=False))[0])
+            stock_page.append(timed(backend, search_ui_stock(q))[0])
+            with_filters = {**body, "aggs": {"price": {"filters": {"filters": PRICE_RANGES}}}}
+            added_filters.append(timed(backend, with_filters)[0] - t_plain)
+            with_card = {**body, "aggs": {"brands": {"cardinality": {"field": "brand"}}}}
+            added_cardinality.append(timed(backend, with_card)[0] - t_plain)
 
     # Suggesters: the vocabulary is built once per generation (timed), then each request.
     t0 = time.perf_counter()
@@ -234,12 +290,20 @@ def main() -> None:
         "highlighter alone, 20-hit page": summary(alone),
         "highlighter alone, Searchkit query + highlight": summary(alone_searchkit),
         "Search UI page (query + 2 facets + highlight)": summary(page),
+        "added by a filters facet (4 price ranges)": summary(added_filters),
+        "added by a cardinality facet (brand)": summary(added_cardinality),
+        "Search UI stock query alone (4-clause bool, 20 hits)": summary(stock_query),
+        "Search UI stock page (that query + brand/price facets + highlight)": summary(stock_page),
         "suggest vocabulary build (first request, ms)": round(vocabulary_ms, 1),
         "completion suggest (skip_duplicates)": summary(completion),
         "term suggest (one typo)": summary(term),
         "phrase suggest (one typo)": summary(phrase),
         "Search UI page / plain lexical (p50)": round(pct(page, 0.5) / pct(page_plain, 0.5), 2),
         "Search UI page / plain lexical (p99)": round(pct(page, 0.99) / pct(page_plain, 0.99), 2),
+        "stock page / plain lexical (p50)": round(pct(stock_page, 0.5) / pct(page_plain, 0.5), 2),
+        "stock page / plain lexical (p99)": round(pct(stock_page, 0.99) / pct(page_plain, 0.99), 2),
+        "stock page / its query alone (p50)": round(pct(stock_page, 0.5) / pct(stock_query, 0.5), 2),
+        "stock page / its query alone (p99)": round(pct(stock_page, 0.99) / pct(stock_query, 0.99), 2),
     }
     print(f"{'measurement':50} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}")
     for key, value in results.items():
@@ -249,6 +313,10 @@ def main() -> None:
         "suggest vocabulary build (first request, ms)",
         "Search UI page / plain lexical (p50)",
         "Search UI page / plain lexical (p99)",
+        "stock page / plain lexical (p50)",
+        "stock page / plain lexical (p99)",
+        "stock page / its query alone (p50)",
+        "stock page / its query alone (p99)",
     ):
         print(f"{key:50} {results[key]:9.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

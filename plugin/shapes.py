@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import Any
 
 from shoprank.errors import BadRequestError
@@ -107,25 +108,75 @@ def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
     includes, excludes = patterns
     if not includes and not excludes:
         return source
-    return _filter(source, "", includes, excludes)
+    return _filter(source, "", _compiled(includes), _compiled(excludes))
 
 
-def _matches(path: str, patterns: list[str]) -> bool:
-    """True when `path` or one of its ancestors matches a pattern (ES field semantics)."""
-    parts = path.split(".")
-    prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(fnmatch.fnmatchcase(p, pat) for p in prefixes for pat in patterns)
+class _Patterns:
+    """Field patterns compiled once: exact paths are set lookups, wildcards regexes."""
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.empty = not patterns
+        self.exact = {p for p in patterns if not any(c in p for c in "*?[")}
+        self.globs = [p for p in patterns if p not in self.exact]
+        self.regexes = [re.compile(fnmatch.translate(p)) for p in self.globs]
+        # Paths with an exact pattern somewhere below them ("attrs" for "attrs.colour").
+        self.ancestors = {p[:i] for p in self.exact for i, c in enumerate(p) if c == "."}
+        self.any_below = any(p.startswith("*") or "*" in p.split(".")[0] for p in self.globs)
+
+    def matches(self, path: str) -> bool:
+        """True when `path` or one of its ancestors matches a pattern (ES field semantics)."""
+        if self.empty:
+            return False
+        if path in self.exact:
+            return True
+        at = path.find(".")
+        while at >= 0:
+            if path[:at] in self.exact:
+                return True
+            at = path.find(".", at + 1)
+        if not self.regexes:
+            return False
+        parts = path.split(".")
+        prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+        return any(r.match(p) for p in prefixes for r in self.regexes)
+
+    def could_match_below(self, path: str) -> bool:
+        if path in self.ancestors or self.any_below:
+            return True
+        return any(p.startswith(path + ".") for p in self.globs)
 
 
-def _could_match_below(path: str, patterns: list[str]) -> bool:
-    return any(
-        pat.startswith(path + ".") or pat.startswith("*") or "*" in pat.split(".")[0]
-        for pat in patterns
-    )
+_COMPILED: dict[tuple[str, ...], _Patterns] = {}
 
 
-def _filter(obj: dict[str, Any], prefix: str, inc: list[str], exc: list[str]) -> dict[str, Any]:
+def _compiled(patterns: list[str]) -> _Patterns:
+    key = tuple(patterns)
+    found = _COMPILED.get(key)
+    if found is None:
+        if len(_COMPILED) >= 256:
+            _COMPILED.clear()
+        found = _COMPILED[key] = _Patterns(key)
+    return found
+
+
+_NONE = _Patterns(())
+
+
+def _filter(obj: dict[str, Any], prefix: str, inc: _Patterns, exc: _Patterns) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if exc.empty and not inc.empty and not inc.globs:
+        # Named fields only (what frontends send): keep a matched path whole, descend only
+        # towards a named field, skip the rest without looking inside.
+        exact, ancestors = inc.exact, inc.ancestors
+        for key, value in obj.items():
+            path = f"{prefix}{key}" if prefix else key
+            if path in exact or ("." in path and inc.matches(path)):
+                out[key] = value
+            elif path in ancestors and isinstance(value, dict | list):
+                kept = _filter_value(value, path, inc, exc)
+                if kept is not _DROP:
+                    out[key] = kept
+        return out
     for key, value in obj.items():
         kept = _filter_value(value, f"{prefix}{key}", inc, exc)
         if kept is not _DROP:
@@ -136,14 +187,14 @@ def _filter(obj: dict[str, Any], prefix: str, inc: list[str], exc: list[str]) ->
 _DROP = object()
 
 
-def _filter_value(value: Any, path: str, inc: list[str], exc: list[str]) -> Any:
-    if _matches(path, exc):
+def _filter_value(value: Any, path: str, inc: _Patterns, exc: _Patterns) -> Any:
+    if exc.matches(path):
         return _DROP
-    included = not inc or _matches(path, inc)
+    included = inc.empty or inc.matches(path)
     if isinstance(value, dict):
-        if not included and not _could_match_below(path, inc):
+        if not included and not inc.could_match_below(path):
             return _DROP
-        nested = _filter(value, path + ".", [] if included else inc, exc)
+        nested = _filter(value, path + ".", _NONE if included else inc, exc)
         return nested if nested or (included and not value) else _DROP
     if isinstance(value, list) and any(isinstance(v, dict) for v in value):
         items = []

@@ -25,6 +25,7 @@ from .aggs_buckets import (
     filter_agg,
     filters_agg,
     matches_everything,
+    range_filters,
     missing_agg,
     terms_agg,
 )
@@ -82,14 +83,12 @@ class AggregationCompiler:
 class AggRun(AggContext):
     def evaluate(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        metrics = {
-            name: spec for name, spec in aggs.items() if agg_type(name, spec)[0] in NATIVE_METRICS
-        }
+        typed = [(name, spec, *agg_type(name, spec)) for name, spec in aggs.items()]
+        metrics = {name: spec for name, spec, kind, _ in typed if kind in NATIVE_METRICS}
         if metrics:
             out.update(self._metrics(metrics, query))
         self._prefetch_terms(aggs, query)
-        for name, spec in aggs.items():
-            kind, body = agg_type(name, spec)
+        for name, spec, kind, body in typed:
             if name not in out:
                 out[name] = EVALUATORS[kind](self, name, body, sub_aggs(spec), query)
             if "meta" in spec:
@@ -100,6 +99,7 @@ class AggRun(AggContext):
         """The `terms` fields this level (and the match-everything `filter`s under it, which
         evaluate the same query) will count, fetched in one tantivy request."""
         fields = []
+        ranged = []
         pending = [aggs]
         while pending:
             level = pending.pop()
@@ -109,7 +109,15 @@ class AggRun(AggContext):
                     fields.append(self.field("terms", name, body))
                 elif kind == "filter" and matches_everything(body):
                     pending.append(sub_aggs(spec) or {})
-        self.prefetch_values(fields, query)
+                elif kind == "filters" and isinstance(body.get("filters"), dict | list):
+                    if sub_aggs(spec) or body.get("other_bucket") or "other_bucket_key" in body:
+                        continue
+                    filters = body["filters"]
+                    listed = list(filters.values()) if isinstance(filters, dict) else filters
+                    found = range_filters(self, listed)
+                    if found is not None:
+                        ranged.append(found)
+        self.prefetch(fields, ranged, query)
 
     def _metrics(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         """All plain metrics of one level in one tantivy request."""
@@ -135,13 +143,11 @@ def range_agg(
     if not isinstance(ranges, list) or not ranges:
         raise BadRequestError(f"[range] aggregation [{name}] requires [ranges]")
     wanted = [_range_request(name, r) for r in ranges]
-    raw = ctx.native(query, {"r": {"range": {"field": info.tantivy, "ranges": wanted}}})
-    counted = {
-        (_opt_float(b.get("from")), _opt_float(b.get("to"))): int(b["doc_count"])
-        for b in raw.get("r", {}).get("buckets", [])
-    }
+    counts = ctx.interval_counts(
+        info, [(_opt_float(r.get("from")), _opt_float(r.get("to"))) for r in wanted], query
+    )
     buckets = []
-    for spec in wanted:
+    for spec, count in zip(wanted, counts, strict=True):
         if ctx.passed():
             break
         low, high = spec.get("from"), spec.get("to")
@@ -150,7 +156,7 @@ def range_agg(
             bucket["from"] = low
         if high is not None:
             bucket["to"] = high
-        bucket["doc_count"] = counted.get((low, high), 0)
+        bucket["doc_count"] = count
         if sub:
             bucket.update(ctx.evaluate(sub, ctx.both(query, ctx.between(info, low, high))))
         buckets.append(bucket)

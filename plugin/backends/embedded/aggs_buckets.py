@@ -4,6 +4,7 @@ bucket's condition."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import tantivy
@@ -11,8 +12,10 @@ import tantivy
 from shoprank.errors import BadRequestError
 
 from .aggs_context import AggContext
+from .aggs_intervals import Interval
 from .aggs_regex import term_matcher
 from .dates import format_date_ms
+from .dsl_range import range_bounds
 from .schema import FieldInfo
 
 
@@ -87,10 +90,15 @@ def _order_terms(
     conditions: dict[Any, tantivy.Query],
 ) -> list[tuple[Any, int, dict[str, Any] | None]]:
     rows: list[tuple[Any, int, dict[str, Any] | None]] = [(k, n, None) for k, n in eligible]
-    rows.sort(key=lambda r: _sortable(r[0]))  # ties: key ascending
     keys = order if isinstance(order, list) else [order] if order is not None else []
-    if not keys:
-        keys = [{"_count": "desc"}]
+    if not keys or keys == [{"_count": "desc"}]:
+        # The default: most documents first, ties by key ascending, in one sort.
+        if all(isinstance(k, str) for k, _ in eligible):
+            rows.sort(key=lambda r: (-r[1], r[0]))
+        else:
+            rows.sort(key=lambda r: (-r[1], _sortable(r[0])))
+        return rows
+    rows.sort(key=lambda r: _sortable(r[0]))  # ties: key ascending
     for spec in reversed(keys):
         if not isinstance(spec, dict) or len(spec) != 1:
             raise BadRequestError(f"[order] of terms aggregation [{name}] is malformed")
@@ -179,6 +187,14 @@ def filters_agg(
         named = [(str(i), f) for i, f in enumerate(filters)]
     else:
         raise BadRequestError(f"[filters] aggregation [{name}] requires [filters]")
+    ranged = None if sub or other else range_filters(ctx, [f for _, f in named])
+    if ranged is not None:  # Search UI's range facets: counted in one or two native passes
+        info, intervals = ranged
+        counts = ctx.interval_counts(info, intervals, query)
+        shaped_counts = [(label, {"doc_count": n}) for (label, _), n in zip(named, counts, strict=True)]
+        if isinstance(filters, dict):
+            return {"buckets": dict(shaped_counts)}
+        return {"buckets": [b for _, b in shaped_counts]}
     compiled = [(label, ctx.compile(f)) for label, f in named]
     if other:
         rest = ctx.minus(query, ctx.any_of([q for _, q in compiled]))
@@ -193,6 +209,36 @@ def filters_agg(
     if isinstance(filters, dict):
         return {"buckets": dict(shaped)}
     return {"buckets": [b for _, b in shaped]}
+
+
+def range_filters(ctx: AggContext, filters: list[Any]) -> tuple[FieldInfo, list[Interval]] | None:
+    """When every filter is a `range` on one numeric or date field: that field and each
+    filter as a half-open interval [from, to) (None: unbounded); else None."""
+    paths = set()
+    specs = []
+    for f in filters:
+        if not isinstance(f, dict) or set(f) != {"range"} or not isinstance(f["range"], dict):
+            return None
+        if len(f["range"]) != 1:
+            return None
+        ((path, spec),) = f["range"].items()
+        if not isinstance(spec, dict) or "relation" in spec:
+            return None
+        paths.add(path)
+        specs.append(spec)
+    if len(paths) != 1:
+        return None
+    (path,) = paths
+    info = ctx.schema.field(path)
+    if info.kind not in ("number", "date"):
+        return None
+    intervals: list[Interval] = []
+    for spec in specs:
+        lo, hi, inc_lo, inc_hi = range_bounds(path, spec, str(info.kind))
+        start = lo if lo is None or inc_lo else math.nextafter(lo, math.inf)
+        end = hi if hi is None or not inc_hi else math.nextafter(hi, math.inf)
+        intervals.append((start, end))
+    return info, intervals
 
 
 def missing_agg(

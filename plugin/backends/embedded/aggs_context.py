@@ -12,6 +12,7 @@ import tantivy
 from shoprank.errors import BadRequestError, ShoprankError
 from shoprank.plugin.bounds import Deadline
 
+from .aggs_intervals import Interval, counts, requests
 from .dsl import QueryCompiler
 from .generation import Generation
 from .schema import FieldInfo, IndexSchema
@@ -39,9 +40,10 @@ class AggContext:
         self.gen = gen
         self.deadline = deadline
         # Per query object (kept alive beside its result): its match count, and the value
-        # counts of fields fetched together in one tantivy request (`prefetch_values`).
+        # counts of fields fetched together in one tantivy request (`prefetch`).
         self._counts: dict[int, tuple[tantivy.Query, int]] = {}
         self._values: dict[tuple[int, str], tuple[tantivy.Query, list[tuple[Any, int]]]] = {}
+        self._intervals: dict[tuple[int, str, tuple[Interval, ...]], tuple[tantivy.Query, list[int]]] = {}
 
     def evaluate(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         raise NotImplementedError
@@ -107,20 +109,36 @@ class AggContext:
     def known_count(self, query: tantivy.Query, n: int) -> None:
         self._counts[id(query)] = (query, n)
 
-    def prefetch_values(self, fields: list[FieldInfo], query: tantivy.Query) -> None:
-        """The value counts of several fields among `query`'s matches in one pass over
-        them (a facet page asks for several `terms` of the same query)."""
+    def prefetch(
+        self,
+        fields: list[FieldInfo],
+        ranged: list[tuple[FieldInfo, list[Interval]]],
+        query: tantivy.Query,
+    ) -> None:
+        """The value counts of several fields and the interval counts of range facets among
+        `query`'s matches, in one pass over them (a facet page asks for several of the same
+        query; each native request re-runs it)."""
         wanted = {f.tantivy: f for f in fields if (id(query), f.tantivy) not in self._values}
-        if len(wanted) < 2:
+        spans = {
+            (info.tantivy, tuple(iv)): (info, iv)
+            for info, iv in ranged
+            if (id(query), info.tantivy, tuple(iv)) not in self._intervals
+        }
+        if len(wanted) + len(spans) < 2:
             return
-        request = {
+        request: dict[str, Any] = {
             f"t{i}": {"terms": {"field": name, "size": ALL_TERMS, "segment_size": ALL_TERMS}}
             for i, name in enumerate(wanted)
         }
+        for j, (info, iv) in enumerate(spans.values()):
+            request.update(requests(info.tantivy, iv, f"r{j}_"))
         raw = self.native(query, request)
         for i, info in enumerate(wanted.values()):
-            counts = self._buckets(info, raw.get(f"t{i}", {}))
-            self._values[(id(query), info.tantivy)] = (query, counts)
+            values = self._buckets(info, raw.get(f"t{i}", {}))
+            self._values[(id(query), info.tantivy)] = (query, values)
+        for j, (info, iv) in enumerate(spans.values()):
+            key = (id(query), info.tantivy, tuple(iv))
+            self._intervals[key] = (query, counts(raw, iv, f"r{j}_"))
 
     def native(self, query: tantivy.Query, request: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -138,6 +156,18 @@ class AggContext:
             {"t": {"terms": {"field": info.tantivy, "size": ALL_TERMS, "segment_size": ALL_TERMS}}},
         )
         return self._buckets(info, raw.get("t", {}))
+
+    def interval_counts(
+        self, info: FieldInfo, intervals: list[Interval], query: tantivy.Query
+    ) -> list[int]:
+        """How many of `query`'s matches have a value of the field in each half-open
+        interval (overlaps allowed, as in ES), in one native pass."""
+        key = (id(query), info.tantivy, tuple(intervals))
+        cached = self._intervals.get(key)
+        if cached is not None and cached[0] is query:
+            return cached[1]
+        raw = self.native(query, requests(info.tantivy, intervals, "r"))
+        return counts(raw, intervals, "r")
 
     @staticmethod
     def _buckets(info: FieldInfo, raw: dict[str, Any]) -> list[tuple[Any, int]]:

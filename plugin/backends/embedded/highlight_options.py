@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from shoprank.errors import BadRequestError, UnsupportedQueryError
 
 # Options valid both at the top level and per field.
@@ -67,7 +69,7 @@ class FieldOptions:
 
 @dataclass(frozen=True)
 class HighlightRequest:
-    fields: list[tuple[str, FieldOptions]]
+    fields: tuple[tuple[str, FieldOptions], ...]
     html: bool
 
 
@@ -169,8 +171,29 @@ def _apply(base: FieldOptions, spec: dict[str, Any], where: str) -> FieldOptions
     return replace(base, **changes)
 
 
+# A frontend sends the same `highlight` object with every search: parsed once, reused.
+_PARSED: dict[bytes, HighlightRequest] = {}
+_PARSED_MAX = 256
+
+
 def parse_highlight(spec: Any) -> HighlightRequest:
-    """The request's `highlight` object, checked; its fields in the order they were given."""
+    """The request's `highlight` object, checked; its fields in the order they were given.
+    Results are immutable and cached by the object's JSON (key order kept)."""
+    try:
+        key = orjson.dumps(spec)
+    except TypeError:  # not JSON (a caller's own object): parse it, do not cache
+        return _parse(spec)
+    cached = _PARSED.get(key)
+    if cached is not None:
+        return cached
+    parsed = _parse(spec)
+    if len(_PARSED) >= _PARSED_MAX:  # many distinct objects: start over (safe across threads)
+        _PARSED.clear()
+    _PARSED[key] = parsed
+    return parsed
+
+
+def _parse(spec: Any) -> HighlightRequest:
     if not isinstance(spec, dict):
         raise BadRequestError("[highlight] must be an object")
     encoder = spec.get("encoder", "default")
@@ -199,4 +222,4 @@ def parse_highlight(spec: Any) -> HighlightRequest:
         if not isinstance(field_spec, dict):
             raise BadRequestError(f"[highlight] options of field [{name}] must be an object")
         fields.append((str(name), _apply(top, field_spec, f"highlight.fields.{name}")))
-    return HighlightRequest(fields=fields, html=encoder == "html")
+    return HighlightRequest(fields=tuple(fields), html=encoder == "html")
