@@ -150,7 +150,14 @@ def search_ui_query(query: str) -> dict[str, Any]:
     from @elastic/search-ui-elasticsearch-connector 1.24.2 in tests/frontends)."""
     fields = ["title^3", "description^1", "brand.text^1"]
     should = [
-        {"multi_match": {"query": query, "fields": fields, "type": "best_fields", "operator": "and"}},
+        {
+            "multi_match": {
+                "query": query,
+                "fields": fields,
+                "type": "best_fields",
+                "operator": "and",
+            }
+        },
         {"multi_match": {"query": query, "fields": fields, "type": "cross_fields"}},
         {"multi_match": {"query": query, "fields": fields, "type": "phrase"}},
         {"multi_match": {"query": query, "fields": fields, "type": "phrase_prefix"}},
@@ -302,8 +309,12 @@ def main() -> None:
         "Search UI page / plain lexical (p99)": round(pct(page, 0.99) / pct(page_plain, 0.99), 2),
         "stock page / plain lexical (p50)": round(pct(stock_page, 0.5) / pct(page_plain, 0.5), 2),
         "stock page / plain lexical (p99)": round(pct(stock_page, 0.99) / pct(page_plain, 0.99), 2),
-        "stock page / its query alone (p50)": round(pct(stock_page, 0.5) / pct(stock_query, 0.5), 2),
-        "stock page / its query alone (p99)": round(pct(stock_page, 0.99) / pct(stock_query, 0.99), 2),
+        "stock page / its query alone (p50)": round(
+            pct(stock_page, 0.5) / pct(stock_query, 0.5), 2
+        ),
+        "stock page / its query alone (p99)": round(
+            pct(stock_page, 0.99) / pct(stock_query, 0.99), 2
+        ),
     }
     print(f"{'measurement':50} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}")
     for key, value in results.items():

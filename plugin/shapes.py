@@ -121,7 +121,9 @@ class _Patterns:
         self.regexes = [re.compile(fnmatch.translate(p)) for p in self.globs]
         # Paths with an exact pattern somewhere below them ("attrs" for "attrs.colour").
         self.ancestors = {p[:i] for p in self.exact for i, c in enumerate(p) if c == "."}
-        self.any_below = any(p.startswith("*") or "*" in p.split(".")[0] for p in self.globs)
+        # What each glob fixes before its first wildcard: a path can only have matches
+        # below it when that literal start agrees with the path's own start.
+        self.glob_starts = [re.split(r"[*?\[]", p, maxsplit=1)[0] for p in self.globs]
 
     def matches(self, path: str) -> bool:
         """True when `path` or one of its ancestors matches a pattern (ES field semantics)."""
@@ -141,9 +143,10 @@ class _Patterns:
         return any(r.match(p) for p in prefixes for r in self.regexes)
 
     def could_match_below(self, path: str) -> bool:
-        if path in self.ancestors or self.any_below:
+        if path in self.ancestors:
             return True
-        return any(p.startswith(path + ".") for p in self.globs)
+        below = path + "."
+        return any(s.startswith(below) or below.startswith(s) for s in self.glob_starts)
 
 
 _COMPILED: dict[tuple[str, ...], _Patterns] = {}

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
+import random
 from typing import Any
 
 import pytest
@@ -285,3 +287,59 @@ def test_int_param(body: dict[str, Any], expected: int) -> None:
 def test_int_param_rejects(value: Any) -> None:
     with pytest.raises(BadRequestError, match=r"\[size\]"):
         int_param({"size": value}, "size", 10)
+
+
+def _leaves(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _reference_keep(path: str, includes: list[str], excludes: list[str]) -> bool:
+    """ES semantics on a leaf: a pattern matches the path or any of its ancestors."""
+    parts = path.split(".")
+    prefixes = [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+    def hit(patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(p, pat) for p in prefixes for pat in patterns)
+
+    return (not includes or hit(includes)) and not hit(excludes)
+
+
+def test_filter_source_agrees_with_leaf_semantics_on_random_documents() -> None:
+    # Frontends name fields ("title", "attrs.colour"), sometimes with wildcards; stored
+    # documents mix nested objects and literal dotted keys ("attrs.size": ...).
+    rng = random.Random(5)
+    names = ["a", "b", "c", "title", "attrs"]
+
+    def doc(depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for _ in range(rng.randint(1, 4)):
+            key = rng.choice(names)
+            if rng.random() < 0.2:
+                key = f"{key}.{rng.choice(names)}"  # a literal dotted key
+            out[key] = doc(depth + 1) if depth < 2 and rng.random() < 0.4 else rng.randint(0, 9)
+        return out
+
+    def pattern() -> str:
+        parts = [rng.choice(names + ["*", "t*"]) for _ in range(rng.randint(1, 3))]
+        return ".".join(parts)
+
+    checked = 0
+    for _ in range(3000):
+        source = doc(0)
+        includes = [pattern() for _ in range(rng.randint(0, 3))]
+        excludes = [pattern() for _ in range(rng.randint(0, 1))]
+        got = filter_source(source, {"includes": includes, "excludes": excludes})
+        assert got is not None
+        expected = {
+            p: v for p, v in _leaves(source).items() if _reference_keep(p, includes, excludes)
+        }
+        assert _leaves(got) == expected, (source, includes, excludes)
+        checked += bool(expected) and expected != _leaves(source)
+    assert checked > 300  # most cases really filter something

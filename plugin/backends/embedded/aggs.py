@@ -25,8 +25,8 @@ from .aggs_buckets import (
     filter_agg,
     filters_agg,
     matches_everything,
-    range_filters,
     missing_agg,
+    range_filters,
     terms_agg,
 )
 from .aggs_context import AggContext

@@ -191,7 +191,9 @@ def filters_agg(
     if ranged is not None:  # Search UI's range facets: counted in one or two native passes
         info, intervals = ranged
         counts = ctx.interval_counts(info, intervals, query)
-        shaped_counts = [(label, {"doc_count": n}) for (label, _), n in zip(named, counts, strict=True)]
+        shaped_counts = [
+            (label, {"doc_count": n}) for (label, _), n in zip(named, counts, strict=True)
+        ]
         if isinstance(filters, dict):
             return {"buckets": dict(shaped_counts)}
         return {"buckets": [b for _, b in shaped_counts]}

@@ -43,7 +43,9 @@ class AggContext:
         # counts of fields fetched together in one tantivy request (`prefetch`).
         self._counts: dict[int, tuple[tantivy.Query, int]] = {}
         self._values: dict[tuple[int, str], tuple[tantivy.Query, list[tuple[Any, int]]]] = {}
-        self._intervals: dict[tuple[int, str, tuple[Interval, ...]], tuple[tantivy.Query, list[int]]] = {}
+        self._intervals: dict[
+            tuple[int, str, tuple[Interval, ...]], tuple[tantivy.Query, list[int]]
+        ] = {}
 
     def evaluate(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         raise NotImplementedError
