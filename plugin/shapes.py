@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from typing import Any
 
 from shoprank.errors import BadRequestError
@@ -102,13 +103,27 @@ def source_wanted(spec: Any) -> bool:
 
 def filter_source(source: dict[str, Any], spec: Any) -> dict[str, Any] | None:
     """Apply ES `_source` filtering (wildcards, dotted paths) to one document."""
+    return source_filter(spec)(source)
+
+
+def source_filter(spec: Any) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    """`filter_source` for one spec, parsed and compiled once for a whole page of hits."""
     patterns = _source_patterns(spec)
     if patterns is None:
-        return None
+        return _no_source
     includes, excludes = patterns
     if not includes and not excludes:
-        return source
-    return _filter(source, "", _compiled(includes), _compiled(excludes))
+        return _whole_source
+    inc, exc = _compiled(includes), _compiled(excludes)
+    return lambda source: _filter(source, "", inc, exc)
+
+
+def _no_source(source: dict[str, Any]) -> None:
+    return None
+
+
+def _whole_source(source: dict[str, Any]) -> dict[str, Any]:
+    return source
 
 
 class _Patterns:

@@ -17,9 +17,9 @@ import tantivy
 from shoprank.errors import BadRequestError, UnsupportedQueryError
 from shoprank.plugin.bounds import Deadline, effective_deadline
 from shoprank.plugin.shapes import (
-    filter_source,
     int_param,
     search_response,
+    source_filter,
     source_wanted,
     total_hits,
 )
@@ -314,6 +314,7 @@ def _hits(
     hits = []
     source_spec = wants_source(body)
     want = source_wanted(source_spec)
+    shape_source = source_filter(source_spec)
     per_hit = any(body.get(k) for k in ("fields", "docvalue_fields"))
     read_source = want or per_hit or full_sources is not None
     for score, addr in page:
@@ -328,7 +329,7 @@ def _hits(
         if read_source:
             source = source_of(doc)
             if want:
-                hit["_source"] = filter_source(source, source_spec)
+                hit["_source"] = shape_source(source)
             if per_hit:
                 add_fields(gen, hit, source, body)
             if full_sources is not None:
