@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     )
     max_events_per_request: int = Field(default=10_000, ge=1, le=1_000_000)
     max_event_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    event_dedupe_window_s: int = Field(
+        default=3600,
+        ge=1,
+        le=30 * 86_400,
+        description="With Redis: how long a stored batch is remembered, so that the same batch "
+        "sent again (a retry; same events, same timestamps) is answered as duplicates, "
+        "not stored twice. Retries later than this need an `event_id` on each event.",
+    )
     ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
     ctr_prior_impressions: float = Field(default=20.0, gt=0)
 

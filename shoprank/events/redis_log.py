@@ -1,14 +1,31 @@
 """The production event log: a Redis Stream read by a consumer group.
 
-Appends run one Lua script per batch: for each event, `SET shoprank:evid:<id> NX EX` (the
-idempotency key, kept for the retention period) and, only if that succeeded, `XADD` — both
-or neither, so a retried batch is never stored twice. Folders read with `XREADGROUP`,
-reclaim what a dead consumer left with `XAUTOCLAIM`, and `XACK` after folding.
-Durability is Redis's: run it with `appendonly yes` in production.
+A batch is appended by one Lua script, all or nothing. Redis rolls nothing back, so the
+script does every check before its first write (a full `maxmemory` refuses a script only
+at its first write, never half-way): it skips events whose client `event_id` is already
+kept (`shoprank:evid:<id>`, for the retention period), `XADD`s the rest, and records the
+batch under a key derived from its content (`shoprank:batch:<hash>`, kept for
+`SHOPRANK_EVENT_DEDUPE_WINDOW_S`) with the offsets it got. A batch whose key is already
+there is not appended again: a resend of the same attempt (a client with retries, a proxy
+in between) gets its own offsets back, and an identical batch sent again by a client (same
+events, same timestamps) is answered as duplicates, so retries never store an event twice,
+with or without `event_id`. Events without a timestamp get the server's time, so only
+their `event_id` can make a client's retry of them recognisable.
+
+When the script's answer is lost, `append` settles the outcome before it answers: a second
+script either finds the batch (stored: the append succeeds) or fences the attempt
+(`shoprank:fence:<token>`), so a copy of the command still on its way finds the fence and
+stores nothing, and the error raised means nothing was stored. If Redis cannot be reached
+to settle, the error is raised as it came; a retry of the same batch is recognised.
+Folders read with `XREADGROUP`, reclaim what a dead consumer left with `XAUTOCLAIM`, and
+`XACK` after folding. Durability is Redis's: run it with `appendonly yes` in production.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import secrets
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,22 +37,51 @@ from shoprank.events.protocol import AppendResult, ForgetResult
 PREFIX = "shoprank:"
 STREAM = PREFIX + "events"
 GROUP = "folders"
+EVID = PREFIX + "evid:"
+BATCH = PREFIX + "batch:"
+FENCE = PREFIX + "fence:"
+DEFAULT_DEDUPE_WINDOW_S = 3600
+log = logging.getLogger("shoprank.events")
+
+# KEYS: stream, event-id key prefix, batch key, fence key.
+# ARGV: event-id ttl, batch ttl, attempt token, then (event_id or '', record) per event.
+# Returns "<token of the attempt that stored the batch>|<offset or '' per event>", or nil
+# when this attempt was fenced (given up by `append`; nothing is written).
 _APPEND = """
-local out = {}
-local n = (#ARGV - 1) / 2
+if redis.call('EXISTS', KEYS[4]) == 1 then return false end
+local done = redis.call('GET', KEYS[3])
+if done then return done end
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'none' and kind ~= 'stream' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
+end
+local n = (#ARGV - 3) / 2
+local fresh, taken = {}, {}
 for i = 1, n do
-  local id = ARGV[2 * i]
-  local ok = true
-  if id ~= '' then
-    ok = redis.call('SET', KEYS[2] .. id, '1', 'NX', 'EX', ARGV[1])
-  end
-  if ok then
-    out[i] = redis.call('XADD', KEYS[1], '*', 'e', ARGV[2 * i + 1])
-  else
-    out[i] = ''
+  local id = ARGV[2 * i + 2]
+  fresh[i] = id == '' or (not taken[id] and redis.call('EXISTS', KEYS[2] .. id) == 0)
+  if id ~= '' then taken[id] = true end
+end
+local out = {}
+for i = 1, n do
+  out[i] = ''
+  if fresh[i] then
+    local id = ARGV[2 * i + 2]
+    if id ~= '' then redis.call('SET', KEYS[2] .. id, '1', 'EX', ARGV[1]) end
+    out[i] = redis.call('XADD', KEYS[1], '*', 'e', ARGV[2 * i + 3])
   end
 end
-return out
+done = ARGV[3] .. '|' .. table.concat(out, ',')
+redis.call('SET', KEYS[3], done, 'EX', ARGV[2])
+return done
+"""
+# KEYS: batch key, fence key. ARGV: fence ttl. The batch's record if it was stored, else
+# nil after fencing the attempt (its command, if it still arrives, then stores nothing).
+_SETTLE = """
+local done = redis.call('GET', KEYS[1])
+if done then return done end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return false
 """
 
 
@@ -43,28 +89,84 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def batch_key(events: Sequence[Event]) -> str:
+    """The dedupe key of a batch: a hash of its events as stored, in order. An `event_id`
+    shoprank generated is left out (a client's retry gets new ones), a client's is kept."""
+    records = []
+    for event in events:
+        record = event.to_record()
+        record.pop("idempotent", None)
+        if not event.idempotent:
+            record.pop("event_id", None)
+        records.append(record)
+    return hashlib.sha256(orjson.dumps(records, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
 class RedisEventLog:
     """`EventLog` on a Redis Stream (`shoprank:events`)."""
 
     name = "redis"
 
-    def __init__(self, client: Any, *, idempotency_ttl_s: int = 365 * 86_400) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        idempotency_ttl_s: int = 365 * 86_400,
+        dedupe_window_s: int = DEFAULT_DEDUPE_WINDOW_S,
+    ) -> None:
         self.client = client
         self.ttl = max(1, int(idempotency_ttl_s))
+        self.window = max(1, int(dedupe_window_s))
         self._script = client.register_script(_APPEND)
+        self._settle = client.register_script(_SETTLE)
         self._group_ready = False
 
     def append(self, events: Sequence[Event]) -> AppendResult:
-        result = AppendResult()
+        """Append the batch all or nothing; raises only when nothing of it is stored (or,
+        when Redis cannot be reached to tell, may be: a retry of it is then recognised)."""
         if not events:
-            return result
-        args: list[Any] = [self.ttl]
+            return AppendResult()
+        key = BATCH + batch_key(events)
+        token = secrets.token_hex(8)
+        fence = FENCE + token
+        args: list[Any] = [self.ttl, self.window, token]
         for event in events:
             args += [event.event_id if event.idempotent else "", orjson.dumps(event.to_record())]
-        ids = self._script(keys=[STREAM, PREFIX + "evid:"], args=args)
-        for position, stream_id in enumerate(ids):
-            if stream_id:
-                result.offsets.append(_text(stream_id))
+        try:
+            done = self._script(keys=[STREAM, EVID, key, fence], args=args)
+        except Exception as exc:  # noqa: BLE001 - the reply is lost, not the outcome: settle
+            done = self._settle_after(exc, key=key, fence=fence)
+        if done is None:  # fenced, which only a settle of this very attempt can do
+            raise RuntimeError("the event append was given up before it ran; nothing was stored")
+        return self._result(_text(done), token=token, size=len(events))
+
+    def _settle_after(self, error: Exception, *, key: str, fence: str) -> Any:
+        """The batch's record if the failed append stored it; else raise `error`, after
+        fencing the attempt so that nothing of it can be stored later."""
+        try:
+            done = self._settle(keys=[key, fence], args=[self.window])
+        except Exception:  # noqa: BLE001 - Redis still unreachable: the outcome is unknown
+            log.warning(
+                "event append failed (%s) and Redis could not be asked whether it was stored; "
+                "a retry of the same batch is recognised",
+                type(error).__name__,
+            )
+            raise error from None
+        if done is None:
+            raise error
+        log.warning("event append reply lost (%s); the batch was stored", type(error).__name__)
+        return done
+
+    @staticmethod
+    def _result(done: str, *, token: str, size: int) -> AppendResult:
+        storer, _, offsets = done.partition("|")
+        result = AppendResult()
+        if storer != token:  # an identical batch was stored before: all of it is a repeat
+            result.duplicates = list(range(size))
+            return result
+        for position, offset in enumerate(offsets.split(",")):
+            if offset:
+                result.offsets.append(offset)
             else:
                 result.duplicates.append(position)
         return result
@@ -148,7 +250,7 @@ class RedisEventLog:
             pipe.xdel(STREAM, *offsets[start : start + 1000])
             pipe.xack(STREAM, GROUP, *offsets[start : start + 1000])
         for start in range(0, len(event_ids), 1000):
-            pipe.delete(*[PREFIX + "evid:" + i for i in event_ids[start : start + 1000]])
+            pipe.delete(*[EVID + i for i in event_ids[start : start + 1000]])
         pipe.execute()
 
     def forget(self, user: str) -> ForgetResult:
@@ -187,7 +289,11 @@ class RedisEventLog:
         return len(offsets)
 
     def clear(self) -> None:
-        keys = list(self.client.scan_iter(match=PREFIX + "evid:*", count=1000))
+        keys = [
+            key
+            for prefix in (EVID, BATCH, FENCE)
+            for key in self.client.scan_iter(match=prefix + "*", count=1000)
+        ]
         for start in range(0, len(keys), 1000):
             self.client.delete(*keys[start : start + 1000])
         self.client.delete(STREAM)

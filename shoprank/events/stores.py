@@ -28,6 +28,7 @@ def make_event_log(settings: Settings, *, client: Any = None) -> EventLog:
         return RedisEventLog(
             client or redis_client(settings.redis_url),
             idempotency_ttl_s=int(settings.retention_days * 86_400),
+            dedupe_window_s=settings.event_dedupe_window_s,
         )
     from shoprank.events.embedded import EmbeddedEventLog
 
