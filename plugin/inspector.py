@@ -1,10 +1,13 @@
 """The relevance inspector: `/_shoprank/inspect`, a small page served by shoprank itself.
 
-    GET  /_shoprank/inspect                     compare lexical / hybrid / full side by side
+    GET  /_shoprank/inspect                     landing page (?q= compares lexical / hybrid /
+                                                full side by side; ?user= ?index= ?size=)
     GET  /_shoprank/inspect/searches            recent searches from the search log
     GET  /_shoprank/inspect/judgments           nDCG / MRR / recall per mode on judgments
     GET  /_shoprank/inspect/assets/{name}       the page's own JS and CSS (no CDN)
     GET  /_shoprank/inspect/api/compare         ?q=&index=&user_id=&size=
+    GET  /_shoprank/inspect/api/examples        ?index=  example queries from the catalog
+    GET  /_shoprank/inspect/api/indices         the indices (aliases) there are to inspect
     GET  /_shoprank/inspect/api/searches        ?limit=&index=&q=&zero_results=
     GET  /_shoprank/inspect/api/searches/{id}   one logged search with its events
     GET  /_shoprank/inspect/api/judgments       ?index=&k=  (POST a CSV body to load one)
@@ -25,7 +28,15 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from shoprank.errors import BadRequestError, DocumentNotFoundError, es_error_body, http_status
+from shoprank.errors import (
+    BadRequestError,
+    DocumentNotFoundError,
+    ShoprankError,
+    es_error_body,
+    http_status,
+)
+from shoprank.plugin.backends.protocol import GenerationStore
+from shoprank.plugin.inspector_examples import EventProfiles, ExampleCache
 from shoprank.plugin.search import SearchService
 from shoprank.types import MODES
 
@@ -202,6 +213,9 @@ def make_inspector_router(service: SearchService) -> APIRouter:
     # Inspecting runs real searches but must not log them.
     quiet = service.without_log()
     state: dict[str, Any] = {"judgments": None, "judgments_source": None}
+    examples = ExampleCache(
+        service.backend, attributes=settings.intent_attributes, profiles=EventProfiles(settings)
+    )
 
     def store() -> Any:
         from shoprank.searchlog import search_log_store
@@ -256,6 +270,22 @@ def make_inspector_router(service: SearchService) -> APIRouter:
         except Exception as exc:  # noqa: BLE001 - every failure answers in the ES error shape
             return _error(exc)
         return JSONResponse(result)
+
+    @router.get("/api/examples")
+    def example_queries(request: Request) -> JSONResponse:
+        index = request.query_params.get("index") or settings.product_index
+        try:
+            return JSONResponse(examples.examples(index))
+        except Exception as exc:  # noqa: BLE001
+            return _error(exc)
+
+    @router.get("/api/indices")
+    def indices() -> JSONResponse:
+        try:
+            found = _indices(service)
+        except Exception as exc:  # noqa: BLE001 - a cluster that cannot list answers its error
+            return _error(exc)
+        return JSONResponse({"default": settings.product_index, "indices": found})
 
     @router.get("/api/searches")
     def searches(request: Request) -> JSONResponse:
@@ -332,6 +362,30 @@ def make_inspector_router(service: SearchService) -> APIRouter:
         return JSONResponse({"loaded": True, "source": state["judgments_source"], **result})
 
     return router
+
+
+def _indices(service: SearchService) -> list[dict[str, Any]]:
+    """The aliases with a live generation, and its document count (empty when the backend
+    keeps no generations, e.g. a cluster whose indices shoprank did not build)."""
+    backend = service.backend
+    if not isinstance(backend, GenerationStore):
+        return []
+    found: dict[str, dict[str, Any]] = {}
+    for meta in backend.generations():
+        alias = meta.get("alias")
+        if not alias or meta.get("status") != "ready":
+            continue
+        try:
+            if backend.resolve(str(alias)) != meta.get("name"):
+                continue
+        except ShoprankError:  # a broken alias is simply not listed
+            continue
+        found[str(alias)] = {
+            "index": str(alias),
+            "generation": meta.get("name"),
+            "doc_count": meta.get("doc_count"),
+        }
+    return sorted(found.values(), key=lambda i: i["index"])
 
 
 def _escape(text: str) -> str:

@@ -171,11 +171,14 @@
   async function compare(event) {
     if (event) event.preventDefault();
     const params = new URLSearchParams();
+    const shown = new URLSearchParams();  // the page's own URL: ?q=&user=&index=&size=
     for (const id of ["q", "user", "index", "size"]) {
       const value = document.getElementById(id).value.trim();
       if (value) params.set(id === "user" ? "user_id" : id, value);
+      if (value) shown.set(id, value);
     }
-    history.replaceState(null, "", `?${params}`);
+    history.replaceState(null, "", `?${shown}`);
+    document.getElementById("landing").hidden = true;
     status("compare-status", "searching…");
     try {
       const result = await getJSON(`${API}/compare?${params}`);
@@ -184,6 +187,100 @@
       status("compare-status", "");
     } catch (err) {
       status("compare-status", err.message, true);
+    }
+  }
+
+  // ---- landing: examples from the catalog, recent searches, the compare link ----------
+
+  function inspectUrl(q, index, user) {
+    const params = new URLSearchParams({ q });
+    if (index) params.set("index", index);
+    if (user) params.set("user", user);
+    return `/_shoprank/inspect?${params}`;
+  }
+
+  function exampleItem(ex, index) {
+    return el("li", { "data-shows": ex.shows },
+      el("a", { href: inspectUrl(ex.query, index, ex.user), class: "example" }, ex.query),
+      el("span", { class: "tag" }, ex.shows),
+      ex.user ? el("span", { class: "tag user" }, `as user ${ex.user}`) : null,
+      el("div", { class: "sub" }, ex.why));
+  }
+
+  function recentItems(searches) {
+    const seen = new Set();
+    const items = [];
+    for (const s of searches) {
+      const key = `${s.index}\u0000${s.user_query}`;
+      if (!s.user_query || seen.has(key)) continue;
+      seen.add(key);
+      items.push(el("li", { "data-query-id": s.query_id },
+        el("a", { href: inspectUrl(s.user_query, s.index), class: "recent" }, s.user_query),
+        el("div", { class: "sub" }, [new Date(s.timestamp).toLocaleString(), s.mode,
+          `${s.total_hits} hits`, `index ${s.index}`].join(" · "))));
+      if (items.length === 8) break;
+    }
+    return items;
+  }
+
+  async function landingExamples(index, explicit, indices) {
+    try {
+      return [index, await getJSON(`${API}/examples?${new URLSearchParams({ index })}`)];
+    } catch (err) {
+      const other = indices.find((i) => i.index !== index);
+      if (explicit || !other) throw err;
+      // The configured index is not here: inspect the first one that is.
+      status("landing-status", `SHOPRANK_PRODUCT_INDEX [${index}] does not exist here; ` +
+        `showing [${other.index}].`);
+      const found = await getJSON(`${API}/examples?${new URLSearchParams({ index: other.index })}`);
+      return [other.index, found];
+    }
+  }
+
+  async function landing(index, explicit) {
+    document.getElementById("landing").hidden = false;
+    const list = document.getElementById("example-list");
+    const recent = document.getElementById("recent-list");
+    const compareLink = document.getElementById("compare-link");
+    let firstQuery = null;
+    let indices = [];
+    try {
+      indices = (await getJSON(`${API}/indices`)).indices;
+    } catch (err) { /* the list is a convenience */ }
+    try {
+      const [shown, data] = await landingExamples(index, explicit, indices);
+      const field = document.getElementById("index");
+      if (field.value === index) field.value = shown;  // unless the user typed another one
+      document.getElementById("landing-index").textContent =
+        `Inspecting index ${shown} (${data.total} products, generation ${data.generation}).`;
+      list.replaceChildren(...data.examples.map((ex) => exampleItem(ex, shown)));
+      if (!data.examples.length) list.append(el("li", { class: "sub" }, "the index is empty"));
+      if (data.examples.length) firstQuery = inspectUrl(data.examples[0].query, shown);
+    } catch (err) {
+      status("landing-status", err.message, true);
+    }
+    try {
+      const data = await getJSON(`${API}/searches?limit=50`);
+      const items = recentItems(data.searches);
+      recent.replaceChildren(...items);
+      if (!items.length) recent.append(el("li", { class: "sub" }, data.enabled
+        ? "No searches logged yet: searches sent to /{index}/_search show here."
+        : "Search logging is off (SHOPRANK_SEARCH_LOG=false)."));
+      const latest = data.searches.find((s) => s.user_query);
+      if (!firstQuery && latest) firstQuery = inspectUrl(latest.user_query, latest.index);
+    } catch (err) {
+      recent.replaceChildren(el("li", { class: "sub error" }, err.message));
+    }
+    if (firstQuery) {
+      compareLink.href = firstQuery;
+      compareLink.textContent =
+        `Compare lexical · hybrid · full for “${new URL(firstQuery, location.href).searchParams.get("q")}” →`;
+    } else compareLink.hidden = true;
+    if (indices.length) {
+      document.getElementById("index-list").replaceChildren("Indices here: ",
+        ...indices.flatMap((i, n) => [n ? " · " : "",
+          el("a", { href: `/_shoprank/inspect?${new URLSearchParams({ index: i.index })}` },
+            i.index), ` (${i.doc_count ?? "?"} products)`]));
     }
   }
 
@@ -296,10 +393,11 @@
   if (view === "compare") {
     document.getElementById("index").value = index;
     document.getElementById("q").value = url.get("q") || "";
-    document.getElementById("user").value = url.get("user_id") || "";
+    document.getElementById("user").value = url.get("user") || url.get("user_id") || "";
     if (url.get("size")) document.getElementById("size").value = url.get("size");
     document.getElementById("compare-form").addEventListener("submit", compare);
     if (url.get("q")) compare();
+    else landing(index, url.has("index"));
   } else if (view === "searches") {
     document.getElementById("searches-form").addEventListener("submit", searches);
     searches();
