@@ -142,9 +142,10 @@ class Settings(BaseSettings):
         default=3600,
         ge=1,
         le=30 * 86_400,
-        description="With Redis: how long a stored batch is remembered, so that the same batch "
-        "sent again (a retry; same events, same timestamps) is answered as duplicates, "
-        "not stored twice. Retries later than this need an `event_id` on each event.",
+        description="How long a stored batch is remembered (Redis and embedded logs), so "
+        "that the same batch sent again (a retry; same events, same timestamps) is answered "
+        "as duplicates, not stored twice. Retries later than this "
+        "need an `event_id` on each event.",
     )
     ctr_prior_clicks: float = Field(default=1.0, ge=0, description="Beta prior for smoothed CTR.")
     ctr_prior_impressions: float = Field(default=20.0, gt=0)

@@ -5,6 +5,13 @@ accepted (already pseudonymised) events to one fsynced JSONL file per batch and 
 200 with `spooled`. A background thread replays the files in order into the log and deletes
 each once it is appended. Every spooled event carries an idempotency id, so a replay that is
 interrupted and repeated applies nothing twice.
+
+A line is the event's record with `"idempotent": true`, plus `"generated_id": true` when
+shoprank generated its `event_id` (the client sent none). The replay gives such an event
+back its generated-id status, so the replayed batch hashes like the request it came from
+(`shoprank.events.batches`): when that request was in fact stored before its reply was
+lost, the replay is answered as duplicates instead of storing the events again. Files
+written before `generated_id` existed read as before (every id a client id).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -29,6 +36,24 @@ log = logging.getLogger("shoprank.spool")
 _seq = itertools.count()
 _replayers: dict[str, threading.Thread] = {}
 _replayers_lock = threading.Lock()
+GENERATED: Final = "generated_id"
+
+
+def encode(event: Event) -> bytes:
+    """One spool line: every event idempotent, a generated id marked as one."""
+    record = event.to_record()
+    if not event.idempotent:
+        record["idempotent"] = True
+        record[GENERATED] = True
+    return orjson.dumps(record) + b"\n"
+
+
+def decode(line: bytes) -> Event:
+    """The event of a spool line, its `idempotent` flag as the client's request had it."""
+    record = orjson.loads(line)
+    generated = record.pop(GENERATED, False) is True
+    event = Event.from_record(record)
+    return replace(event, idempotent=False) if generated else event
 
 
 class EventSpool:
@@ -68,7 +93,7 @@ class EventSpool:
         """Keep `events` durably (fsynced); returns how many were spooled."""
         if not events:
             return 0
-        payload = b"".join(orjson.dumps(e.to_record()) + b"\n" for e in events)
+        payload = b"".join(encode(e) for e in events)
         with self._lock:
             if self.size_bytes() + len(payload) > self.max_bytes:
                 raise BackendUnavailableError(
@@ -99,8 +124,10 @@ class EventSpool:
                 lines = path.read_bytes().splitlines()
             except FileNotFoundError:
                 continue  # another replayer took it
-            events = [Event.from_record(orjson.loads(line)) for line in lines if line.strip()]
-            service.log.append(events)
+            events = [decode(line) for line in lines if line.strip()]
+            # Generated ids become idempotency keys too (a repeated replay stores nothing),
+            # without changing the batch's hash.
+            service.log.append(events, keep_generated_ids=True)
             if service.settings.redis_url:
                 service.trigger()
             path.unlink(missing_ok=True)
@@ -109,8 +136,9 @@ class EventSpool:
 
 
 def prepare(service: Any, events: Sequence[Event], *, now: float) -> tuple[list[Event], int]:
-    """What `EventService.ingest` would append: in retention, pseudonymised, and here also
-    made idempotent (an id the replay deduplicates on). Returns (events, too_old)."""
+    """What `EventService.ingest` would append: in retention and pseudonymised, with the
+    `idempotent` flag kept as parsed (so the batch hashes the same), for `EventSpool.put`.
+    Returns (events, too_old)."""
     cutoff = now - service.settings.retention_days * 86_400
     out: list[Event] = []
     too_old = 0
@@ -125,7 +153,6 @@ def prepare(service: Any, events: Sequence[Event], *, now: float) -> tuple[list[
                 session_id=(
                     pseudonymise(event.session_id, service.secret) if event.session_id else None
                 ),
-                idempotent=True,
             )
         )
     return out, too_old

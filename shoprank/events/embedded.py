@@ -3,12 +3,19 @@
     events/segments/000000000000.jsonl   one event per line: {"o": offset, ...record}
     events/head                          next offset + size of the last segment (committed)
     events/acked                         highest folded offset (the consumer position)
-    events/ids.sqlite                    idempotency index: client event_id → user, time
+    events/ids.sqlite                    idempotency index: client event_id → user, time;
+                                         batch records: batch hash → time, offsets
 
 Appends hold an exclusive `fcntl` lock on `events/.lock` (safe across processes), fsync the
-segment, then index the event ids and move `head`. A crash between the two is repaired by
-the next append (lines past `head` are re-indexed; a torn last line is cut), so an
-acknowledged event is never lost and a retried one is never stored twice.
+segment, then index the event ids and the batch's hash (one SQLite transaction) and move
+`head`. A crash between the two is repaired by the next append (lines past `head` are
+re-indexed, the batch hash too: a batch's first line carries it; a torn last line is cut),
+so an acknowledged event is never lost and a retried one is never stored twice.
+
+A batch identical to one stored within the dedupe window (`shoprank.events.batches`: same
+events, same timestamps, by hash) is answered as duplicates and not stored again, so a
+client's retry after a lost response never doubles events without `event_id`. The window
+is measured on `clock` (injectable), and records past it are pruned as appends go.
 
 A write that fails (a full disk, most often) is undone before the error is raised: the
 segment is cut back to its size before the append and the ids are rolled back, so nothing
@@ -24,13 +31,17 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from shoprank.errors import InsufficientStorageError, is_disk_full
+from shoprank.events import batches
+from shoprank.events.batches import DEFAULT_DEDUPE_WINDOW_S, batch_key
 from shoprank.events.model import Event
 from shoprank.events.protocol import AppendResult, ForgetResult, offset_key
 
@@ -55,10 +66,19 @@ class EmbeddedEventLog:
 
     name = "embedded"
 
-    def __init__(self, root: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        dedupe_window_s: float = DEFAULT_DEDUPE_WINDOW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.root = root
         self.segments = root / "segments"
         self.segment_bytes = segment_bytes
+        self.window = max(1.0, float(dedupe_window_s))
+        self.clock = clock
 
     # -- locking and bookkeeping -------------------------------------------------------
 
@@ -79,6 +99,7 @@ class EmbeddedEventLog:
             "CREATE TABLE IF NOT EXISTS ids (event_id TEXT PRIMARY KEY, user TEXT, t REAL)"
         )
         conn.execute("CREATE INDEX IF NOT EXISTS ids_user ON ids (user)")
+        batches.create_table(conn)
         return conn
 
     def _head(self) -> tuple[int, int]:
@@ -119,6 +140,15 @@ class EmbeddedEventLog:
                         "INSERT OR IGNORE INTO ids VALUES (?, ?, ?)",
                         (record["event_id"], record.get("user_id"), record["timestamp"]),
                     )
+                if "b" in record:  # the first line of a batch: its hash and size
+                    first = record["o"]
+                    batches.remember(
+                        conn,
+                        record["b"],
+                        at=self.clock(),
+                        first=first,
+                        last=first + record["bn"] - 1,
+                    )
                 nxt = record["o"] + 1
         conn.commit()
         self._write_small("head", f"{nxt} {cut}")
@@ -126,23 +156,29 @@ class EmbeddedEventLog:
 
     # -- EventLog ----------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
+    def append(self, events: Sequence[Event], *, keep_generated_ids: bool = False) -> AppendResult:
         try:
-            return self._append(events)
+            return self._append(events, keep_generated_ids=keep_generated_ids)
         except (OSError, sqlite3.Error) as exc:
             if is_disk_full(exc):
                 raise disk_full() from None
             raise
 
-    def _append(self, events: Sequence[Event]) -> AppendResult:
+    def _append(self, events: Sequence[Event], *, keep_generated_ids: bool) -> AppendResult:
         result = AppendResult()
         if not events:
             return result
+        key = batch_key(events)
         with self._locked():
             conn = self._ids()
             try:
                 nxt = self._recover(conn)
-                wanted = [e.event_id for e in events if e.idempotent]
+                now = self.clock()
+                if batches.seen(conn, key, since=now - self.window):
+                    result.duplicates = list(range(len(events)))
+                    return result
+                keyed = [e.idempotent or keep_generated_ids for e in events]
+                wanted = [e.event_id for e, k in zip(events, keyed, strict=True) if k]
                 seen: set[str] = set()
                 for start in range(0, len(wanted), 500):
                     part = wanted[start : start + 500]
@@ -151,24 +187,29 @@ class EmbeddedEventLog:
                         part,
                     )
                     seen.update(r[0] for r in rows)
-                lines: list[bytes] = []
+                records: list[dict[str, Any]] = []
                 new_ids: list[tuple[str, str | None, float]] = []
                 for position, event in enumerate(events):
-                    if event.idempotent:
+                    if keyed[position]:
                         if event.event_id in seen:
                             result.duplicates.append(position)
                             continue
                         seen.add(event.event_id)
                         new_ids.append((event.event_id, event.user_id, event.timestamp))
-                    lines.append(orjson.dumps({"o": nxt, **event.to_record()}) + b"\n")
+                    records.append({"o": nxt, **event.to_record()})
                     result.offsets.append(_offset(nxt))
                     nxt += 1
-                if lines:
-                    target = self._target(first=nxt - len(lines))
+                if records:
+                    first = nxt - len(records)
+                    records[0] = {**records[0], "b": key, "bn": len(records)}
+                    lines = [orjson.dumps(record) + b"\n" for record in records]
+                    target = self._target(first=first)
                     before = target.stat().st_size if target.exists() else None
                     try:
                         size = self._write_lines(target, b"".join(lines))
                         conn.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)", new_ids)
+                        batches.prune(conn, before=now - self.window)
+                        batches.remember(conn, key, at=now, first=first, last=nxt - 1)
                         conn.commit()
                     except BaseException:
                         self._undo(target, before)
@@ -232,6 +273,8 @@ class EmbeddedEventLog:
                 except orjson.JSONDecodeError:
                     break  # a line being written right now
                 n = record.pop("o")
+                record.pop("b", None)
+                record.pop("bn", None)
                 if n < start:
                     continue
                 if n >= head:
@@ -264,9 +307,13 @@ class EmbeddedEventLog:
 
     # -- erasure -----------------------------------------------------------------------
 
-    def _rewrite(self, drop: dict[str, set[str]] | None, cutoff: float | None) -> ForgetResult:
-        """Rewrite the segments without the events of `drop` users/sessions or before cutoff."""
+    def _rewrite(
+        self, drop: dict[str, set[str]] | None, cutoff: float | None
+    ) -> tuple[ForgetResult, list[int]]:
+        """Rewrite the segments without the events of `drop` users/sessions or before cutoff;
+        returns what went and the offsets it had."""
         result = ForgetResult()
+        erased: list[int] = []
         users = drop["users"] if drop else set()
         sessions = drop["sessions"] if drop else set()
         if drop:  # anonymous events of the user's sessions are theirs too
@@ -285,6 +332,7 @@ class EmbeddedEventLog:
                     gone = True
                 if gone:
                     removed += 1
+                    erased.append(record["o"])
                 else:
                     kept.append(line + b"\n")
             if removed:
@@ -300,15 +348,16 @@ class EmbeddedEventLog:
         nxt, _ = self._head()
         if files:
             self._write_small("head", f"{nxt} {files[-1].stat().st_size}")
-        return result
+        return result, erased
 
     def forget(self, user: str) -> ForgetResult:
         with self._locked():
             conn = self._ids()
             try:
                 self._recover(conn)
-                result = self._rewrite({"users": {user}, "sessions": set()}, None)
+                result, erased = self._rewrite({"users": {user}, "sessions": set()}, None)
                 conn.execute("DELETE FROM ids WHERE user = ?", (user,))
+                batches.forget_offsets(conn, erased)
                 conn.commit()
             finally:
                 conn.close()
@@ -320,8 +369,9 @@ class EmbeddedEventLog:
             conn = self._ids()
             try:
                 self._recover(conn)
-                result = self._rewrite(None, cutoff)
+                result, _ = self._rewrite(None, cutoff)
                 conn.execute("DELETE FROM ids WHERE t < ?", (cutoff,))
+                batches.prune(conn, before=self.clock() - self.window)
                 conn.commit()
             finally:
                 conn.close()

@@ -26,7 +26,8 @@ class AppendResult:
     offsets: list[str] = field(default_factory=list)
     """Offsets of the appended events, in input order."""
     duplicates: list[int] = field(default_factory=list)
-    """Positions (in the input) of events whose `event_id` was already in the log."""
+    """Positions (in the input) of events already in the log: a repeated `event_id`, or
+    every position when an identical batch was stored within the dedupe window."""
 
 
 @dataclass
@@ -40,8 +41,12 @@ class ForgetResult:
 class EventLog(Protocol):
     name: str
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
-        """Durably append pseudonymised events; a repeated client `event_id` is skipped."""
+    def append(self, events: Sequence[Event], *, keep_generated_ids: bool = False) -> AppendResult:
+        """Durably append pseudonymised events, all or nothing; a repeated client `event_id`
+        is skipped, and a batch identical to one stored within the dedupe window
+        (`shoprank.events.batches`) is answered as duplicates. `keep_generated_ids` also
+        makes shoprank-generated ids idempotency keys (a spool replay), leaving the batch's
+        hash as it was."""
         ...
 
     def read(
@@ -61,7 +66,8 @@ class EventLog(Protocol):
     def count(self) -> int: ...
 
     def forget(self, user: str) -> ForgetResult:
-        """Erase every event of pseudonym `user` (and its idempotency keys)."""
+        """Erase every event of pseudonym `user` (with its idempotency keys and the records
+        of the batches that held them)."""
         ...
 
     def enforce_retention(self, now: float, *, retention_s: float) -> int:

@@ -9,8 +9,10 @@ batch under a key derived from its content (`shoprank:batch:<hash>`, kept for
 there is not appended again: a resend of the same attempt (a client with retries, a proxy
 in between) gets its own offsets back, and an identical batch sent again by a client (same
 events, same timestamps) is answered as duplicates, so retries never store an event twice,
-with or without `event_id`. Events without a timestamp get the server's time, so only
-their `event_id` can make a client's retry of them recognisable.
+with or without `event_id` (the hash is `shoprank.events.batches.batch_key`, shared with
+the embedded log). Events without a timestamp get the server's time, so only their
+`event_id` can make a client's retry of them recognisable. `forget` deletes the records of
+the batches that held the user's events with them.
 
 When the script's answer is lost, `append` settles the outcome before it answers: a second
 script either finds the batch (stored: the append succeeds) or fences the attempt
@@ -23,7 +25,6 @@ Folders read with `XREADGROUP`, reclaim what a dead consumer left with `XAUTOCLA
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Iterator, Sequence
@@ -31,8 +32,11 @@ from typing import Any
 
 import orjson
 
+from shoprank.events.batches import DEFAULT_DEDUPE_WINDOW_S, batch_key
 from shoprank.events.model import Event
 from shoprank.events.protocol import AppendResult, ForgetResult
+
+__all__ = ["DEFAULT_DEDUPE_WINDOW_S", "RedisEventLog", "batch_key"]
 
 PREFIX = "shoprank:"
 STREAM = PREFIX + "events"
@@ -40,7 +44,6 @@ GROUP = "folders"
 EVID = PREFIX + "evid:"
 BATCH = PREFIX + "batch:"
 FENCE = PREFIX + "fence:"
-DEFAULT_DEDUPE_WINDOW_S = 3600
 log = logging.getLogger("shoprank.events")
 
 # KEYS: stream, event-id key prefix, batch key, fence key.
@@ -89,19 +92,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def batch_key(events: Sequence[Event]) -> str:
-    """The dedupe key of a batch: a hash of its events as stored, in order. An `event_id`
-    shoprank generated is left out (a client's retry gets new ones), a client's is kept."""
-    records = []
-    for event in events:
-        record = event.to_record()
-        record.pop("idempotent", None)
-        if not event.idempotent:
-            record.pop("event_id", None)
-        records.append(record)
-    return hashlib.sha256(orjson.dumps(records, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-
-
 class RedisEventLog:
     """`EventLog` on a Redis Stream (`shoprank:events`)."""
 
@@ -121,9 +111,10 @@ class RedisEventLog:
         self._settle = client.register_script(_SETTLE)
         self._group_ready = False
 
-    def append(self, events: Sequence[Event]) -> AppendResult:
+    def append(self, events: Sequence[Event], *, keep_generated_ids: bool = False) -> AppendResult:
         """Append the batch all or nothing; raises only when nothing of it is stored (or,
-        when Redis cannot be reached to tell, may be: a retry of it is then recognised)."""
+        when Redis cannot be reached to tell, may be: a retry of it is then recognised).
+        `keep_generated_ids` keeps shoprank's ids as idempotency keys too (a spool replay)."""
         if not events:
             return AppendResult()
         key = BATCH + batch_key(events)
@@ -131,7 +122,8 @@ class RedisEventLog:
         fence = FENCE + token
         args: list[Any] = [self.ttl, self.window, token]
         for event in events:
-            args += [event.event_id if event.idempotent else "", orjson.dumps(event.to_record())]
+            keyed = event.idempotent or keep_generated_ids
+            args += [event.event_id if keyed else "", orjson.dumps(event.to_record())]
         try:
             done = self._script(keys=[STREAM, EVID, key, fence], args=args)
         except Exception as exc:  # noqa: BLE001 - the reply is lost, not the outcome: settle
@@ -266,13 +258,28 @@ class RedisEventLog:
             )
             if mine:
                 offsets.append(offset)
-                if event.idempotent:
-                    event_ids.append(event.event_id)
+                event_ids.append(event.event_id)  # a spool replay may have kept a generated one
         self._ensure_group()
         if offsets:
             self._delete(offsets, event_ids)
+            self._forget_batches(set(offsets))
         result.events = len(offsets)
         return result
+
+    def _forget_batches(self, offsets: set[str]) -> int:
+        """Delete the records of batches that stored any of `offsets`. One SCAN over the
+        batch keys of the last dedupe window: fewer than the stream `forget` has read."""
+        doomed: list[Any] = []
+        keys = list(self.client.scan_iter(match=BATCH + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            for key, done in zip(chunk, self.client.mget(chunk), strict=True):
+                stored = _text(done).partition("|")[2].split(",") if done else ()
+                if any(offset in offsets for offset in stored):
+                    doomed.append(key)
+        for start in range(0, len(doomed), 1000):
+            self.client.delete(*doomed[start : start + 1000])
+        return len(doomed)
 
     def enforce_retention(self, now: float, *, retention_s: float) -> int:
         cutoff = now - retention_s

@@ -32,7 +32,9 @@ def make_event_log(settings: Settings, *, client: Any = None) -> EventLog:
         )
     from shoprank.events.embedded import EmbeddedEventLog
 
-    return EmbeddedEventLog(settings.data_dir / "events")
+    return EmbeddedEventLog(
+        settings.data_dir / "events", dedupe_window_s=settings.event_dedupe_window_s
+    )
 
 
 def make_profile_store(settings: Settings, *, client: Any = None) -> ProfileStore:
