@@ -13,6 +13,7 @@ import click
 
 from shoprank.cli_common import fail
 from shoprank.errors import ShoprankError
+from shoprank.progress import Progress, rate
 from shoprank.settings import Settings
 
 
@@ -33,52 +34,14 @@ def index() -> None:
     """Load catalogs into index generations; follow, resume and roll back loads."""
 
 
-class _Bar:
-    """A rich progress bar fed from job progress snapshots (products/s, ETA, failures)."""
-
-    def __init__(self, label: str, *, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[cyan]{task.fields[rate]}"),
-            TextColumn("[yellow]{task.fields[failures]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=not (enabled and self.console.is_terminal),
-        )
-        self.task = self.progress.add_task(label, total=None, rate="", failures="")
-
-    def __enter__(self) -> _Bar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-    def update(self, snapshot: dict[str, Any]) -> None:
-        elapsed = max(float(snapshot.get("elapsed_s", 0.0)), 1e-6)
-        rate = snapshot["products_done"] / elapsed
-        failures = int(snapshot.get("failures", 0)) + int(snapshot.get("image_failures", 0))
-        self.progress.update(
-            self.task,
-            completed=snapshot["products_done"],
-            total=snapshot["products"],
-            rate=f"{rate:,.0f} products/s",
-            failures=f"{failures} failures" if failures else "",
-        )
+def _show(progress: Progress, snapshot: dict[str, Any]) -> None:
+    """Feed the load's bar (products/s, ETA, failures) from a job progress snapshot."""
+    failures = int(snapshot.get("failures", 0)) + int(snapshot.get("image_failures", 0))
+    progress.update(
+        int(snapshot["products_done"]),
+        total=int(snapshot["products"]),
+        note=f"{failures} failures" if failures else "",
+    )
 
 
 @index.command("load")
@@ -131,6 +94,13 @@ class _Bar:
     help="Wait for the workers to finish (with a broker configured).",
 )
 @click.option("--timeout", default=None, type=float, help="Give up waiting after N seconds.")
+@click.option(
+    "--train-intent/--no-train-intent",
+    default=True,
+    show_default=True,
+    help="After a successful load, train the query-intent model for this index "
+    "(what `shoprank train intent --index NAME` does).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def index_load(
@@ -148,9 +118,11 @@ def index_load(
     resume: bool,
     wait: bool,
     timeout: float | None,
+    train_intent: bool,
     as_json: bool,
 ) -> None:
-    """Load a JSONL or CSV catalog into a new generation and swap the alias to it.
+    """Load a JSONL or CSV catalog into a new generation and swap the alias to it, then
+    train the intent model for it and print how to serve and search it.
 
     With SHOPRANK_REDIS_URL set the chunks run on Celery workers (`shoprank worker`);
     otherwise the same tasks run in this process.
@@ -166,11 +138,13 @@ def index_load(
         pctx = pipeline_context(settings, vectors=not no_vectors)
         with alias_lock(settings.data_dir / "locks", index_name):
             errors: list[dict[str, Any]] = []
+            already = 0
             if resume:
                 job = pctx.jobs.unfinished(index_name)
                 if job is None:
                     raise ShoprankError(f"no unfinished load of [{index_name}] to resume")
                 check_resumable(pctx, job, path)
+                already = int(pctx.jobs.progress(job)["products_done"])
                 click.echo(
                     f"resuming {job.id}: {len(pctx.jobs.done(job))} of {job.chunks} "
                     "chunks already written",
@@ -211,8 +185,15 @@ def index_load(
                     )
                     return
                 job = plan.job
-            with _Bar(f"loading {index_name}", enabled=not as_json) as bar:
-                report = run_job(settings, job, wait=wait, progress=bar.update, timeout_s=timeout)
+            label = f"loading {index_name}"
+            with Progress(label, unit="products", enabled=not as_json, initial=already) as bar:
+                report = run_job(
+                    settings,
+                    job,
+                    wait=wait,
+                    progress=lambda snapshot: _show(bar, snapshot),
+                    timeout_s=timeout,
+                )
     except RejectedCatalogError as exc:
         _print_errors(exc.row_errors)
         _fail(exc)
@@ -231,23 +212,44 @@ def index_load(
         )
         return
     report = {**report, "errors": errors}
-    if as_json:
-        click.echo(json.dumps(report))
-    elif report.get("state") == "done":
+    done = report.get("state") == "done"
+    if done and not as_json:
         click.echo(
             f"{index_name} → {report['job']}: {report['documents']} products in "
-            f"{report['elapsed_s']}s (embedded {report['embedded']}, cache hits "
+            f"{report['elapsed_s']}s ({rate(report['documents'], report['elapsed_s'])} "
+            f"products/s; embedded {report['embedded']}, cache hits "
             f"{report['cache_hits']}, unchanged {report.get('unchanged', 0)}, removed "
             f"{report.get('removed', 0)}; embed {report['embed_s']}s, write {report['write_s']}s)"
             + (f"; previous {report['previous']}" if report.get("previous") else "")
         )
-    if report.get("state") != "done":
+    if done:
+        report["intent"] = after_load(
+            settings, index_name, report, train=train_intent, as_json=as_json
+        )
+    if as_json:
+        click.echo(json.dumps(report))
+    if not done:
         click.echo(
             f"error: load {report.get('state')}: {report.get('error')}; "
             f"the alias [{index_name}] was left unchanged",
             err=True,
         )
         sys.exit(1)
+
+
+def after_load(
+    settings: Settings, alias: str, report: dict[str, Any], *, train: bool, as_json: bool
+) -> dict[str, Any]:
+    """What a user expects after a load: the intent model trained for the index (so `full`
+    mode understands its queries), then the commands to serve and search it. Returns what
+    happened to the intent model (the `intent` key of `--json`)."""
+    from shoprank.cli_common import example_query, next_commands
+    from shoprank.cli_train import train_intent_after_load
+
+    intent = train_intent_after_load(settings, alias, report, train=train, quiet=as_json)
+    if not as_json:
+        click.echo(next_commands(settings, alias, query=example_query(settings, alias)))
+    return intent
 
 
 def _fail_if_disk_full(exc: OSError, alias: str) -> None:

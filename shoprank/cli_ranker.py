@@ -11,6 +11,7 @@ import click
 
 from shoprank.cli_common import current_settings, fail
 from shoprank.errors import ShoprankError
+from shoprank.progress import Progress
 from shoprank.settings import Settings
 from shoprank.types import MODES
 
@@ -22,11 +23,23 @@ def _registry(settings: Settings) -> Any:
     return ModelRegistry(ranker_dir(settings))
 
 
-def load_dataset(settings: Settings) -> Any:
+def load_dataset(settings: Settings, progress: Progress | None = None) -> Any:
+    """The logged searches joined with their engagement (the event log read once)."""
     from shoprank.events.service import EventService
     from shoprank.rerankers.ltr.dataset import join
 
-    return join(event for _, event in EventService(settings).log.read())
+    def events() -> Any:
+        for n, (_, event) in enumerate(EventService(settings).log.read(), start=1):
+            count[0] = n
+            if progress is not None and n % 500 == 0:
+                progress.update(n)
+            yield event
+
+    count = [0]
+    data = join(events())
+    if progress is not None:
+        progress.update(count[0])
+    return data
 
 
 @click.command("ranker")
@@ -68,26 +81,29 @@ def train_ranker_cmd(
 
     settings = current_settings()
     registry = _registry(settings)
-    data = load_dataset(settings)
-    try:
-        report = train_ranker(
-            data,
-            registry=registry,
-            live=load_scorer(registry),
-            params=TrainParams(rounds=rounds, num_leaves=leaves, debias=not no_debias),
-            holdout=holdout,
-            min_searches=min_searches or settings.ranker_min_searches,
-            gate_metric=settings.ranker_gate_metric,
-            gate_margin=settings.ranker_gate_margin,
-            promote=not no_promote,
-            force=force,
-        )
-    except NotEnoughDataError as exc:
-        fail(exc.reason, 3)
-        return
-    except ShoprankError as exc:
-        fail(exc.reason)
-        return
+    progress = Progress("training ranker", unit="events", enabled=not as_json)
+    with progress:
+        with progress.phase("read"):
+            data = load_dataset(settings, progress)
+        try:
+            with progress.phase("train+gate", announce=True):
+                report = train_ranker(
+                    data,
+                    registry=registry,
+                    live=load_scorer(registry),
+                    params=TrainParams(rounds=rounds, num_leaves=leaves, debias=not no_debias),
+                    holdout=holdout,
+                    min_searches=min_searches or settings.ranker_min_searches,
+                    gate_metric=settings.ranker_gate_metric,
+                    gate_margin=settings.ranker_gate_margin,
+                    promote=not no_promote,
+                    force=force,
+                )
+        except NotEnoughDataError as exc:
+            fail(exc.reason, 3)
+        except ShoprankError as exc:
+            fail(exc.reason)
+        progress.finish(note=f"{report.searches:,} searches")
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
@@ -197,27 +213,35 @@ def simulate_cmd(
     shoprank server through its real endpoint and events API."""
     from shoprank.simulate import run
 
-    def progress(done: int, total: int, report: Any) -> None:
-        click.echo(
-            f"  round {done}/{total}: {report.searches} searches, {report.clicks} clicks", err=True
-        )
+    bar = Progress("simulating", unit="searches")
+    marks: list[float] = []  # when the catalog was read, when the last search finished
 
-    try:
-        report = run(
-            url,
-            index=index,
-            shoppers=shoppers,
-            sessions=sessions,
-            queries_per_session=queries,
-            mode=mode,
-            holdout_out=holdout_out,
-            seed=seed,
-            progress=progress,
-            size=page_size,
-        )
-    except (RuntimeError, OSError) as exc:
-        fail(str(exc))
-        return
+    def progress(done: int, total: int, report: Any) -> None:
+        marks[1 if marks else 0 :] = [bar.clock()]
+        bar.update(done, total=total, note=f"{report.clicks:,} clicks, {report.carts:,} carts")
+
+    with bar:
+        try:
+            report = run(
+                url,
+                index=index,
+                shoppers=shoppers,
+                sessions=sessions,
+                queries_per_session=queries,
+                mode=mode,
+                holdout_out=holdout_out,
+                seed=seed,
+                progress=progress,
+                size=page_size,
+            )
+        except (RuntimeError, OSError) as exc:
+            fail(str(exc))
+        parts: dict[str, float] = {}
+        if len(marks) == 2:
+            parts = {"read catalog": marks[0] - bar.started, "traffic": marks[1] - marks[0]}
+            if holdout_out is not None:
+                parts["hold-out"] = bar.clock() - marks[1]
+        bar.finish(parts=parts, note=f"{report.clicks:,} clicks, {report.purchases:,} purchases")
     click.echo(json.dumps(report.as_dict()))
 
 
@@ -277,26 +301,33 @@ def evaluate_cmd(
             service.search_logger = None  # evaluation searches are not shopper traffic
             target = index or settings.product_index
             if judgments:
-                results["judgments"] = offline.evaluate(
-                    service, target, offline.cases_from_judgments(judgments), modes=chosen, k=k
+                cases = offline.cases_from_judgments(judgments)
+                results["judgments"] = _judge(
+                    service, target, cases, modes=chosen, k=k, label="judgments", quiet=as_json
                 )
             if sessions:
-                results["sessions"] = offline.evaluate(
-                    service, target, offline.cases_from_sessions(sessions), modes=chosen, k=k
+                cases = offline.cases_from_sessions(sessions)
+                results["sessions"] = _judge(
+                    service, target, cases, modes=chosen, k=k, label="sessions", quiet=as_json
                 )
         if logs:
             from shoprank.rerankers.ltr.reranker import load_scorer
             from shoprank.rerankers.ltr.train import evaluate_logged_modes, propensities
 
-            train, test = load_dataset(settings).split(holdout)
-            if not len(test):
-                fail("no logged searches with features and engagement to evaluate", 3)
-            per_mode = evaluate_logged_modes(
-                test,
-                load_scorer(_registry(settings)),
-                k=k,
-                propensity=propensities(train) if len(train) else None,
-            )
+            bar = Progress("evaluating logs", unit="events", enabled=not as_json)
+            with bar:
+                with bar.phase("read"):
+                    train, test = load_dataset(settings, bar).split(holdout)
+                if not len(test):
+                    fail("no logged searches with features and engagement to evaluate", 3)
+                with bar.phase("score", announce=True):
+                    per_mode = evaluate_logged_modes(
+                        test,
+                        load_scorer(_registry(settings)),
+                        k=k,
+                        propensity=propensities(train) if len(train) else None,
+                    )
+                bar.finish(note=f"{len(test):,} held-out searches")
             results["logs"] = {m: per_mode[m] for m in chosen if m in per_mode}
     except ShoprankError as exc:
         fail(exc.reason)
@@ -315,6 +346,39 @@ def evaluate_cmd(
             )
             offline.plot(table, target_path, title=f"shoprank offline evaluation ({source})")
             click.echo(f"plot → {target_path}", err=True)
+
+
+def _judge(
+    service: Any,
+    index: str,
+    cases: list[Any],
+    *,
+    modes: list[str],
+    k: int,
+    label: str,
+    quiet: bool,
+) -> dict[str, dict[str, float]]:
+    """`offline.evaluate` with a bar over the judged queries and the time of each mode."""
+    from shoprank.evaluation import offline
+
+    bar = Progress(
+        f"evaluating {label}", unit="queries", total=len(cases) * len(modes), enabled=not quiet
+    )
+    last = [0.0]
+
+    def progress(done: int, total: int, mode: str) -> None:
+        now = bar.clock()
+        bar.phases[mode] = bar.phases.get(mode, 0.0) + now - last[0]
+        last[0] = now
+        bar.update(done, total=total, note=mode)
+
+    with bar:
+        last[0] = bar.started
+        results: dict[str, dict[str, float]] = offline.evaluate(
+            service, index, cases, modes=modes, k=k, progress=progress
+        )
+        bar.finish()
+    return results
 
 
 def register(main: click.Group, train: click.Group, models: click.Group) -> None:

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from shoprank.errors import ShoprankError
+from shoprank.progress import Clock, Progress
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from shoprank.settings import Settings
+
+ENCODE_STEP = 256  # texts per progress step (a multiple of the encoder's batch of 128)
 
 
 @click.group()
@@ -46,7 +58,6 @@ def intent(
     as_json: bool,
 ) -> None:
     """Train the query-intent model (categories, attribute vocabulary, price bands)."""
-    from shoprank.rerankers.intent.training import train_intent
     from shoprank.settings import get_settings
 
     settings = get_settings()
@@ -56,7 +67,7 @@ def intent(
         click.echo(f"error: --holdout must be in [0, 1), got {holdout}", err=True)
         sys.exit(2)
     try:
-        meta = train_intent(
+        meta = train_intent_with_progress(
             settings,
             index=index_name if catalog is None else None,
             catalog=catalog,
@@ -66,6 +77,8 @@ def intent(
             epochs=epochs,
             limit=limit,
             use_clicks=not no_clicks,
+            label=f"training intent for [{index_name if catalog is None else catalog.name}]",
+            enabled=not as_json,
         )
     except ShoprankError as exc:
         click.echo(f"error: {exc.reason}", err=True)
@@ -81,3 +94,201 @@ def intent(
         click.echo(
             f"  held-out {source}: top-1 {acc['top1']:.3f}  top-3 {acc['top3']:.3f}  (n={acc['n']})"
         )
+
+
+def train_intent_with_progress(
+    settings: Settings,
+    *,
+    index: str | None,
+    catalog: Path | None = None,
+    fields: str | None = None,
+    price_multiplier: float = 1.0,
+    holdout: float = 0.2,
+    epochs: int = 25,
+    limit: int | None = None,
+    use_clicks: bool = True,
+    label: str = "training intent",
+    enabled: bool = True,
+    clock: Clock = time.monotonic,
+) -> dict[str, Any]:
+    """`train_intent` with a progress bar over the texts it embeds (the slow part) and a
+    summary of where the time went; `shoprank index load` trains through this too."""
+    import numpy as np
+
+    from shoprank.rerankers.intent.training import train_intent
+    from shoprank.wiring import text_encoder
+
+    # The encoder loads on the first call: a catalog without categories fails before.
+    encoders: list[Any] = []
+    calls: list[tuple[float, float]] = []  # (start, end) of each real encode call
+    threads = _FitThreads()
+
+    with Progress(label, unit="texts", enabled=enabled, clock=clock) as progress:
+
+        def encode(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+            # The serving encoder, as train_intent would call it, but each distinct text
+            # once (a third of the word windows repeat) and in steps the bar can show,
+            # shortest first (little padding); the one-text dimension probe is not progress.
+            start = clock()
+            if not encoders:
+                encoders.append(text_encoder(settings))
+            encoder = encoders[0]
+            texts = list(texts)
+            counted = texts != ["probe"]
+            unique = sorted(set(texts), key=len)
+            if counted:
+                if calls:  # the second call embeds the held-out texts
+                    progress.stage("held-out check")
+                progress.add_total(len(unique))
+            vectors: dict[str, npt.NDArray[np.float32]] = {}
+            for i in range(0, len(unique), ENCODE_STEP):
+                batch = unique[i : i + ENCODE_STEP]
+                out = np.asarray(encoder.encode(batch, batch_size=128), dtype=np.float32)
+                vectors.update(zip(batch, out, strict=True))
+                if counted:
+                    progress.advance(len(batch))
+            if counted:
+                calls.append((start, clock()))
+                if len(calls) == 1:  # the head is fitted next
+                    threads.limit()
+                    progress.stage("fitting the model")
+            if not texts:
+                return np.zeros((0, encoder.dims), dtype=np.float32)
+            return np.stack([vectors[t] for t in texts])
+
+        began = clock()
+        try:
+            meta = train_intent(
+                settings,
+                index=index,
+                catalog=catalog,
+                fields=fields,
+                price_multiplier=price_multiplier,
+                holdout=holdout,
+                epochs=epochs,
+                limit=limit,
+                use_clicks=use_clicks,
+                encode=encode,
+            )
+        finally:
+            threads.restore()
+        ended = clock()
+        progress.finish(parts=_intent_phases(began, ended, calls))
+    name = f"{type(encoders[0]).__name__}:{settings.text_model}" if encoders else "custom"
+    return _name_the_encoder(settings, meta, name)
+
+
+class _FitThreads:
+    """Fit the small intent head on one torch thread: on a busy 2-core machine two threads
+    made the fit 2-3x slower (they wait on each other), one is as fast on an idle one.
+    Set once the texts are embedded (torch is about to be used), restored afterwards."""
+
+    def __init__(self) -> None:
+        self.before: int | None = None
+
+    def limit(self) -> None:
+        if self.before is not None:
+            return
+        try:
+            import torch
+        except ImportError:  # train_intent says how to install it
+            return
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def restore(self) -> None:
+        if self.before is not None:
+            import torch
+
+            torch.set_num_threads(self.before)
+            self.before = None
+
+
+def _intent_phases(
+    began: float, ended: float, calls: list[tuple[float, float]]
+) -> dict[str, float]:
+    """Where training went, from when the texts were embedded: products are read before
+    the first call, the head is fitted between the training and the held-out call."""
+    if not calls:
+        return {"total": ended - began}
+    embed = sum(end - start for start, end in calls)
+    fit_end = calls[1][0] if len(calls) > 1 else ended
+    phases = {
+        "read": calls[0][0] - began,
+        "embed": embed,
+        "fit": fit_end - calls[0][1],
+    }
+    phases["check+write"] = max(ended - began - sum(phases.values()), 0.0)
+    return phases
+
+
+def _name_the_encoder(settings: Settings, meta: dict[str, Any], name: str) -> dict[str, Any]:
+    """train_intent records a passed-in encode function as "custom"; it was the serving
+    encoder, so say so in the metadata (rewritten atomically: servers watch this file)."""
+    from shoprank.rerankers.intent.service import intent_dir
+
+    if meta.get("encoder") != "custom":
+        return meta
+    meta = {**meta, "encoder": name}
+    target = intent_dir(settings) / "metadata.json"
+    tmp = target.with_name(".metadata.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    tmp.replace(target)
+    return meta
+
+
+def train_intent_after_load(
+    settings: Settings, alias: str, report: dict[str, Any], *, train: bool, quiet: bool
+) -> dict[str, Any]:
+    """Train the intent model for `alias` after its load (skipped when no product changed
+    and the model is already this index's); a failure is a note, never a failed load."""
+    if not train:
+        return {"trained": False, "reason": "--no-train-intent"}
+    previous = _intent_metadata(settings)
+    trained_for = previous.get("index") if previous else None
+    unchanged = int(report.get("unchanged", 0)) == int(report["documents"])
+    if trained_for == alias and unchanged and not report.get("removed"):
+        if not quiet:
+            click.echo(f"intent model for [{alias}] is up to date (no product changed)")
+        return {"trained": False, "reason": "unchanged", "index": alias}
+    try:
+        meta = train_intent_with_progress(
+            settings, index=alias, label=f"training intent for [{alias}]", enabled=not quiet
+        )
+    except (ShoprankError, ImportError) as exc:
+        reason = exc.reason if isinstance(exc, ShoprankError) else str(exc)
+        if not quiet:
+            click.echo(
+                f"note: intent model not trained: {reason} (`full` mode still reads brands, "
+                f"colours and prices from the index; skip this step with --no-train-intent)",
+                err=True,
+            )
+        return {"trained": False, "reason": reason}
+    if not quiet:
+        held_out = (meta.get("accuracy") or {}).get("all")
+        click.echo(
+            f"intent model trained for [{alias}]: {meta['categories']} categories from "
+            f"{meta['train_examples']} examples in {meta['train_seconds']}s"
+            + (f", held-out top-1 {held_out['top1']:.3f}" if held_out else "")
+            + (
+                f"; it replaces the one trained for [{trained_for}] (one intent model per data dir)"
+                if trained_for not in (None, alias)
+                else ""
+            )
+        )
+    return {
+        "trained": True,
+        "index": meta["index"],
+        "model_version": meta["model_version"],
+        "seconds": meta["train_seconds"],
+    }
+
+
+def _intent_metadata(settings: Settings) -> dict[str, Any] | None:
+    from shoprank.rerankers.intent.service import intent_dir
+
+    try:
+        meta = json.loads((intent_dir(settings) / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None

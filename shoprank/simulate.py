@@ -286,13 +286,19 @@ def run(
     seed: int = 0,
     progress: Any = None,
 ) -> SimulationReport:
-    """Send the simulated traffic; write held-out sessions (with true grades) if asked."""
+    """Send the simulated traffic; write held-out sessions (with true grades) if asked.
+
+    `progress(searches_done, searches_total, report)` is called once the catalog is read
+    (with 0 done) and after every search."""
     rng = random.Random(seed)
     client = Client(url)
     try:
         catalog = Catalog.fetch(client, index)
         people = make_shoppers(catalog, shoppers, rng)
         report = SimulationReport()
+        total = sessions * len(people) * queries_per_session
+        if progress is not None:
+            progress(0, total, report)
         # Interleave shoppers session by session, as real traffic would.
         for round_no in range(sessions):
             for shopper in people:
@@ -339,8 +345,8 @@ def run(
                             del event["query_id"]
                     if events:
                         client.post("/_shoprank/events", events)
-            if progress is not None:
-                progress(round_no + 1, sessions, report)
+                    if progress is not None:
+                        progress(report.searches, total, report)
         if holdout_out is not None:
             holdout_out.parent.mkdir(parents=True, exist_ok=True)
             with holdout_out.open("w") as fh:

@@ -2,6 +2,11 @@
 
 nDCG uses the exponential gain (2^grade − 1) / log2(rank + 1), normalised by the ideal
 ordering of every judged product for the query (not only the retrieved ones).
+
+With sparse judgments (a few judged products per query, most results never judged) plain
+nDCG mostly measures how many judged products a system happens to surface; the *condensed*
+variant (TREC "condensed lists") drops unjudged results from the ranked list first, so it
+compares systems on the products people actually graded.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ def ndcg_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int = 10) -
     if ideal <= 0:
         return 0.0
     return dcg([grades.get(pid, 0.0) for pid in ranked[:k]]) / ideal
+
+
+def condensed_ndcg_at_k(ranked: Sequence[str], grades: Mapping[str, float], k: int = 10) -> float:
+    """nDCG@k of `ranked` with every unjudged product removed first (judged-only list)."""
+    return ndcg_at_k([pid for pid in ranked if pid in grades], grades, k)
 
 
 def mrr(ranked: Sequence[str], grades: Mapping[str, float], k: int | None = None) -> float:

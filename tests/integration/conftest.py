@@ -117,7 +117,7 @@ def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from shoprank.indexing.demo import write_demo_catalog
 
     catalog = write_demo_catalog(data_dir / "catalog.jsonl", n=400, seed=11)
-    cli("index", "load", str(catalog), "--index", "demo", data_dir=data_dir)
+    cli("index", "load", "--no-train-intent", str(catalog), "--index", "demo", data_dir=data_dir)
     return data_dir
 
 

@@ -32,6 +32,7 @@ def load_subset(data_dir: Path, rows: int = ROWS) -> list[dict[str, Any]]:
     cli(
         "index",
         "load",
+        "--no-train-intent",
         str(subset),
         "--index",
         INDEX,

@@ -38,6 +38,7 @@ def _load(
     return cli(
         "index",
         "load",
+        "--no-train-intent",
         str(catalog),
         "--index",
         "icecat",
@@ -198,6 +199,7 @@ def test_resume_refuses_a_changed_catalog(tmp_path: Path) -> None:
     result = cli(
         "index",
         "load",
+        "--no-train-intent",
         str(catalog),
         "--index",
         "icecat",

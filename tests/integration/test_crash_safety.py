@@ -40,7 +40,7 @@ def _written(generation: Path) -> int:
 def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
     small = write_demo_catalog(tmp_path / "v1.jsonl", n=150, seed=1)
     big = write_demo_catalog(tmp_path / "v2.jsonl", n=4000, seed=2)
-    cli("index", "load", str(small), "--index", "shop", data_dir=tmp_path)
+    cli("index", "load", "--no-train-intent", str(small), "--index", "shop", data_dir=tmp_path)
     aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
     assert aliases == {"shop": "shop-000001"}
 
@@ -55,6 +55,7 @@ def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
                 str(tmp_path),
                 "index",
                 "load",
+                "--no-train-intent",
                 str(big),
                 "--index",
                 "shop",
@@ -86,7 +87,7 @@ def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
         server.stop()
 
     # The next load succeeds, swaps, and sweeps the half-built generation.
-    cli("index", "load", str(small), "--index", "shop", data_dir=tmp_path)
+    cli("index", "load", "--no-train-intent", str(small), "--index", "shop", data_dir=tmp_path)
     aliases = json.loads((tmp_path / "embedded" / "aliases.json").read_text())
     assert aliases == {"shop": "shop-000003"}
     assert not partial.exists()
@@ -97,8 +98,26 @@ def test_killed_load_leaves_previous_generation_serving(tmp_path: Path) -> None:
 def test_rollback_returns_to_previous_generation(tmp_path: Path) -> None:
     first = write_demo_catalog(tmp_path / "a.jsonl", n=60, seed=3)
     second = write_demo_catalog(tmp_path / "b.jsonl", n=90, seed=4)
-    cli("index", "load", str(first), "--index", "shop", "--no-vectors", data_dir=tmp_path)
-    cli("index", "load", str(second), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    cli(
+        "index",
+        "load",
+        "--no-train-intent",
+        str(first),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+    )
+    cli(
+        "index",
+        "load",
+        "--no-train-intent",
+        str(second),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+    )
     out = cli("index", "rollback", "shop", data_dir=tmp_path).stdout
     assert "shop-000001" in out
     search = cli("search", "shop", "tent", "--mode", "lexical", data_dir=tmp_path)
@@ -119,6 +138,7 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
     result = cli(
         "index",
         "load",
+        "--no-train-intent",
         str(catalog),
         "--index",
         "shop",
@@ -138,11 +158,28 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
 
 def test_too_many_bad_rows_abort_with_a_report(tmp_path: Path) -> None:
     good = write_demo_catalog(tmp_path / "good.jsonl", n=20, seed=5)
-    cli("index", "load", str(good), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    cli(
+        "index",
+        "load",
+        "--no-train-intent",
+        str(good),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+    )
     catalog = tmp_path / "bad.jsonl"
     catalog.write_text('{"id": "a", "title": "Kettle"}\n{"id": "b"}\n{"id": "c"}\n')
     dry = cli(
-        "index", "load", str(catalog), "--index", "shop", "--dry-run", "--json", data_dir=tmp_path
+        "index",
+        "load",
+        "--no-train-intent",
+        str(catalog),
+        "--index",
+        "shop",
+        "--dry-run",
+        "--json",
+        data_dir=tmp_path,
     )
     summary = json.loads(dry.stdout.strip().splitlines()[-1])
     assert summary["products"] == 1 and [e["line"] for e in summary["errors"]] == [2, 3]
@@ -150,6 +187,7 @@ def test_too_many_bad_rows_abort_with_a_report(tmp_path: Path) -> None:
     result = cli(
         "index",
         "load",
+        "--no-train-intent",
         str(catalog),
         "--index",
         "shop",
@@ -165,12 +203,22 @@ def test_too_many_bad_rows_abort_with_a_report(tmp_path: Path) -> None:
 
 def test_catalog_with_no_valid_rows_keeps_alias(tmp_path: Path) -> None:
     good = write_demo_catalog(tmp_path / "good.jsonl", n=20, seed=5)
-    cli("index", "load", str(good), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    cli(
+        "index",
+        "load",
+        "--no-train-intent",
+        str(good),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+    )
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"id": "x"}\n')
     result = cli(
         "index",
         "load",
+        "--no-train-intent",
         str(empty),
         "--index",
         "shop",
@@ -186,7 +234,7 @@ def test_catalog_with_no_valid_rows_keeps_alias(tmp_path: Path) -> None:
 
 def test_upsert_and_delete_are_seen_by_a_running_server(tmp_path: Path) -> None:
     catalog = write_demo_catalog(tmp_path / "c.jsonl", n=80, seed=6)
-    cli("index", "load", str(catalog), "--index", "shop", data_dir=tmp_path)
+    cli("index", "load", "--no-train-intent", str(catalog), "--index", "shop", data_dir=tmp_path)
     server = Server(tmp_path).start()
     try:
         update = tmp_path / "update.jsonl"

@@ -35,6 +35,7 @@ def icecat(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[st
     result = cli(
         "index",
         "load",
+        "--no-train-intent",
         str(subset),
         "--index",
         "icecat",

@@ -62,7 +62,15 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     data_dir = root / "data"
     cli("models", "export-clip-text", data_dir=data_dir, env=env)
     result = cli(
-        "index", "load", str(catalog), "--index", "mugs", "--json", data_dir=data_dir, env=env
+        "index",
+        "load",
+        "--no-train-intent",
+        str(catalog),
+        "--index",
+        "mugs",
+        "--json",
+        data_dir=data_dir,
+        env=env,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["state"] == "done" and report["documents"] == 7

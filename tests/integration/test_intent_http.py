@@ -74,7 +74,7 @@ def intent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     catalog = data_dir / "catalog.jsonl"
     products = generate_demo_catalog(n=300, seed=11) + EXTRA
     catalog.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in products))
-    cli("index", "load", str(catalog), "--index", "shop", data_dir=data_dir)
+    cli("index", "load", "--no-train-intent", str(catalog), "--index", "shop", data_dir=data_dir)
     trained = cli(
         "train", "intent", "--index", "shop", "--epochs", "15", "--json", data_dir=data_dir
     )

@@ -13,7 +13,7 @@ from .conftest import Server, cli
 
 def test_products_endpoint_upserts_and_deletes(tmp_path: Path) -> None:
     catalog = write_demo_catalog(tmp_path / "c.jsonl", n=60, seed=9)
-    cli("index", "load", str(catalog), "--index", "shop", data_dir=tmp_path)
+    cli("index", "load", "--no-train-intent", str(catalog), "--index", "shop", data_dir=tmp_path)
     server = Server(tmp_path).start()
     try:
         resp = httpx.post(

@@ -26,7 +26,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
     from shoprank.indexing.demo import write_demo_catalog
 
     catalog = write_demo_catalog(data_dir / "catalog.jsonl", n=400, seed=11)
-    cli("index", "load", str(catalog), "--index", "demo", data_dir=data_dir)
+    cli("index", "load", "--no-train-intent", str(catalog), "--index", "demo", data_dir=data_dir)
     # A generous ranker budget: this test checks behaviour, not speed, on a busy machine.
     env = {"SHOPRANK_PRODUCT_INDEX": "demo", "SHOPRANK_RERANK_TIMEOUT_MS": "600000"}
     srv = Server(data_dir, env=env).start()

@@ -17,7 +17,16 @@ from .conftest import Server, cli
 def test_search_query_id_and_click_reach_the_profile(tmp_path: Path) -> None:
     catalog = write_demo_catalog(tmp_path / "c.jsonl", n=80, seed=12)
     products = {p["id"]: p for p in map(json.loads, catalog.read_text().splitlines())}
-    cli("index", "load", str(catalog), "--index", "shop", "--no-vectors", data_dir=tmp_path)
+    cli(
+        "index",
+        "load",
+        "--no-train-intent",
+        str(catalog),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=tmp_path,
+    )
     server = Server(tmp_path, env={"SHOPRANK_PRODUCT_INDEX": "shop"}).start()
     try:
         anonymous = httpx.post(

@@ -62,7 +62,16 @@ def test_every_worker_serves_a_newly_loaded_generation(tmp_path: Path) -> None:
     data.mkdir()
     old = _catalog(tmp_path / "old.jsonl", ["red kettle", "blue kettle", "green lamp"])
     new = _catalog(tmp_path / "new.jsonl", ["zebra kettle", "zebra lamp", "green lamp"])
-    cli("index", "load", str(old), "--index", "shop", "--no-vectors", data_dir=data)
+    cli(
+        "index",
+        "load",
+        "--no-train-intent",
+        str(old),
+        "--index",
+        "shop",
+        "--no-vectors",
+        data_dir=data,
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = data / "server.log"
@@ -88,7 +97,16 @@ def test_every_worker_serves_a_newly_loaded_generation(tmp_path: Path) -> None:
         workers = _until_every_worker(url, "kettle", hits=2, workers=2)
         assert _search(url, "zebra")[1] == 0
 
-        cli("index", "load", str(new), "--index", "shop", "--no-vectors", data_dir=data)
+        cli(
+            "index",
+            "load",
+            "--no-train-intent",
+            str(new),
+            "--index",
+            "shop",
+            "--no-vectors",
+            data_dir=data,
+        )
 
         assert _until_every_worker(url, "zebra", hits=2, workers=2) == workers
         # Both workers answered searches, and the one metrics answer counts them all.

@@ -35,3 +35,14 @@ def test_load_judgments_csv_and_errors(tmp_path):
     bad.write_text("hp toner,p1,high\n")
     with pytest.raises(BadRequestError, match="bad.csv:1"):
         load_judgments(bad)
+
+
+def test_condensed_ndcg_is_ndcg_of_the_judged_hits_only():
+    from shoprank.evaluation.metrics import condensed_ndcg_at_k
+
+    grades = {"a": 3, "b": 1}
+    assert condensed_ndcg_at_k(["x", "a", "y", "b"], grades) == pytest.approx(1.0)
+    assert condensed_ndcg_at_k(["b", "x", "a"], grades) == pytest.approx(
+        ndcg_at_k(["b", "a"], grades)
+    )
+    assert condensed_ndcg_at_k(["x", "y"], grades) == 0.0
