@@ -52,7 +52,41 @@ def export_text(
     manifest = json.loads((path / "manifest.json").read_text())
     click.echo(f"exported {manifest.get('model_id', 'text encoder')} → {path}")
     if target == settings.onnx_text_dir:
-        click.echo("SHOPRANK_ENCODER_BACKEND=auto now uses it for indexing and queries")
+        click.echo(
+            "SHOPRANK_ENCODER_BACKEND=auto now uses it for indexing; queries follow once an "
+            "index is loaded with it (`shoprank models text-encoder` shows the choice)"
+        )
+
+
+@models.command("text-encoder")
+def text_encoder_status() -> None:
+    """Say which text encoder indexing and queries use, and why (exports nothing)."""
+    from shoprank.indexing.encoders.auto_export import (
+        EXPORT_SECONDS_ESTIMATE,
+        is_exported,
+        ml_available,
+        read_record,
+    )
+    from shoprank.wiring import query_text_choice
+
+    settings = current_settings()
+    directory = settings.onnx_text_dir
+    if settings.encoder_backend != "auto":
+        click.echo(f"indexing and queries: {settings.encoder_backend} (SHOPRANK_ENCODER_BACKEND)")
+        return
+    if is_exported(directory):
+        click.echo(f"indexing: onnx ({directory})")
+    elif ml_available():
+        click.echo(
+            f"indexing: onnx, exported to {directory} on first use (~{EXPORT_SECONDS_ESTIMATE} s)"
+        )
+    else:
+        click.echo("indexing: numpy (no ONNX export and no [ml] extra to make one)")
+    record = read_record(directory)
+    if record is not None:
+        click.echo(f"last indexed with: {record['model_id']}")
+    choice = query_text_choice(settings)
+    click.echo(f"queries: {choice.backend} ({choice.reason})")
 
 
 @models.command("export-clip-text")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache, lru_cache, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shoprank.errors import ConfigError
+from shoprank.errors import ConfigError, ShoprankError
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.plugin.backends.protocol import Backend, ClusterClient, SearchBackend
 from shoprank.plugin.search import SearchService
@@ -15,6 +17,7 @@ from shoprank.settings import Settings
 if TYPE_CHECKING:
     from shoprank.events.service import EventService
     from shoprank.indexing.cache import EmbeddingCache
+    from shoprank.indexing.encoders.auto_export import Choice
     from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext
     from shoprank.profiles.folding import ProductFacts
 
@@ -35,16 +38,134 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def text_encoder_backend(settings: Settings) -> Literal["numpy", "onnx", "torch"]:
-    """`auto` resolves to the exported ONNX model when it exists, else numpy."""
+    """The backend `text_encoder` (indexing, training) uses; `auto` is onnx when the model is
+    exported or the `[ml]` extra can export it, else numpy. Exports nothing itself."""
     if settings.encoder_backend != "auto":
         return settings.encoder_backend
-    return "onnx" if (settings.onnx_text_dir / "model.onnx").exists() else "numpy"
+    from shoprank.indexing.encoders.auto_export import is_exported, ml_available
+
+    return "onnx" if is_exported(settings.onnx_text_dir) or ml_available() else "numpy"
 
 
 def text_encoder(settings: Settings) -> TextEncoder:
-    backend = text_encoder_backend(settings)
+    """The text encoder for indexing and training (`index load`, `train intent`, the demo).
+
+    With `auto` it is the int8 ONNX model, exported once under the data dir when the `[ml]`
+    extra is installed (a one-line notice on stderr), else numpy. The choice is recorded, so
+    `query_text_encoder` embeds queries with the same model id.
+    """
+    from shoprank.indexing.encoders.auto_export import choose_for_indexing, write_record
+
+    backend: Literal["numpy", "onnx", "torch"]
+    if settings.encoder_backend == "auto":
+        choice = choose_for_indexing(settings.onnx_text_dir, export=partial(_export_onnx, settings))
+        _log_choice("indexing", choice.backend, choice.reason)
+        backend = choice.backend
+    else:
+        backend = settings.encoder_backend
+    encoder = _build_encoder(settings, backend)
+    # No weights or a read-only data dir: the encoder reports it when it is used.
+    with contextlib.suppress(ShoprankError, OSError):
+        write_record(
+            settings.onnx_text_dir,
+            backend="onnx" if backend == "onnx" else "numpy",  # torch and numpy share an id
+            model_id=encoder.model_id,
+            max_length=encoder.max_length,
+        )
+    return encoder
+
+
+def query_text_encoder(settings: Settings) -> TextEncoder:
+    """The text encoder for queries (`shoprank serve`, `search`): never exports, never
+    imports torch (unless SHOPRANK_ENCODER_BACKEND=torch). With `auto` it is the encoder
+    indexing recorded, so query vectors share the products' model id."""
+    if settings.encoder_backend != "auto":
+        from shoprank.indexing.encoders.auto_export import RECORD_FILE
+
+        directory = settings.onnx_text_dir
+        record = _stat(directory.parent / RECORD_FILE)
+        _check_explicit(str(directory), record, settings.encoder_backend)
+        return _build_encoder(settings, settings.encoder_backend)
+    choice = query_text_choice(settings)
+    onnx_dir = str(choice.onnx_dir) if choice.onnx_dir else None
+    return _build_encoder(settings, choice.backend, onnx_dir=onnx_dir)
+
+
+def query_text_choice(settings: Settings) -> Choice:
+    """What `auto` picks for queries and why (logged once per decision)."""
+    from shoprank.indexing.encoders.auto_export import RECORD_FILE
+
+    directory = settings.onnx_text_dir
+    record, model = _stat(directory.parent / RECORD_FILE), _stat(directory / "model.onnx")
+    return _query_choice(str(directory), record, model)
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _query_choice(directory: str, record: tuple[int, int], model: tuple[int, int]) -> Choice:
+    """The query-side decision, made again only when the record or the model file change."""
+    from shoprank.indexing.encoders.auto_export import choose_for_queries
+
+    choice = choose_for_queries(Path(directory), onnx_model_id=_manifest_model_id)
+    _log_choice("queries", choice.backend, choice.reason)
+    return choice
+
+
+@lru_cache(maxsize=8)
+def _check_explicit(directory: str, record: tuple[int, int], backend: str) -> None:
+    """Warn (once per record) when an explicit query backend is not what indexing used."""
+    from shoprank.indexing.encoders.auto_export import read_record
+
+    recorded = read_record(Path(directory))
+    if recorded is not None and recorded["backend"] != ("onnx" if backend == "onnx" else "numpy"):
+        _log_choice(
+            "queries",
+            backend,
+            f"mismatch: SHOPRANK_ENCODER_BACKEND={backend} but the index was embedded with "
+            f"{recorded.get('model_id')}; unset it (auto) or reload the index",
+        )
+
+
+def _manifest_model_id(directory: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads((directory / "manifest.json").read_text())["model_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown"
+
+
+def _log_choice(purpose: str, backend: str, reason: str) -> None:
+    import logging
+
+    level = logging.WARNING if reason.startswith("mismatch") else logging.INFO
+    message = f"text encoder for {purpose}: {backend} ({reason})"
+    if message not in _logged:
+        _logged.add(message)
+        logging.getLogger("shoprank.encoders").log(level, message)
+
+
+_logged: set[str] = set()
+
+
+def _export_onnx(settings: Settings, out: Path) -> None:
+    from shoprank.indexing.encoders.export_text import export_text_onnx
+
+    export_text_onnx(out, model=settings.text_model, max_length=settings.max_text_tokens)
+
+
+def _build_encoder(
+    settings: Settings, backend: Literal["numpy", "onnx", "torch"], *, onnx_dir: str | None = None
+) -> TextEncoder:
     if backend == "onnx":
-        return _onnx_encoder(str(settings.onnx_text_dir), settings.max_text_tokens)
+        return _onnx_encoder(onnx_dir or str(settings.onnx_text_dir), settings.max_text_tokens)
     from shoprank.indexing.encoders import get_text_encoder
 
     return get_text_encoder(
@@ -56,8 +177,6 @@ def text_encoder(settings: Settings) -> TextEncoder:
 
 @lru_cache(maxsize=4)
 def _onnx_encoder(model_dir: str, max_length: int) -> TextEncoder:
-    from pathlib import Path
-
     from shoprank.indexing.encoders.onnx_text import OnnxTextEncoder
 
     return OnnxTextEncoder(Path(model_dir), max_length=max_length)
@@ -129,7 +248,7 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
     service = SearchService(
         backend=backend,
         settings=settings,
-        encoder=partial(text_encoder, settings),
+        encoder=partial(query_text_encoder, settings),
         image_text_encoder=image_text,
         rerankers=[ranker],
         search_logger=search_logger,

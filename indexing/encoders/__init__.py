@@ -7,7 +7,9 @@
 - `clip_text.ClipTextOnnxEncoder`: CLIP query vectors from the exported text tower.
 
 Exports (`export_text`, `export_clip`) need torch and are never imported by the serving
-path. Importing this package loads numpy only; tokenizers, safetensors, onnxruntime and torch
+path; `auto_export` decides what `SHOPRANK_ENCODER_BACKEND=auto` uses (exporting the ONNX
+model once on first indexing use) and keeps queries on the encoder the index was built with.
+Importing this package loads numpy only; tokenizers, safetensors, onnxruntime and torch
 are imported when an encoder is warmed up.
 """
 

@@ -4,6 +4,7 @@ API specifications in ../shared/specs. Skips with a message where that folder is
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ from shoprank.testing.recording import (
 from tests.unit.test_cluster_backends import ManualClock
 
 from .specs import ES_SPEC, OS_SPEC, SpecValidator
+
+# As in the unit and integration tiers: the numpy MiniLM unless a test picks the encoder.
+os.environ.setdefault("SHOPRANK_ENCODER_BACKEND", "numpy")
 
 ENGINES = ("elasticsearch", "opensearch")
 

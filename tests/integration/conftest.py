@@ -25,6 +25,10 @@ os.environ.setdefault("SHOPRANK_SEARCH_BUDGET_MS", "600000")
 os.environ.setdefault("SHOPRANK_RERANK_TIMEOUT_MS", "600000")
 os.environ.setdefault("SHOPRANK_REQUEST_TIMEOUT_MS", "600000")
 os.environ.setdefault("SHOPRANK_MAX_QUEUE_MS", "600000")
+# Tests that do not test the encoder choice embed with the torch-free numpy MiniLM, as before
+# `auto` learned to export the int8 ONNX model (~40 s per fresh data dir); the auto-export
+# tests set `encoder_backend="auto"` themselves.
+os.environ.setdefault("SHOPRANK_ENCODER_BACKEND", "numpy")
 
 
 def cli(
