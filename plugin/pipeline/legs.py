@@ -75,13 +75,25 @@ def counts_of(request: SearchRequest) -> dict[str, Any] | None:
     return body
 
 
-def knn_spec(field: str, vector: list[float], window: int, query: Any) -> dict[str, Any]:
+# Elasticsearch's upper bound on `num_candidates`.
+MAX_NUM_CANDIDATES = 10_000
+
+
+def num_candidates(window: int, factor: float) -> int:
+    """How widely an approximate kNN leg of `window` hits searches (HNSW `ef`): a few times
+    the hits it keeps, since HNSW recall at k falls as k nears the search breadth."""
+    return min(max(int(round(factor * window)), window, 100), max(MAX_NUM_CANDIDATES, window))
+
+
+def knn_spec(
+    field: str, vector: list[float], window: int, query: Any, *, candidates_factor: float = 4.0
+) -> dict[str, Any]:
     """A kNN leg over `window` candidates, under the client query's hard filters."""
     spec: dict[str, Any] = {
         "field": field,
         "query_vector": vector,
         "k": window,
-        "num_candidates": max(2 * window, 100),
+        "num_candidates": num_candidates(window, candidates_factor),
     }
     filters = extract_filters(query)
     if filters:
@@ -180,7 +192,15 @@ class LegBuilder:
             return []
         finally:
             trace.add_time("embed_ms", (time.perf_counter() - t0) * 1000)
-        return [knn_spec(request.vector_field, vector, window, body.get("query"))]
+        return [
+            knn_spec(
+                request.vector_field,
+                vector,
+                window,
+                body.get("query"),
+                candidates_factor=self.settings.knn_candidates_factor,
+            )
+        ]
 
     def _batch(
         self,
@@ -249,7 +269,13 @@ class LegBuilder:
         except ShoprankError as exc:
             trace.notes.append(f"image leg skipped: {exc.reason}")
             return None
-        spec = knn_spec(IMAGE_VECTOR_FIELD, vector, window, request.body.get("query"))
+        spec = knn_spec(
+            IMAGE_VECTOR_FIELD,
+            vector,
+            window,
+            request.body.get("query"),
+            candidates_factor=self.settings.knn_candidates_factor,
+        )
         body: dict[str, Any] = {"knn": spec, "size": window, "_source": False}
         if request.body.get("post_filter") is not None:
             body["post_filter"] = request.body["post_filter"]

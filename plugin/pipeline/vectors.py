@@ -44,16 +44,19 @@ class QueryVectors:
             self.text_factory().warm_up()
 
     def embed(self, text: str, *, space: Space = "text") -> list[float]:
-        key = f"{space}\x00{text}"
+        factory = self.text_factory if space == "text" else self.image_text_factory
+        if factory is None:
+            raise ShoprankError(f"no {space} query encoder is configured")
+        encoder = factory()
+        # The model id is part of the key: after the data dir switches encoders (numpy ↔
+        # int8 ONNX), vectors of the old model are never served for the new index.
+        key = f"{space}\x00{encoder.model_id}\x00{text}"
         with self._lock:  # stages on worker threads embed too
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        factory = self.text_factory if space == "text" else self.image_text_factory
-        if factory is None:
-            raise ShoprankError(f"no {space} query encoder is configured")
-        vector = factory().encode([text])[0]
+        vector = encoder.encode([text])[0]
         values = [float(x) for x in np.asarray(vector, dtype=np.float32)]
         if self.cache_size > 0:
             with self._lock:

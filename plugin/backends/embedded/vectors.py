@@ -26,6 +26,7 @@ FloatArray = npt.NDArray[np.float32]
 KeyArray = npt.NDArray[np.uint64]
 EXACT_LIMIT = 4_096
 OVERFETCH = 4
+EXPANSION_ADD = 128
 
 
 class VectorField:
@@ -34,12 +35,15 @@ class VectorField:
     def __init__(self, path: Path, *, dims: int) -> None:
         self.path = path
         self.dims = dims
+        # expansion_add is how widely each insert looks for neighbours: at 64 the graph of a
+        # 54k-product catalog found 95 % of the exact top 100 (ef 200), at 128 (usearch's
+        # own default) 97 %. Searches go as wide as the request's `num_candidates`.
         self.index = Index(
             ndim=dims,
             metric="cos",
             dtype="f32",
             connectivity=16,
-            expansion_add=64,
+            expansion_add=EXPANSION_ADD,
             expansion_search=128,
         )
         if path.exists():

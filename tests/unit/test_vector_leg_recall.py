@@ -1,0 +1,96 @@
+"""The vector leg finds what exact search finds: how widely shoprank's own kNN legs search
+(`num_candidates` = `SHOPRANK_KNN_CANDIDATES_FACTOR` × the window) and how well the embedded
+HNSW graph is built. A vector leg that misses part of the exact top k ranks worse products in
+their place, in `vector` mode and in every fused mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
+from shoprank.plugin.backends.embedded.vectors import VectorField
+from shoprank.plugin.pipeline.legs import num_candidates
+from shoprank.plugin.search import SearchService
+from shoprank.settings import Settings
+from tests.unit.test_search_service import INDEX, PRODUCTS, ConceptEncoder, _build
+
+
+def _clustered(n: int, dims: int, seed: int) -> np.ndarray:
+    """Unit vectors in 100 clusters: neighbours are close, as product embeddings are."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(100, dims))
+    points = centres[rng.integers(0, 100, n)] + 0.6 * rng.normal(size=(n, dims))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32)
+
+
+def test_hnsw_top_100_is_nearly_the_exact_top_100(tmp_path: Path) -> None:
+    points = _clustered(8_000, 48, seed=7)
+    field = VectorField(tmp_path / "v.usearch", dims=48)
+    field.add(np.arange(len(points), dtype=np.uint64), points)
+    rng = np.random.default_rng(11)
+    recalls = []
+    for i in rng.integers(0, len(points), 25):
+        query = points[i] + 0.3 * rng.normal(size=48).astype(np.float32)
+        query /= np.linalg.norm(query)
+        exact = set(np.argsort(-(points @ query))[:100].tolist())
+        keys, sims = field.search(query, k=100, num_candidates=num_candidates(100, 4.0))
+        assert len(keys) == 100 and list(sims) == sorted(sims, reverse=True)
+        recalls.append(len(exact.intersection(keys.tolist())) / 100)
+    # The graph built with expansion_add 64 and searched at 2× the window found ~96 % here.
+    assert float(np.mean(recalls)) >= 0.97
+
+
+def test_search_breadth_is_a_multiple_of_the_window_within_bounds() -> None:
+    assert num_candidates(100, 4.0) == 400
+    assert num_candidates(10, 4.0) == 100  # small windows still search 100 wide
+    assert num_candidates(5_000, 4.0) == 10_000  # Elasticsearch's ceiling
+    assert num_candidates(100, 1.0) == 100
+
+
+class RecordingBackend(EmbeddedBackend):
+    """The embedded backend, keeping every msearch body it was sent."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.sent: list[dict[str, Any]] = []
+
+    def msearch(self, index: str, bodies: Any) -> Any:
+        self.sent.extend(bodies)
+        return super().msearch(index, bodies)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> RecordingBackend:
+    backend = RecordingBackend(tmp_path_factory.mktemp("recording"))
+    _build(backend, INDEX, PRODUCTS)
+    return backend
+
+
+@pytest.mark.parametrize(("factor", "window", "expected"), [(4.0, 50, 200), (8.0, 100, 800)])
+def test_hybrid_vector_leg_searches_the_configured_breadth(
+    recording: RecordingBackend, tmp_path: Path, factor: float, window: int, expected: int
+) -> None:
+    service = SearchService(
+        backend=recording,
+        settings=Settings(data_dir=tmp_path, knn_candidates_factor=factor),
+        encoder=lambda: ConceptEncoder(),
+    )
+    recording.sent.clear()
+    body = {
+        "query": {"match": {"title": "running shoes"}},
+        "ext": {"shoprank": {"mode": "hybrid", "window": window}},
+    }
+    response = service.search(INDEX, body)
+    assert response["hits"]["hits"]
+    ((spec,),) = [b["knn"] for b in recording.sent if "knn" in b]
+    assert spec["k"] == window and spec["num_candidates"] == expected
+
+
+def test_knn_candidates_factor_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="knn_candidates_factor"):
+        Settings(data_dir=tmp_path, knn_candidates_factor=0.5)
