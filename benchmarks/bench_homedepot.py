@@ -46,7 +46,11 @@ from shoprank.evaluation.metrics import condensed_ndcg_at_k  # noqa: E402
 from shoprank.indexing.mapping import TEXT_VECTOR_FIELD  # noqa: E402
 from shoprank.plugin.fusion import LegHit, linear, rrf  # noqa: E402
 from shoprank.settings import Settings  # noqa: E402
-from shoprank.wiring import make_service, text_encoder, text_encoder_backend  # noqa: E402
+from shoprank.wiring import (  # noqa: E402
+    make_service,
+    query_text_encoder,
+    text_encoder_backend,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "homedepot"
 MODES = ["lexical", "vector", "hybrid", "full"]
@@ -74,6 +78,10 @@ def prefill_query_vectors(service: Any, encoder: Any, queries: Sequence[str]) ->
     lookup = dict(zip(queries, vectors, strict=True))
 
     class Precomputed:
+        # The query-vector cache is keyed by model id: the batch-embedded vectors must be
+        # found under the id of the encoder the service will use afterwards.
+        model_id = encoder.model_id
+
         def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> Any:
             return np.stack([lookup[t] for t in texts])
 
@@ -321,7 +329,8 @@ def main() -> None:
     service = make_service(settings)
     service.search_logger = None
     service.warm_up()
-    encoder = text_encoder(settings)
+    # The encoder the server embeds queries with (the one this index was embedded with).
+    encoder = query_text_encoder(settings)
     queries = [c.query for c in cases]
     vectors = timed("embed queries", lambda: prefill_query_vectors(service, encoder, queries))
     out["embed"] = embed_latency(encoder, queries[:: max(1, len(queries) // 100)])
