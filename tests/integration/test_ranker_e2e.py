@@ -28,7 +28,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
     catalog = write_demo_catalog(data_dir / "catalog.jsonl", n=400, seed=11)
     cli("index", "load", "--no-train-intent", str(catalog), "--index", "demo", data_dir=data_dir)
     # A generous ranker budget: this test checks behaviour, not speed, on a busy machine.
-    env = {"SHOPRANK_PRODUCT_INDEX": "demo", "SHOPRANK_RERANK_TIMEOUT_MS": "600000"}
+    # One serving process: the test waits until the server answers with the new model, and
+    # with several workers the next search could reach one that has not reloaded yet (every
+    # worker picking a model up is tests/integration/test_workers.py's job).
+    env = {
+        "SHOPRANK_PRODUCT_INDEX": "demo",
+        "SHOPRANK_RERANK_TIMEOUT_MS": "600000",
+        "SHOPRANK_WORKERS": "1",
+    }
     srv = Server(data_dir, env=env).start()
     try:
         yield srv, data_dir
