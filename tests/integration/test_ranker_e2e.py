@@ -30,7 +30,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
     # A generous ranker budget: this test checks behaviour, not speed, on a busy machine.
     # One serving process: the test waits until the server answers with the new model, and
     # with several workers the next search could reach one that has not reloaded yet (every
-    # worker picking a model up is tests/integration/test_workers.py's job).
+    # worker picking up new data is checked, for generations, by test_workers.py).
     env = {
         "SHOPRANK_PRODUCT_INDEX": "demo",
         "SHOPRANK_RERANK_TIMEOUT_MS": "600000",
