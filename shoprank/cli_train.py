@@ -169,13 +169,13 @@ def train_intent_with_progress(
                 limit=limit,
                 use_clicks=use_clicks,
                 encode=encode,
+                encoder_name=lambda: f"{type(encoders[0]).__name__}:{settings.text_model}",
             )
         finally:
             threads.restore()
         ended = clock()
         progress.finish(parts=_intent_phases(began, ended, calls))
-    name = f"{type(encoders[0]).__name__}:{settings.text_model}" if encoders else "custom"
-    return _name_the_encoder(settings, meta, name)
+    return meta
 
 
 class _FitThreads:
@@ -220,21 +220,6 @@ def _intent_phases(
     }
     phases["check+write"] = max(ended - began - sum(phases.values()), 0.0)
     return phases
-
-
-def _name_the_encoder(settings: Settings, meta: dict[str, Any], name: str) -> dict[str, Any]:
-    """train_intent records a passed-in encode function as "custom"; it was the serving
-    encoder, so say so in the metadata (rewritten atomically: servers watch this file)."""
-    from shoprank.rerankers.intent.service import intent_dir
-
-    if meta.get("encoder") != "custom":
-        return meta
-    meta = {**meta, "encoder": name}
-    target = intent_dir(settings) / "metadata.json"
-    tmp = target.with_name(".metadata.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    tmp.replace(target)
-    return meta
 
 
 def train_intent_after_load(

@@ -256,12 +256,15 @@ def train_intent(
     seed: int = 13,
     use_clicks: bool = True,
     encode: Encode | None = None,
+    encoder_name: Callable[[], str] | None = None,
     out_dir: Path | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Build the intent model from `catalog` (a file) or `index`; returns its metadata.
 
-    `encode` defaults to the serving text encoder; `limit` trains on the first N products.
+    `encode` defaults to the serving text encoder; `encoder_name` names a passed-in `encode`
+    in the metadata (asked once it has embedded; else "custom"); `limit` trains on the
+    first N products.
     """
     started = time.time()
     products: Iterable[dict[str, Any]] = catalog_products(
@@ -297,7 +300,7 @@ def train_intent(
         encode = encode_fn
     else:
         dims = int(np.asarray(encode(["probe"])).shape[1])
-        model_name = "custom"
+        model_name = encoder_name() if encoder_name is not None else "custom"
     emb, bow = _features(train, encode)
     y = np.array([position[e.label] for e in train], dtype=np.int64)
     weights = fit_head(emb, bow, y, len(labels), epochs=epochs, seed=seed)
