@@ -7,7 +7,7 @@ stage in order and reports each under `_shoprank.stages`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from shoprank.rerankers.intent.types import Intent
@@ -38,7 +38,9 @@ class RerankContext:
     `intent` is the query-understanding prediction (`shoprank.rerankers.intent`), or None
     when no intent model ran; `deadline` is a `time.perf_counter()` value after which a
     stage should give up and keep the order it was given; `info` collects what a stage wants
-    reported under `_shoprank` (model version, degradations).
+    reported under `_shoprank` (model version, degradations); `surface` says whether the
+    list is a search's window or a recommendation list (no query: query features keep
+    their defaults).
     """
 
     index: str
@@ -50,6 +52,7 @@ class RerankContext:
     deadline: float | None = None
     explain: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    surface: Literal["search", "recommend"] = "search"
 
 
 @runtime_checkable

@@ -280,6 +280,49 @@ class Settings(BaseSettings):
         "(below it the default scorer stays live).",
     )
 
+    # --- recommendations and diversity ---
+    trending_half_life_days: float = Field(
+        default=1.0,
+        gt=0,
+        description="Half-life of the decayed event velocity that ranks `trending` "
+        "(recent momentum, not all-time popularity).",
+    )
+    cooccur_session_gap_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Interactions of one shopper closer together than this are one session "
+        "for co-occurrence statistics (co-viewed, bought together).",
+    )
+    cooccur_max_items: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="How many of a session's latest products each new interaction is paired "
+        "with in the co-occurrence statistics (bounds the fold's cost per event).",
+    )
+    recommend_max_size: int = Field(
+        default=100, ge=1, le=1000, description="Largest `size` a recommendation request may ask."
+    )
+    diversity: Literal["none", "mmr", "cap"] = Field(
+        default="none",
+        description="Diversity reranking of search and recommendation pages: `mmr` (maximal "
+        "marginal relevance over product vectors), `cap` (at most SHOPRANK_DIVERSITY_CAP "
+        "products per SHOPRANK_DIVERSITY_FIELD value), or none; `ext.shoprank.diversity` "
+        "per request.",
+    )
+    diversity_lambda: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="MMR trade-off: 1 keeps the relevance order, 0 picks for dissimilarity only.",
+    )
+    diversity_field: str = Field(
+        default="brand", description="The product field whose values `cap` diversity limits."
+    )
+    diversity_cap: int = Field(
+        default=2, ge=1, description="At most this many products per value of the field."
+    )
+
     # --- search log and inspector ---
     search_log: bool = Field(
         default=True,
