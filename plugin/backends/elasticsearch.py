@@ -91,14 +91,16 @@ class ElasticsearchBackend(RemoteBackend):
         window: int,
         rrf_k: int = 60,
         vector_weight: float = 0.5,
+        num_candidates: int | None = None,
     ) -> dict[str, Any]:
         """Lexical + kNN fused by Elasticsearch's own `rrf` retriever, in one `_search`
-        (RRF has no weights: `vector_weight` is OpenSearch's)."""
+        (RRF has no weights: `vector_weight` is OpenSearch's). `num_candidates`: the kNN
+        search breadth (default: twice the window, at least 100)."""
         knn: dict[str, Any] = {
             "field": field,
             "query_vector": vector,
             "k": window,
-            "num_candidates": max(2 * window, 100),
+            "num_candidates": num_candidates or max(2 * window, 100),
         }
         if filters:
             knn["filter"] = filters

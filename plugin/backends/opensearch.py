@@ -223,11 +223,16 @@ class OpenSearchBackend(RemoteBackend):
         window: int,
         rrf_k: int = 60,
         vector_weight: float = 0.5,
+        num_candidates: int | None = None,
     ) -> dict[str, Any]:
         """Lexical + kNN fused by OpenSearch's `hybrid` query and min-max normalization
-        pipeline (weighted by `vector_weight`; `rrf_k` is Elasticsearch's)."""
+        pipeline (weighted by `vector_weight`; `rrf_k` is Elasticsearch's); `num_candidates`
+        becomes the HNSW `ef_search`."""
         pipeline = self.ensure_hybrid_pipeline(vector_weight=vector_weight)
-        knn = {"field": field, "query_vector": vector, "k": window, "filter": filters}
+        knn: dict[str, Any] = {"field": field, "query_vector": vector, "k": window}
+        knn["filter"] = filters
+        if num_candidates is not None:
+            knn["num_candidates"] = num_candidates
         lexical = body.get("query") if body.get("query") is not None else {"match_none": {}}
         out = {k: v for k, v in super().search_body(body).items() if k not in ("query", "knn")}
         out["query"] = {"hybrid": {"queries": [lexical, self.knn_query(knn)]}}

@@ -150,6 +150,7 @@ class NativeHybrid(Protocol):
         window: int,
         rrf_k: int = 60,
         vector_weight: float = 0.5,
+        num_candidates: int | None = None,
     ) -> dict[str, Any]: ...
 
 

@@ -298,14 +298,16 @@ class LegBuilder:
     def native_search(self, request: SearchRequest, engine: NativeHybrid) -> dict[str, Any]:
         assert request.query_text is not None
         start, size = request.page
+        window = max(request.window, start + size)
         response = engine.native_hybrid(
             request.index,
             request.body,
             vector=self.vectors.embed(request.query_text),
             field=request.vector_field,
             filters=extract_filters(request.body.get("query")),
-            window=max(request.window, start + size),
+            window=window,
             rrf_k=self.settings.rrf_k,
             vector_weight=self.settings.linear_vector_weight,
+            num_candidates=num_candidates(window, self.settings.knn_candidates_factor),
         )
         return dict(response)

@@ -264,9 +264,17 @@ def test_native_fusion_requests_conform(
     from shoprank.plugin.search import SearchService
     from shoprank.settings import Settings
 
-    settings = Settings(data_dir=tmp_path, native_fusion=True, linear_vector_weight=0.7)
+    settings = Settings(
+        data_dir=tmp_path, native_fusion=True, linear_vector_weight=0.7, knn_candidates_factor=6
+    )
     service = SearchService(backend=loaded.backend, settings=settings, encoder=lambda: minilm)
-    body = {"query": FILTERED, "aggs": AGGS, "size": 2, "ext": {"shoprank": {"mode": "hybrid"}}}
+    window = 40
+    body = {
+        "query": FILTERED,
+        "aggs": AGGS,
+        "size": 2,
+        "ext": {"shoprank": {"mode": "hybrid", "window": window}},
+    }
     for _ in range(2):
         response = service.search("products", body)
         assert response["hits"]["hits"]
@@ -277,6 +285,8 @@ def test_native_fusion_requests_conform(
         standard, knn = rrf["retrievers"]
         assert standard["standard"]["query"] == FILTERED
         assert "Acme" in str(knn["knn"]["filter"]) and rrf["rank_constant"] == 60
+        # The kNN search breadth follows SHOPRANK_KNN_CANDIDATES_FACTOR, as fused legs do.
+        assert knn["knn"]["num_candidates"] == 6 * window
         return
     # OpenSearch: the normalization pipeline is created once, then one search per request.
     assert _paths(requests) == [
@@ -290,6 +300,7 @@ def test_native_fusion_requests_conform(
     assert search.params == {"search_pipeline": "shoprank-hybrid"}
     lexical, knn = search.body["query"]["hybrid"]["queries"]
     assert lexical == FILTERED and "Acme" in str(knn["knn"]["text_vector"]["filter"])
+    assert knn["knn"]["text_vector"]["method_parameters"] == {"ef_search": 6 * window}
 
 
 def test_a_catalog_reload_is_incremental_on_the_cluster(
