@@ -15,6 +15,10 @@ an alias swap (`aliases.json`, checked on every search), a new commit of a gener
 (`meta.json`), a promoted ranker (`registry.json`, checked once a second and loaded in the
 background) and a new intent model (`metadata.json`, checked on every search). The search
 log is one SQLite database in WAL mode that every worker writes with a busy timeout.
+
+Without Redis each process also runs the training schedule (`shoprank.scheduled`): a
+thread that starts a niced `shoprank schedule run` child when a cycle is due; the cycle
+lock lets one run at a time.
 """
 
 from __future__ import annotations
@@ -52,7 +56,15 @@ def build_app(settings: Settings, *, shared: bool) -> FastAPI:
             f"warning: query encoder unavailable ({exc.reason}); vector legs will be skipped",
             file=sys.stderr,
         )
-    return create_app(service, shared_rate_limit=shared)
+    app = create_app(service, shared_rate_limit=shared)
+    if not settings.redis_url and settings.retrain_interval_s > 0:
+        # No Redis, so no Celery beat: this server runs the training schedule itself.
+        from shoprank.scheduled import InProcessScheduler
+
+        scheduler = InProcessScheduler(settings)
+        app.router.on_startup.append(scheduler.start)
+        app.router.on_shutdown.append(scheduler.stop)
+    return app
 
 
 def worker_app() -> FastAPI:

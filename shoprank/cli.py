@@ -170,8 +170,14 @@ def demo(
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--loglevel", default="info", show_default=True)
 @click.option("--queues", default=None, help="Comma-separated queues (default: all).")
-def worker(concurrency: int, loglevel: str, queues: str | None) -> None:
-    """Run a Celery worker for indexing tasks (needs SHOPRANK_REDIS_URL)."""
+@click.option(
+    "--beat",
+    is_flag=True,
+    help="Also run Celery beat in this worker: the scheduled training cycle "
+    "(SHOPRANK_RETRAIN_INTERVAL_S). Run it in one worker only.",
+)
+def worker(concurrency: int, loglevel: str, queues: str | None, beat: bool) -> None:
+    """Run a Celery worker for indexing, folding and scheduled tasks (needs SHOPRANK_REDIS_URL)."""
     from shoprank.settings import get_settings
     from shoprank.workers.app import app
 
@@ -191,6 +197,10 @@ def worker(concurrency: int, loglevel: str, queues: str | None) -> None:
     ]
     if queues:
         argv.append(f"--queues={queues}")
+    if beat:
+        schedule_file = get_settings().data_dir / "run" / "celerybeat-schedule"
+        schedule_file.parent.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", f"--schedule={schedule_file}"]
     app.worker_main(argv)
 
 
@@ -198,6 +208,7 @@ def _register_subcommands() -> None:
     from shoprank.cli_events import events, profiles
     from shoprank.cli_index import index
     from shoprank.cli_models import models
+    from shoprank.cli_schedule import schedule
     from shoprank.cli_train import train
 
     main.add_command(index)
@@ -205,6 +216,7 @@ def _register_subcommands() -> None:
     main.add_command(models)
     main.add_command(events)
     main.add_command(profiles)
+    main.add_command(schedule)
     from shoprank.cli_ranker import register as register_ranker
 
     register_ranker(main, train, models)

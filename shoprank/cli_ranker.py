@@ -127,15 +127,43 @@ def models_list(as_json: bool) -> None:
     registry = _registry(current_settings())
     live = registry.live() or DEFAULT_VERSION
     versions = registry.versions()
+    why, challenger = registry.why_live(), registry.challenger()
     if as_json:
-        click.echo(json.dumps({"live": live, "versions": versions}, indent=2))
+        out = {"live": live, "why_live": why, "challenger": challenger, "versions": versions}
+        click.echo(json.dumps(out, indent=2))
         return
     click.echo(f"{'*' if live == DEFAULT_VERSION else ' '} {DEFAULT_VERSION:<34} cold-start scorer")
     for meta in versions:
         cand = (meta.get("offline_metrics") or {}).get("candidate", {})
         metric = " ".join(f"{k} {v:.4f}" for k, v in cand.items())
         mark = "*" if meta["version"] == live else " "
+        if challenger and meta["version"] == challenger["version"]:
+            mark = "c"
         click.echo(f"{mark} {meta['version']:<34} {metric}")
+    click.echo(f"live: {live} ({describe_decision(why)})")
+    if challenger:
+        click.echo(f"challenger (c): {challenger['version']}, {challenger_state(challenger)}")
+
+
+def describe_decision(entry: dict[str, Any] | None) -> str:
+    """Why a version went live, in one line: the reason and its evidence."""
+    if entry is None:
+        return "never promoted: the cold-start scorer"
+    import datetime
+
+    at = datetime.datetime.fromtimestamp(float(entry["at"]), datetime.UTC)
+    text = f"{entry.get('reason', 'manual')} at {at:%Y-%m-%d %H:%M} UTC"
+    evidence = entry.get("evidence") or {}
+    summary = evidence.get("summary") or evidence.get("gate")
+    return f"{text}: {summary}" if summary else text
+
+
+def challenger_state(challenger: dict[str, Any]) -> str:
+    evidence = challenger.get("evidence") or {}
+    experiment = challenger.get("experiment")
+    where = f"in experiment {experiment}" if experiment else "waiting for an experiment"
+    gate = evidence.get("gate")
+    return f"{where}; offline gate: {gate}" if gate else where
 
 
 @click.command("promote")

@@ -280,6 +280,26 @@ class Settings(BaseSettings):
         "(below it the default scorer stays live).",
     )
 
+    # --- scheduled training ---
+    retrain_interval_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="How often a training cycle runs (retention, ranker candidate + gate + "
+        "challenger, intent model): by `shoprank serve` itself without Redis, by Celery beat "
+        "(`shoprank worker --beat`) with it; 0 turns scheduled training off.",
+    )
+    retrain_min_new_searches: int = Field(
+        default=200,
+        ge=1,
+        description="Labelled searches (with clicks, carts or purchases) that must arrive "
+        "since the last training before a cycle trains a new ranker candidate.",
+    )
+    retrain_intent: bool = Field(
+        default=True,
+        description="Scheduled cycles also retrain the index's intent model (when one exists) "
+        "on the new query → click pairs.",
+    )
+
     # --- recommendations and diversity ---
     trending_half_life_days: float = Field(
         default=1.0,

@@ -2,7 +2,8 @@
 with `SHOPRANK_REDIS_URL` set, Redis is broker and result backend; without it, tasks run
 in-process (eager) and no server is needed.
 
-Start a worker with `shoprank worker` (or `celery -A shoprank.workers.app worker`).
+Start a worker with `shoprank worker` (or `celery -A shoprank.workers.app worker`); with
+`--beat` it also sends the scheduled training cycle (`shoprank.workers.scheduled`).
 """
 
 from __future__ import annotations
@@ -32,5 +33,8 @@ def _configure(sender: Celery, **_: Any) -> None:
         broker_connection_retry_on_startup=True,
         result_expires=24 * 3600,
         worker_hijack_root_logger=False,
-        imports=["shoprank.workers.tasks", "shoprank.workers.events"],
+        imports=["shoprank.workers.tasks", "shoprank.workers.events", "shoprank.workers.scheduled"],
     )
+    from shoprank.workers.scheduled import beat_schedule
+
+    sender.conf.beat_schedule = beat_schedule()

@@ -66,20 +66,59 @@ class ModelRegistry:
                     continue
         return sorted(out, key=lambda m: (m.get("created", 0), m.get("version", "")))
 
-    def promote(self, version: str, *, reason: str = "manual") -> None:
-        """Make `version` (or `default-v1`, the cold-start scorer) the live model."""
+    def challenger(self) -> dict[str, Any] | None:
+        """The candidate waiting for an online experiment: {version, evidence, at}."""
+        found = self.state().get("challenger")
+        return dict(found) if isinstance(found, dict) else None
+
+    def set_challenger(self, version: str, evidence: dict[str, Any]) -> None:
+        """Record `version` (an offline-gated candidate) as the challenger of the live model;
+        it does not serve until an experiment or a person promotes it."""
+        self.meta(version)
+        state = self.state()
+        state["challenger"] = {"version": version, "evidence": evidence, "at": time.time()}
+        self._write(state)
+
+    def clear_challenger(self) -> None:
+        state = self.state()
+        if state.pop("challenger", None) is not None:
+            self._write(state)
+
+    def promote(
+        self, version: str, *, reason: str = "manual", evidence: dict[str, Any] | None = None
+    ) -> None:
+        """Make `version` (or `default-v1`, the cold-start scorer) the live model; the
+        history keeps `reason` and `evidence` (why it went live). Promoting the challenger
+        ends its candidacy."""
         if version != DEFAULT_VERSION:
             self.meta(version)
         state = self.state()
+        if (state.get("challenger") or {}).get("version") == version:
+            state.pop("challenger")
         if state["live"] == version:
+            self._write(state)
             return
-        state["history"].append(
-            {"from": state["live"], "to": version, "at": time.time(), "reason": reason}
-        )
+        entry: dict[str, Any] = {
+            "from": state["live"],
+            "to": version,
+            "at": time.time(),
+            "reason": reason,
+        }
+        if evidence:
+            entry["evidence"] = evidence
+        state["history"].append(entry)
         state["live"] = version
         self._write(state)
 
-    def rollback(self) -> str | None:
+    def why_live(self) -> dict[str, Any] | None:
+        """The history entry that made the live model live (None: never promoted)."""
+        state = self.state()
+        for entry in reversed(state["history"]):
+            if entry.get("to") == state["live"]:
+                return dict(entry)
+        return None
+
+    def rollback(self, *, evidence: dict[str, Any] | None = None) -> str | None:
         """Go back to the model that was live before the last promotion."""
         state = self.state()
         promotions = [h for h in state["history"] if h.get("reason") != "rollback"]
@@ -95,9 +134,10 @@ class ModelRegistry:
                 undone -= 1
                 continue
             previous = entry["from"]
-            state["history"].append(
-                {"from": state["live"], "to": previous, "at": time.time(), "reason": "rollback"}
-            )
+            entry = {"from": state["live"], "to": previous, "at": time.time(), "reason": "rollback"}
+            if evidence:
+                entry["evidence"] = evidence
+            state["history"].append(entry)
             state["live"] = previous
             self._write(state)
             return str(previous) if previous else None
