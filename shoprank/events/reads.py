@@ -79,3 +79,19 @@ class ProfileReads:
         self, ids: Sequence[str], *, query: str | None = None
     ) -> dict[str, dict[str, float]]:
         return self.store.product_stats(ids, query=query)
+
+    # -- behaviour statistics (recommendations) -------------------------------------------
+
+    def neighbours(
+        self, ids: Sequence[str], *, kind: str, limit: int = 200
+    ) -> dict[str, dict[str, float]]:
+        return self.store.neighbours(ids, kind=kind, limit=limit)
+
+    def cooccur_totals(self, *, kind: str) -> dict[str, float]:
+        return self.store.cooccur_totals(kind=kind)
+
+    def item_sessions(self, ids: Sequence[str], *, kind: str) -> dict[str, float]:
+        return self.store.item_sessions(ids, kind=kind)
+
+    def trending(self, *, now: float, limit: int = 200) -> list[tuple[str, float]]:
+        return self.store.trending(now=now, limit=limit)

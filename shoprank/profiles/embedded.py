@@ -19,6 +19,14 @@ import orjson
 from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
 from shoprank.profiles import quarantine
+from shoprank.profiles.cooccur import (
+    MAX_NEIGHBOURS,
+    BehaviourStats,
+    check_kind,
+    decay_factor,
+    rescale,
+    top,
+)
 from shoprank.profiles.folding import (
     FoldConfig,
     ProductLookup,
@@ -36,6 +44,12 @@ CREATE TABLE IF NOT EXISTS queries (query_id TEXT PRIMARY KEY, query TEXT, t REA
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS quarantine (
     offset TEXT PRIMARY KEY, subject TEXT, t REAL, data BLOB);
+CREATE TABLE IF NOT EXISTS pairs (
+    kind TEXT, a TEXT, b TEXT, n REAL, PRIMARY KEY (kind, a, b)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS item_sessions (
+    kind TEXT, product TEXT, n REAL, PRIMARY KEY (kind, product)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trending (product TEXT PRIMARY KEY, score REAL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trending_score ON trending (score);
 """
 
 
@@ -94,13 +108,16 @@ class EmbeddedProfileStore:
             events = [e for _, e in todo]
             subjects = sorted({e.subject for e in events})
             qids = sorted({e.query_id for e in events if e.query_id and e.type != "search"})
+            epoch = conn.execute("SELECT v FROM meta WHERE k = 'trend_epoch'").fetchone()
             result = fold_batch(
                 events,
                 profiles=self._load(conn, subjects),
                 queries=self._queries(conn, qids),
                 lookup=lookup,
                 cfg=self.cfg,
+                trending_epoch=int(epoch[0]) if epoch else None,
             )
+            self._write_behaviour(conn, result.behaviour)
             conn.executemany(
                 "INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)",
                 [(s, p["last"], orjson.dumps(p)) for s, p in result.profiles.items()],
@@ -135,6 +152,83 @@ class EmbeddedProfileStore:
             raise
         quarantine.QUARANTINED.inc(len(left_out))
         return int(result.applied)
+
+    @staticmethod
+    def _write_behaviour(conn: sqlite3.Connection, stats: BehaviourStats) -> None:
+        if stats.shift:
+            conn.execute("UPDATE trending SET score = score * ?", (rescale(stats.shift),))
+        if stats.epoch is not None:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('trend_epoch', ?)", (stats.epoch,))
+        conn.executemany(
+            "INSERT INTO trending VALUES (?, ?) ON CONFLICT (product) "
+            "DO UPDATE SET score = score + excluded.score",
+            sorted(stats.trending.items()),
+        )
+        conn.executemany(
+            "INSERT INTO pairs VALUES (?, ?, ?, ?) ON CONFLICT (kind, a, b) "
+            "DO UPDATE SET n = n + excluded.n",
+            [(k, a, b, n) for (k, a, b), n in sorted(stats.pairs.items())],
+        )
+        conn.executemany(
+            "INSERT INTO item_sessions VALUES (?, ?, ?) ON CONFLICT (kind, product) "
+            "DO UPDATE SET n = n + excluded.n",
+            [(k, p, n) for (k, p), n in sorted(stats.item_sessions.items())],
+        )
+        for kind, n in sorted(stats.sessions.items()):
+            key = f"sessions:{kind}"
+            row = conn.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, float(row[0] if row else 0) + n)
+            )
+
+    # -- behaviour statistics (recommendations) -------------------------------------------
+
+    def neighbours(
+        self, ids: Sequence[str], *, kind: str, limit: int = 200
+    ) -> dict[str, dict[str, float]]:
+        kind = check_kind(kind)
+        conn = self._conn()
+        out: dict[str, dict[str, float]] = {}
+        for pid in dict.fromkeys(ids):
+            rows = conn.execute(
+                "SELECT b, n FROM pairs WHERE kind = ? AND a = ? ORDER BY n DESC, b LIMIT ?",
+                (kind, pid, min(limit, MAX_NEIGHBOURS)),
+            ).fetchall()
+            if rows:
+                out[pid] = {b: float(n) for b, n in rows}
+        return out
+
+    def cooccur_totals(self, *, kind: str) -> dict[str, float]:
+        kind = check_kind(kind)
+        row = self._conn().execute("SELECT v FROM meta WHERE k = ?", (f"sessions:{kind}",))
+        found = row.fetchone()
+        return {"sessions": float(found[0]) if found else 0.0}
+
+    def item_sessions(self, ids: Sequence[str], *, kind: str) -> dict[str, float]:
+        kind = check_kind(kind)
+        conn = self._conn()
+        out: dict[str, float] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            rows = conn.execute(
+                "SELECT product, n FROM item_sessions WHERE kind = ? AND product IN "
+                f"({','.join('?' * len(part))})",
+                [kind, *part],
+            )
+            out.update({p: float(n) for p, n in rows})
+        return out
+
+    def trending(self, *, now: float, limit: int = 200) -> list[tuple[str, float]]:
+        conn = self._conn()
+        epoch = conn.execute("SELECT v FROM meta WHERE k = 'trend_epoch'").fetchone()
+        if epoch is None:
+            return []
+        factor = decay_factor(now, int(epoch[0]), self.cfg.trending_half_life_s)
+        rows = conn.execute(
+            "SELECT product, score FROM trending ORDER BY score DESC, product LIMIT ?", (limit,)
+        ).fetchall()
+        return top([(p, float(score) * factor) for p, score in rows], limit)
 
     def quarantined(self) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT data FROM quarantine").fetchall()
@@ -241,5 +335,15 @@ class EmbeddedProfileStore:
     def clear(self) -> None:
         conn = self._conn()
         with conn:
-            for table in ("profiles", "stats", "qstats", "queries", "meta", "quarantine"):
+            for table in (
+                "profiles",
+                "stats",
+                "qstats",
+                "queries",
+                "meta",
+                "quarantine",
+                "pairs",
+                "item_sessions",
+                "trending",
+            ):
                 conn.execute(f"DELETE FROM {table}")

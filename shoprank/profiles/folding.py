@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from shoprank.events.model import EVENT_TYPES, MAX_POSITION, MAX_PRICE, MAX_QUANTITY, Event
+from shoprank.profiles.cooccur import BehaviourStats, track_session
 from shoprank.settings import Settings
 
 ProductFacts = Mapping[str, Any]
@@ -43,6 +44,9 @@ class FoldConfig:
     facets: tuple[str, ...] = ("category", "brand")
     recent_max: int = 50
     max_values: int = 100
+    session_gap_s: float = 1800.0
+    session_max_items: int = 20
+    trending_half_life_s: float = DAY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FoldConfig:
@@ -50,6 +54,9 @@ class FoldConfig:
             half_life_s={k: v * DAY for k, v in settings.half_life_days.items()},
             weights=dict(settings.event_weights),
             facets=tuple(settings.profile_facets),
+            session_gap_s=settings.cooccur_session_gap_s,
+            session_max_items=settings.cooccur_max_items,
+            trending_half_life_s=settings.trending_half_life_days * DAY,
         )
 
     def half_life(self, name: str, kind: str = "user") -> float:
@@ -234,6 +241,8 @@ class FoldResult:
     applied: int = 0
     quarantined: list[tuple[int, str]] = field(default_factory=list)
     """(position in the batch, error) of each event left out because it cannot be folded."""
+    behaviour: BehaviourStats = field(default_factory=BehaviourStats)
+    """Session co-occurrence and trending additions (`shoprank.profiles.cooccur`)."""
 
 
 STAT_FIELD = {"view": "views", "click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
@@ -246,15 +255,17 @@ def fold_batch(
     queries: Mapping[str, str],
     lookup: ProductLookup | None,
     cfg: FoldConfig,
+    trending_epoch: int | None = None,
 ) -> FoldResult:
-    """Fold `events` (in log order) into copies of `profiles` (the stored ones, by subject)."""
+    """Fold `events` (in log order) into copies of `profiles` (the stored ones, by subject);
+    `trending_epoch` is the store's (see `shoprank.profiles.cooccur`)."""
     import copy
 
     def start(subject: str, t: float) -> Profile:
         stored = profiles.get(subject)
         return repair(copy.deepcopy(stored)) if stored else new_profile(subject, t)
 
-    result = FoldResult()
+    result = FoldResult(behaviour=BehaviourStats(epoch=trending_epoch))
     wanted = sorted({e.product_id for e in events if e.product_id and e.type in INTERACTIONS})
     facts = dict(lookup(wanted)) if lookup and wanted else {}
     folded: dict[str, list[Event]] = {}  # per subject, this batch's events folded so far
@@ -276,9 +287,11 @@ def fold_batch(
             profile = start(subject, done[0].timestamp if done else event.timestamp)
             for earlier in done:
                 fold_event(profile, earlier, facts.get(earlier.product_id or ""), cfg)
+                track_session(profile, earlier, cfg)  # its statistics are counted already
             result.profiles[subject] = profile
             continue
         folded.setdefault(subject, []).append(event)
+        result.behaviour.observe(profile, event, cfg)
         result.applied += 1
         if event.type == "search":
             query = normalise_query(event.query) if event.query else None

@@ -66,6 +66,28 @@ class ProfileStore(Protocol):
         `record` and the `error` (see `shoprank.profiles.quarantine`)."""
         ...
 
+    # Behaviour statistics for recommendations (`shoprank.profiles.cooccur`): `kind` is
+    # "view" (views, clicks) or "buy" (carts, purchases).
+
+    def neighbours(
+        self, ids: Sequence[str], *, kind: str, limit: int = 200
+    ) -> dict[str, dict[str, float]]:
+        """For each id: the products that occurred with it in one session → how many
+        sessions had both, strongest first, at most `limit` (ids without any left out)."""
+        ...
+
+    def cooccur_totals(self, *, kind: str) -> dict[str, float]:
+        """`sessions`: how many sessions had an interaction of this kind (lift's N)."""
+        ...
+
+    def item_sessions(self, ids: Sequence[str], *, kind: str) -> dict[str, float]:
+        """How many sessions each product occurred in, for this kind."""
+        ...
+
+    def trending(self, *, now: float, limit: int = 200) -> list[tuple[str, float]]:
+        """Products by decayed event velocity at `now`, highest first."""
+        ...
+
 
 @runtime_checkable
 class ProfileReader(Protocol):

@@ -9,6 +9,11 @@
     shoprank:query:<query_id>    STRING the normalised query text (expires with retention)
     shoprank:watermark           STRING highest folded stream id
     shoprank:quarantine          HASH  stream id → quarantine entry JSON (events left out)
+    shoprank:co:<kind>:<product> ZSET  other product → sessions with both (kind view|buy;
+                                       the strongest MAX_NEIGHBOURS kept)
+    shoprank:cosessions:<kind>   HASH  product → sessions it occurred in; `_all` → sessions
+    shoprank:trending            ZSET  product → forward-decayed event velocity
+    shoprank:trend_epoch         STRING the trending epoch (`shoprank.profiles.cooccur`)
 
 `apply` is an optimistic transaction: WATCH the watermark, read, fold, then MULTI/EXEC the
 profiles, counters and new watermark together; a concurrent apply makes it retry.
@@ -30,6 +35,14 @@ import orjson
 from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
 from shoprank.profiles import quarantine
+from shoprank.profiles.cooccur import (
+    MAX_NEIGHBOURS,
+    BehaviourStats,
+    check_kind,
+    decay_factor,
+    rescale,
+    top,
+)
 from shoprank.profiles.folding import (
     FoldConfig,
     ProductLookup,
@@ -43,6 +56,9 @@ P = "shoprank:"
 WATERMARK = P + "watermark"
 INDEX = P + "profiles"
 QUARANTINE = P + "quarantine"
+TRENDING = P + "trending"
+TREND_EPOCH = P + "trend_epoch"
+ALL_SESSIONS = "_all"
 
 
 def _text(value: Any) -> str:
@@ -123,11 +139,12 @@ class RedisProfileStore:
                     subjects = sorted({e.subject for e in events})
                     qids = sorted({e.query_id for e in events if e.query_id and e.type != "search"})
                     reads = self.client.pipeline(transaction=False)
+                    reads.get(TREND_EPOCH)
                     for s in subjects:
                         reads.hmget(P + "profile:" + s, ("p", "v"))
                     for q in qids:
                         reads.get(P + "query:" + q)
-                    got = reads.execute()
+                    epoch_raw, *got = reads.execute()
                     profiles = {
                         s: p
                         for s, (raw, packed) in zip(subjects, got[: len(subjects)], strict=True)
@@ -137,9 +154,15 @@ class RedisProfileStore:
                         q: _text(v) for q, v in zip(qids, got[len(subjects) :], strict=True) if v
                     }
                     result = fold_batch(
-                        events, profiles=profiles, queries=queries, lookup=lookup, cfg=self.cfg
+                        events,
+                        profiles=profiles,
+                        queries=queries,
+                        lookup=lookup,
+                        cfg=self.cfg,
+                        trending_epoch=int(_text(epoch_raw)) if epoch_raw else None,
                     )
                     pipe.multi()
+                    self._write_behaviour(pipe, result.behaviour)
                     for s, p in result.profiles.items():
                         pipe.hset(P + "profile:" + s, mapping=encode_profile(p))
                         pipe.zadd(INDEX, {s: p["last"]})
@@ -161,6 +184,69 @@ class RedisProfileStore:
                     return int(result.applied)
                 except redis.WatchError:
                     continue
+
+    @staticmethod
+    def _write_behaviour(pipe: Any, stats: BehaviourStats) -> None:
+        """Queue the batch's behaviour statistics in the apply's MULTI."""
+        if stats.shift:
+            pipe.zunionstore(TRENDING, {TRENDING: rescale(stats.shift)})
+        if stats.epoch is not None:
+            pipe.set(TREND_EPOCH, stats.epoch)
+        for product, score in sorted(stats.trending.items()):
+            pipe.zincrby(TRENDING, score, product)
+        touched: set[str] = set()
+        for (kind, a, b), n in sorted(stats.pairs.items()):
+            key = f"{P}co:{kind}:{a}"
+            pipe.zincrby(key, n, b)
+            touched.add(key)
+        for key in sorted(touched):  # keep the strongest neighbours only
+            pipe.zremrangebyrank(key, 0, -(MAX_NEIGHBOURS + 1))
+        for (kind, product), n in sorted(stats.item_sessions.items()):
+            pipe.hincrbyfloat(f"{P}cosessions:{kind}", product, n)
+        for kind, n in sorted(stats.sessions.items()):
+            pipe.hincrbyfloat(f"{P}cosessions:{kind}", ALL_SESSIONS, n)
+
+    # -- behaviour statistics (recommendations) -------------------------------------------
+
+    def neighbours(
+        self, ids: Sequence[str], *, kind: str, limit: int = 200
+    ) -> dict[str, dict[str, float]]:
+        kind = check_kind(kind)
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for pid in unique:  # whole (capped) sets: ties are cut by id, as the embedded store
+            pipe.zrevrange(f"{P}co:{kind}:{pid}", 0, MAX_NEIGHBOURS - 1, withscores=True)
+        out: dict[str, dict[str, float]] = {}
+        for pid, rows in zip(unique, pipe.execute(), strict=True):
+            if rows:
+                ranked = top([(_text(b), float(n)) for b, n in rows], limit)
+                out[pid] = dict(ranked)
+        return out
+
+    def cooccur_totals(self, *, kind: str) -> dict[str, float]:
+        kind = check_kind(kind)
+        value = self.client.hget(f"{P}cosessions:{kind}", ALL_SESSIONS)
+        return {"sessions": float(value) if value is not None else 0.0}
+
+    def item_sessions(self, ids: Sequence[str], *, kind: str) -> dict[str, float]:
+        kind = check_kind(kind)
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return {}
+        values = self.client.hmget(f"{P}cosessions:{kind}", unique)
+        return {p: float(v) for p, v in zip(unique, values, strict=True) if v is not None}
+
+    def trending(self, *, now: float, limit: int = 200) -> list[tuple[str, float]]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(TREND_EPOCH)
+        pipe.zrevrange(TRENDING, 0, max(0, limit) - 1, withscores=True)
+        epoch, rows = pipe.execute()
+        if epoch is None or limit <= 0:
+            return []
+        factor = decay_factor(now, int(_text(epoch)), self.cfg.trending_half_life_s)
+        return top([(_text(p), float(score) * factor) for p, score in rows], limit)
 
     def quarantined(self) -> list[dict[str, Any]]:
         entries = [orjson.loads(v) for v in self.client.hvals(QUARANTINE)]
@@ -261,8 +347,8 @@ class RedisProfileStore:
         return self.forget(old)
 
     def clear(self) -> None:
-        for pattern in ("profile:*", "stats:*", "qstats:*", "query:*"):
+        for pattern in ("profile:*", "stats:*", "qstats:*", "query:*", "co:*", "cosessions:*"):
             keys = list(self.client.scan_iter(match=P + pattern, count=1000))
             for start in range(0, len(keys), 1000):
                 self.client.delete(*keys[start : start + 1000])
-        self.client.delete(INDEX, WATERMARK, QUARANTINE)
+        self.client.delete(INDEX, WATERMARK, QUARANTINE, TRENDING, TREND_EPOCH)
