@@ -4,7 +4,8 @@ Point a frontend (or the official `elasticsearch` / `opensearch-py` client) here
 the cluster. Search-side APIs only; writes go through `shoprank index ...`.
 
 `create_app` assembles one router per surface (`shoprank.plugin.routes`: the search API,
-`GET /` / health / documents, product updates; events, the inspector, intent, operations)
+`GET /` / health / documents, product updates, recommendations; events, the inspector,
+intent, operations)
 over one `SearchService`, which the routes receive as a dependency (`ServiceDep`).
 """
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from shoprank import __version__
 from shoprank.errors import ShoprankError
 from shoprank.plugin.routes import cluster, products
+from shoprank.plugin.routes import recommend as recommend_routes
 from shoprank.plugin.routes import search as search_routes
 from shoprank.plugin.routes.common import Cluster, ESResponse, error_response
 from shoprank.plugin.search import SearchService
@@ -44,6 +46,9 @@ def create_app(
     )
     app.state.service = service
     app.state.cluster = Cluster(name=cluster_name, health=health)
+    from shoprank.plugin.recommend import recommend_service
+
+    app.state.recommend = recommend_service(service)
 
     async def on_error(request: Request, exc: Exception) -> ESResponse:
         return error_response(exc, request.headers.get("accept", ""))
@@ -54,6 +59,7 @@ def create_app(
     app.include_router(cluster.router)
     app.include_router(search_routes.router)
     app.include_router(products.router)
+    app.include_router(recommend_routes.router)
 
     from shoprank.plugin.events_api import make_events_router
     from shoprank.plugin.inspector import make_inspector_router

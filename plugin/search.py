@@ -68,6 +68,7 @@ from shoprank.plugin.pipeline.request import (
 from shoprank.plugin.pipeline.rerank import rerank_window
 from shoprank.plugin.pipeline.vectors import EncoderFactory, QueryVectors
 from shoprank.plugin.stages import StageRunner
+from shoprank.rerankers.diversity import Diversifier
 from shoprank.rerankers.intent.rewriter import RewritePlan
 from shoprank.rerankers.intent.service import QueryUnderstanding, hit_count
 from shoprank.rerankers.protocol import Candidate, Reranker, WarmUp
@@ -80,6 +81,13 @@ if TYPE_CHECKING:
 __all__ = ["SearchRequest", "SearchService", "Trace", "extract_filters", "extract_query_text"]
 
 Response = dict[str, Any]
+NO_LEXICAL_DIVERSITY = (
+    "diversity needs a fused mode (hybrid or full): this search ran lexical, in the "
+    "backend's own order"
+)
+NO_NATIVE_DIVERSITY = (
+    "diversity needs shoprank's own fusion: native hybrid keeps the backend's order"
+)
 
 
 class SearchService:
@@ -104,6 +112,8 @@ class SearchService:
         # Runs optional stages under the search's deadline (shoprank.plugin.stages).
         self.stages = StageRunner()
         self.understanding = QueryUnderstanding(backend=backend, settings=settings)
+        # Diversity of the page (`ext.shoprank.diversity`), with its vector / field cache.
+        self.diversity = Diversifier(backend)
 
     # The query encoders and the vector cache live in `self.vectors`; these read and set them.
 
@@ -188,6 +198,8 @@ class SearchService:
         if plan is not None:
             request = request.with_body(plan.body)
         applied = effective_mode(request, trace)
+        if request.diversity.enabled and applied == "lexical":
+            trace.notes.append(NO_LEXICAL_DIVERSITY)
         result = self._retrieve(request, trace, applied)
         if plan is not None and plan.actions:
             result = self._relax(request, trace, applied, plan, result)
@@ -267,6 +279,8 @@ class SearchService:
             if engine is not None:
                 response = self.legs.native_search(request, engine)
                 stages = [f"native:{self.backend.name}"]
+                if request.diversity.enabled:
+                    trace.notes.append(NO_NATIVE_DIVERSITY)
                 return Result(response, stages, hit_count(response), request)
         return self._fused(request, trace, applied)
 
@@ -294,6 +308,11 @@ class SearchService:
                 request, trace, fused, rerankers=self.rerankers, runner=self.stages
             )
             stages += applied
+        diversity_rank: dict[str, int] | None = None
+        if request.diversity.enabled:
+            fused, diversity_rank = self._diversify(request, trace, fused, start + size, size)
+            if diversity_rank is not None:
+                stages.append(request.diversity.stage)
         page = fused[start : start + size]
         if len(page) < size and self._beyond_window(retrieval, mode, window):
             deep = self.legs.continuation(
@@ -316,6 +335,7 @@ class SearchService:
             start=start,
             retrieval_rank=retrieval_rank,
             candidates=candidates,
+            diversity_rank=diversity_rank,
         )
         ranked, _ = estimate_total(
             retrieval.lexical,
@@ -326,6 +346,28 @@ class SearchService:
         )
         response = fused_response(request, retrieval, fused, hits, mode=mode)
         return Result(response, stages, ranked, request)
+
+    def _diversify(
+        self, request: SearchRequest, trace: Trace, fused: list[FusedHit], end: int, size: int
+    ) -> tuple[list[FusedHit], dict[str, int] | None]:
+        """The window with its pages up to `end` (from + size) diversified, and each hit's
+        rank before; under the search's deadline, a late or failing stage keeps the order
+        (reported in `degraded`). Only the ranked hits move: totals and facets stay."""
+        spec = request.diversity
+        ranked = [(h.id, h.score) for h in fused]
+        t0 = time.perf_counter()
+        out = self.stages.call(
+            spec.stage,
+            lambda: self.diversity.apply(request.index, ranked, spec, size=end, page_size=size),
+            deadline=request.deadline,
+            notes=trace.degraded,
+        )
+        trace.timings["diversity_ms"] = (time.perf_counter() - t0) * 1000
+        by_id = {h.id: h for h in fused}
+        if out is None or sorted(i for i, _ in out) != sorted(by_id):
+            return fused, None
+        before = {h.id: rank for rank, h in enumerate(fused, start=1)}
+        return [by_id[pid] for pid, _ in out], before
 
     @staticmethod
     def _beyond_window(retrieval: Retrieval, mode: Mode, window: int) -> bool:

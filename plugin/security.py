@@ -7,6 +7,7 @@ time. With no key configured, protected routes answer loopback clients only.
     route                                          scope
     GET  /, /_shoprank/health, /_shoprank/ready    none
     search, msearch, count, get doc (GET/POST)     none when SHOPRANK_PUBLIC_SEARCH, else read
+    POST /_shoprank/recommend                      as search
     GET  /_shoprank/metrics, openapi, docs         read
     POST /_shoprank/events, /_shoprank/products    write
     GET  /_shoprank/users/{id}/profile             admin (personal data)
@@ -101,6 +102,8 @@ def classify(method: str, path: str) -> RouteClass:
             return RouteClass("events", "write")
         if rest == "products" and method == "POST":
             return RouteClass("products", "write")
+        if rest == "recommend" and method == "POST":
+            return RouteClass("recommend", SEARCH)
         if rest.startswith("users/"):
             if method == "DELETE":
                 return RouteClass("forget_user", "admin")

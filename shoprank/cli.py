@@ -208,6 +208,7 @@ def _register_subcommands() -> None:
     from shoprank.cli_events import events, profiles
     from shoprank.cli_index import index
     from shoprank.cli_models import models
+    from shoprank.cli_recommend import recommend
     from shoprank.cli_schedule import schedule
     from shoprank.cli_train import train
 
@@ -216,6 +217,7 @@ def _register_subcommands() -> None:
     main.add_command(models)
     main.add_command(events)
     main.add_command(profiles)
+    main.add_command(recommend)
     main.add_command(schedule)
     from shoprank.cli_ranker import register as register_ranker
 

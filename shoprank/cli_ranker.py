@@ -298,6 +298,20 @@ def simulate_cmd(
     default=None,
     help="Save a PNG bar chart here.",
 )
+@click.option("--recommend", is_flag=True, help="Evaluate the recommendation strategies instead.")
+@click.option(
+    "--strategy",
+    "strategies",
+    multiple=True,
+    help="With --recommend: for_you, trending, similar, bought_together (repeat; default all).",
+)
+@click.option(
+    "--holdout-days",
+    default=7.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="With --recommend: the test period, the last N days of the event log.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def evaluate_cmd(
     index: str | None,
@@ -308,12 +322,29 @@ def evaluate_cmd(
     modes: str,
     k: int,
     plot_path: Path | None,
+    recommend: bool,
+    strategies: tuple[str, ...],
+    holdout_days: float,
     as_json: bool,
 ) -> None:
-    """nDCG@k, MRR and recall@k of each mode, side by side."""
+    """nDCG@k, MRR and recall@k of each mode, side by side; with --recommend, hit-rate@k,
+    nDCG@k, coverage and diversity of the recommendation strategies and their baselines on
+    the held-out latest purchases and clicks of the event log."""
     from shoprank.evaluation import offline
 
     settings = current_settings()
+    if recommend:
+        from shoprank.cli_evaluate_recs import evaluate_recommend
+
+        evaluate_recommend(
+            settings,
+            index=index,
+            strategies=strategies,
+            holdout_days=holdout_days,
+            k=k,
+            as_json=as_json,
+        )
+        return
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in chosen if m not in MODES]
     if bad:
@@ -410,9 +441,12 @@ def _judge(
 
 
 def register(main: click.Group, train: click.Group, models: click.Group) -> None:
+    from shoprank.cli_evaluate_recs import simulate_recs_cmd
+
     train.add_command(train_ranker_cmd)
     models.add_command(models_list)
     models.add_command(models_promote)
     models.add_command(models_rollback)
     main.add_command(simulate_cmd)
     main.add_command(evaluate_cmd)
+    main.add_command(simulate_recs_cmd)

@@ -35,6 +35,16 @@ def _configure(sender: Celery, **_: Any) -> None:
         worker_hijack_root_logger=False,
         imports=["shoprank.workers.tasks", "shoprank.workers.events", "shoprank.workers.scheduled"],
     )
-    from shoprank.workers.scheduled import beat_schedule
-
     sender.conf.beat_schedule = beat_schedule()
+
+
+TRAINING_CYCLE = "shoprank.training_cycle"
+
+
+def beat_schedule() -> dict[str, Any]:
+    """Celery's `beat_schedule` for the settings: the training cycle of
+    `shoprank.workers.scheduled` every SHOPRANK_RETRAIN_INTERVAL_S (empty when it is 0)."""
+    interval = get_settings().retrain_interval_s
+    if interval <= 0:
+        return {}
+    return {"shoprank-training-cycle": {"task": TRAINING_CYCLE, "schedule": float(interval)}}

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from shoprank.settings import get_settings
-from shoprank.workers.app import app
+from shoprank.workers.app import TRAINING_CYCLE as TASK
+from shoprank.workers.app import app, beat_schedule
 
-TASK = "shoprank.training_cycle"
+__all__ = ["TASK", "beat_schedule", "training_cycle"]
 
 
 @app.task(name=TASK)
@@ -22,10 +23,3 @@ def training_cycle(force: bool = False) -> dict[str, Any]:
         return {"skipped": str(exc)}
     return report.as_dict()
 
-
-def beat_schedule() -> dict[str, Any]:
-    """Celery's `beat_schedule` for the settings (empty when the schedule is off)."""
-    interval = get_settings().retrain_interval_s
-    if interval <= 0:
-        return {}
-    return {"shoprank-training-cycle": {"task": TASK, "schedule": float(interval)}}

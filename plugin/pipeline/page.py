@@ -35,8 +35,10 @@ def fetch_page(
     start: int,
     retrieval_rank: dict[str, int],
     candidates: dict[str, Candidate],
+    diversity_rank: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The page's ES hits; each also goes to `trace.logged` with its ranks and features."""
+    """The page's ES hits; each also goes to `trace.logged` with its ranks and features.
+    `diversity_rank` (when diversity reordered the window): each hit's rank before it."""
     t0 = time.perf_counter()
     source_spec = request.client_body.get("_source", True)
     ids = [h.id for h in page]
@@ -55,6 +57,8 @@ def fetch_page(
         cand = candidates.get(hit.id)
         if request.explain:
             out["_shoprank"] = explain_hit(hit, position, retrieval_rank[hit.id], cand)
+            if diversity_rank is not None and hit.id in diversity_rank:
+                out["_shoprank"]["rank_before_diversity"] = diversity_rank[hit.id]
         hits.append(out)
         trace.logged.append(
             WindowItem(

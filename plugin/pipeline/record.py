@@ -31,6 +31,8 @@ def explanation(
     }
     if trace.model_version:
         out["model_version"] = trace.model_version
+    if request.diversity.enabled:
+        out["diversity"] = request.diversity.to_dict()
     return out
 
 

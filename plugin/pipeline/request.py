@@ -17,6 +17,7 @@ from shoprank.errors import BadRequestError, UnsupportedQueryError
 from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
 from shoprank.plugin.fusion import Fusion
 from shoprank.plugin.shapes import int_param
+from shoprank.rerankers.diversity import NO_DIVERSITY, DiversitySpec, parse_diversity
 from shoprank.rerankers.intent.types import Intent
 from shoprank.searchlog.record import WindowItem
 from shoprank.settings import Settings
@@ -32,6 +33,7 @@ EXT_KEYS = {
     "query",
     "vector_field",
     "image",
+    "diversity",
 }
 # Where the shopper's words are (extract_query_text): full-text queries by shape.
 QUERY_KEYED = ("multi_match", "combined_fields")
@@ -190,6 +192,8 @@ class SearchRequest:
     (`SHOPRANK_SEARCH_BUDGET_MS` after the search started). `client_body` is the body as
     the client sent it (before any rewrite or relaxation; `with_body` leaves it): totals,
     aggregations and highlights come from it. `scroll` is the `scroll` URL parameter.
+    `diversity` is how the page is diversified (`ext.shoprank.diversity`, else the
+    `SHOPRANK_DIVERSITY*` settings; `shoprank.rerankers.diversity`).
     """
 
     index: str
@@ -206,6 +210,7 @@ class SearchRequest:
     deadline: float | None = None
     client_body: dict[str, Any] = field(default_factory=dict)
     scroll: str | None = None
+    diversity: DiversitySpec = NO_DIVERSITY
 
     def with_body(self, body: dict[str, Any]) -> SearchRequest:
         """The same search over another body (a rewrite, a relaxation step)."""
@@ -327,6 +332,7 @@ def parse_request(
         session_id=str(opts["session_id"]) if opts.get("session_id") else session_id,
         client_body=body,
         scroll=scroll,
+        diversity=parse_diversity(opts.get("diversity"), settings),
     )
 
 

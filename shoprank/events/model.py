@@ -6,6 +6,12 @@
 A bad event in a batch is reported with its index and reason; the valid ones are kept.
 Types: `search` (logged by shoprank; `query`, `product_ids` shown), `view`, `click`,
 `add_to_cart`, `purchase` (`quantity`, `price`).
+
+Recommendations: any event may carry the `rec_id` of the recommendation list it came from
+(`_shoprank.rec_id` of a `POST /_shoprank/recommend` answer) and its `strategy`; `rec_id`
+stands in for `query_id`, so clicks join the logged list as they join a search. An
+`impression` (the products a frontend showed from a list, `product_ids`) is stored as a
+`search` event carrying the `rec_id`.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from shoprank.errors import BadRequestError
 from shoprank.errors import PayloadTooLargeError as PayloadTooLargeError  # the events API's 413
 
 EVENT_TYPES: Final = ("search", "view", "click", "add_to_cart", "purchase")
+# Accepted from clients and stored as the event type it names.
+TYPE_ALIASES: Final = {"impression": "search"}
+RECOMMEND_STRATEGIES: Final = ("similar", "bought_together", "for_you", "trending")
 _FIELDS: Final = frozenset(
     {
         "type",
@@ -37,6 +46,8 @@ _FIELDS: Final = frozenset(
         "query",
         "product_ids",
         "index",
+        "rec_id",
+        "strategy",
     }
 )
 MAX_ID_CHARS: Final = 256
@@ -77,6 +88,9 @@ class Event:
     window: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     # True when the client sent `event_id`: only then are duplicates detectable.
     idempotent: bool = False
+    # The recommendation list the event came from, and the strategy that made it.
+    rec_id: str | None = None
+    strategy: str | None = None
 
     @property
     def subject(self) -> str:
@@ -185,8 +199,12 @@ def validate_event(raw: Any, *, now: float) -> Event:
     if unknown:
         raise EventError(f"unknown field(s) {sorted(unknown)}")
     kind = raw.get("type")
+    if isinstance(kind, str):
+        kind = TYPE_ALIASES.get(kind, kind)
     if kind not in EVENT_TYPES:
-        raise EventError(f"[type] must be one of {list(EVENT_TYPES)}, got {kind!r}")
+        raise EventError(
+            f"[type] must be one of {[*EVENT_TYPES, *TYPE_ALIASES]}, got {raw.get('type')!r}"
+        )
     user_id = _opt_str(raw, "user_id")
     session_id = _opt_str(raw, "session_id")
     if user_id is None and session_id is None:
@@ -205,6 +223,15 @@ def validate_event(raw: Any, *, now: float) -> Event:
         raise EventError(f"[product_ids] must be a list of at most {MAX_IMPRESSIONS} ids")
     ids = tuple(_opt_str({"product_ids": p}, "product_ids") or "" for p in shown)
     event_id = _opt_str(raw, "event_id")
+    rec_id, strategy = _recommendation(raw)
+    query_id = _opt_str(raw, "query_id")
+    if rec_id is not None and query_id is not None and query_id != rec_id:
+        raise EventError(
+            f"[rec_id] {rec_id!r} and [query_id] {query_id!r} name different result lists: "
+            "send the one the product was shown in"
+        )
+    if raw.get("type") == "impression" and not ids:
+        raise EventError("[product_ids] (the products shown) is required for an impression")
     return Event(
         type=kind,
         timestamp=parse_timestamp(raw.get("timestamp"), now=now),
@@ -213,14 +240,29 @@ def validate_event(raw: Any, *, now: float) -> Event:
         user_id=user_id,
         session_id=session_id,
         product_id=product_id,
-        query_id=_opt_str(raw, "query_id"),
+        query_id=query_id or rec_id,
         position=_opt_int(raw, "position", minimum=0, maximum=MAX_POSITION),
         quantity=quantity,
         price=price,
         query=_opt_str(raw, "query", limit=MAX_QUERY_CHARS),
         product_ids=ids,
         index=_opt_str(raw, "index"),
+        rec_id=rec_id,
+        strategy=strategy,
     )
+
+
+def _recommendation(raw: dict[str, Any]) -> tuple[str | None, str | None]:
+    """`rec_id` and `strategy` of an event from a recommendation list, checked."""
+    rec_id = _opt_str(raw, "rec_id")
+    strategy = raw.get("strategy")
+    if strategy is not None and strategy not in RECOMMEND_STRATEGIES:
+        raise EventError(
+            f"[strategy] must be one of {list(RECOMMEND_STRATEGIES)}, got {strategy!r}"
+        )
+    if raw.get("type") == "impression" and rec_id is None:
+        raise EventError("[rec_id] is required for an impression (the list's `_shoprank.rec_id`)")
+    return rec_id, strategy
 
 
 def _split(raw: bytes, content_type: str | None) -> list[Any]:

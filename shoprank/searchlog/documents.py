@@ -141,6 +141,11 @@ def query_document(
             for w in record.window
         ],
     }
+    if record.surface != "search":
+        doc["surface"] = record.surface
+        doc["rec_id"] = record.query_id
+    if record.strategy:
+        doc["strategy"] = record.strategy
     intent = _intent_fields(record.intent)
     if intent:
         doc["intent"] = intent

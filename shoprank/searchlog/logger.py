@@ -19,7 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shoprank.searchlog.protocol import SearchEventWriter, SearchLogSink
+from shoprank.events.model import Event
+from shoprank.searchlog.protocol import EventIngest, SearchEventWriter, SearchLogSink
 from shoprank.searchlog.record import SearchRecord
 from shoprank.settings import Settings
 
@@ -76,7 +77,8 @@ class SearchLogger:
         has_actor = bool(record.user_id or record.session_id)
         if not has_actor and not self.sinks:
             return None
-        record.query_id = uuid.uuid4().hex
+        # A recommendation comes with its `rec_id` already (its response carries it).
+        record.query_id = record.query_id or uuid.uuid4().hex
         with self._lock:
             if self._pending >= MAX_PENDING:
                 self.dropped += 1
@@ -110,7 +112,9 @@ class SearchLogger:
 
     def _write(self, record: SearchRecord, has_actor: bool) -> None:
         try:
-            if has_actor and self._events is not None:
+            if has_actor and isinstance(self._events, EventIngest) and record.surface != "search":
+                self._events.ingest([recommendation_event(record, self.settings)])
+            elif has_actor and self._events is not None:
                 self._events.log_search(
                     query=record.query,
                     product_ids=record.product_ids,
@@ -155,3 +159,22 @@ def logged_window(record: SearchRecord, rate: float) -> list[dict[str, Any]]:
             entry["features"] = {k: float(v) for k, v in item.features.items()}
         out.append(entry)
     return out
+
+
+def recommendation_event(record: SearchRecord, settings: Settings) -> Event:
+    """A logged recommendation list as the behaviour log keeps it: a `search` event (its
+    impressions) whose `query_id` is the list's `rec_id`, with the strategy, so clicks that
+    cite the `rec_id` join it."""
+    return Event(
+        type="search",
+        timestamp=time.time(),
+        event_id=record.query_id or uuid.uuid4().hex,
+        user_id=record.user_id,
+        session_id=record.session_id,
+        query_id=record.query_id,
+        product_ids=tuple(record.product_ids),
+        index=record.index,
+        window=tuple(logged_window(record, settings.feature_log_rate)),
+        rec_id=record.query_id,
+        strategy=record.strategy,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from shoprank.events.model import Event
 from shoprank.searchlog.record import SearchRecord
 
 
@@ -40,3 +41,13 @@ class SearchEventWriter(Protocol):
         query_id: str | None = None,
         window: Sequence[dict[str, Any]] = (),
     ) -> str | None: ...
+
+
+@runtime_checkable
+class EventIngest(Protocol):
+    """A behaviour log that takes whole events (`EventService.ingest`): recommendation
+    lists are logged through it with their `rec_id` and strategy."""
+
+    def ingest(
+        self, events: Sequence[Event], *, fold: bool = True, now: float | None = None
+    ) -> dict[str, Any]: ...

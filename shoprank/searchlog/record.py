@@ -37,6 +37,10 @@ class SearchRecord:
     total_hits: int = 0
     window: list[WindowItem] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    # "search", or "recommend" for a recommendation list (its `query_id` is the `rec_id`
+    # the response carries, `strategy` the strategy that made it).
+    surface: str = "search"
+    strategy: str | None = None
 
     @property
     def product_ids(self) -> list[str]:
