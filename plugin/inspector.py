@@ -4,8 +4,10 @@
                                                 full side by side; ?user= ?index= ?size=)
     GET  /_shoprank/inspect/searches            recent searches from the search log
     GET  /_shoprank/inspect/judgments           nDCG / MRR / recall per mode on judgments
+    GET  /_shoprank/inspect/diversity           one query with and without diversity
     GET  /_shoprank/inspect/assets/{name}       the page's own JS and CSS (no CDN)
     GET  /_shoprank/inspect/api/compare         ?q=&index=&user_id=&size=
+    GET  /_shoprank/inspect/api/diversity       ?q=&mode=&type=&lambda=&field=&max=&size=
     GET  /_shoprank/inspect/api/examples        ?index=  example queries from the catalog
     GET  /_shoprank/inspect/api/indices         the indices (aliases) there are to inspect
     GET  /_shoprank/inspect/api/searches        ?limit=&index=&q=&zero_results=
@@ -38,6 +40,7 @@ from shoprank.errors import (
 from shoprank.plugin.backends.protocol import GenerationStore
 from shoprank.plugin.inspector_examples import EventProfiles, ExampleCache
 from shoprank.plugin.search import SearchService
+from shoprank.rerankers.diversity import parse_diversity
 from shoprank.types import MODES
 
 STATIC = Path(__file__).parent / "static"
@@ -72,6 +75,35 @@ def _int(params: dict[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+def _diversity_args(params: dict[str, str], default_index: str) -> dict[str, Any]:
+    """`compare_diversity`'s arguments from the API's query parameters."""
+    query = (params.get("q") or "").strip()
+    if not query:
+        raise BadRequestError("[q] is required: the query text to diversify")
+    mode = params.get("mode") or "hybrid"
+    if mode not in ("hybrid", "full", "vector"):
+        raise BadRequestError(f"[mode] must be hybrid, full or vector, got {mode!r}")
+    spec: dict[str, Any] = {"type": params.get("type") or "mmr"}
+    # The form sends every parameter; each type takes its own.
+    if spec["type"] == "mmr" and params.get("lambda"):
+        try:
+            spec["lambda"] = float(params["lambda"])
+        except ValueError:
+            raise BadRequestError(f"[lambda] must be a number, got {params['lambda']!r}") from None
+    if spec["type"] == "cap" and params.get("field"):
+        spec["field"] = params["field"]
+    if spec["type"] == "cap" and params.get("max"):
+        spec["max"] = _int(params, "max", 2, 1, 1000)
+    return {
+        "index": params.get("index") or default_index,
+        "query": query,
+        "diversity": spec,
+        "mode": mode,
+        "user_id": params.get("user_id") or None,
+        "size": _int(params, "size", 10, 1, 100),
+    }
+
+
 def _image(source: dict[str, Any]) -> str | None:
     for name in IMAGE_FIELDS:
         value = source.get(name)
@@ -95,6 +127,7 @@ def _hit(hit: dict[str, Any]) -> dict[str, Any]:
         "score": hit.get("_score"),
         "rank": info.get("rank"),
         "rank_before": info.get("rank_before"),
+        "rank_before_diversity": info.get("rank_before_diversity"),
         "legs": info.get("legs"),
         "features": info.get("features"),
         "contributions": info.get("contributions"),
@@ -162,6 +195,57 @@ def compare_modes(
         "relaxation": understood["relaxation"] if understood else None,
         "columns": columns,
     }
+
+
+def compare_diversity(
+    service: SearchService,
+    *,
+    index: str,
+    query: str,
+    diversity: Any,
+    mode: str = "hybrid",
+    user_id: str | None = None,
+    size: int = 10,
+) -> dict[str, Any]:
+    """The same query without and with `diversity` (a request's `ext.shoprank.diversity`),
+    each column with its intra-list diversity (text vectors) and distinct brands and
+    categories; a diversified hit's `delta` is its move against the first column."""
+    spec = parse_diversity(diversity, service.settings, where="diversity")
+    fields = service.settings.default_text_fields.split(",")
+    columns = []
+    for label, asked in (("without", "none"), ("with", spec.to_dict())):
+        body = {
+            "query": {"multi_match": {"query": query, "fields": fields}},
+            "size": size,
+            "ext": {"shoprank": {"mode": mode, "explain": True, "diversity": asked}},
+        }
+        response = service.search(index, body, user_id=user_id)
+        meta = response.get("_shoprank", {})
+        hits = [_hit(h) for h in response["hits"]["hits"]]
+        for rank, hit in enumerate(hits, start=1):
+            before = hit["rank_before_diversity"]
+            hit["rank"] = hit["rank"] or rank
+            hit["delta"] = None if before is None else before - rank
+        ids = [h["id"] for h in hits]
+        total = response["hits"].get("total")
+        columns.append(
+            {
+                "column": label,
+                "diversity": asked,
+                "mode_applied": meta.get("mode_applied", mode),
+                "total": total.get("value") if isinstance(total, dict) else total,
+                "stages": meta.get("stages", []),
+                "notes": meta.get("notes", []),
+                "degraded": meta.get("degraded", []),
+                "ild": round(service.diversity.ild(index, ids), 4),
+                "distinct": {
+                    name: len({str(h[name]) for h in hits if h.get(name) is not None})
+                    for name in ("brand", "category")
+                },
+                "hits": hits,
+            }
+        )
+    return dict(index=index, query=query, mode=mode, spec=spec.to_dict(), columns=columns)
 
 
 def judge_modes(
@@ -246,6 +330,10 @@ def make_inspector_router(service: SearchService) -> APIRouter:
     def judgments_page() -> Response:
         return page("judgments")
 
+    @router.get("/diversity")
+    def diversity_page() -> Response:
+        return page("diversity")
+
     @router.get("/assets/{name}")
     def asset(name: str) -> Response:
         if name not in ASSETS:
@@ -267,6 +355,15 @@ def make_inspector_router(service: SearchService) -> APIRouter:
                 user_id=params.get("user_id") or None,
                 size=size,
             )
+        except Exception as exc:  # noqa: BLE001 - every failure answers in the ES error shape
+            return _error(exc)
+        return JSONResponse(result)
+
+    @router.get("/api/diversity")
+    def diversity(request: Request) -> JSONResponse:
+        try:
+            args = _diversity_args(dict(request.query_params), settings.product_index)
+            result = compare_diversity(quiet, **args)
         except Exception as exc:  # noqa: BLE001 - every failure answers in the ES error shape
             return _error(exc)
         return JSONResponse(result)

@@ -148,6 +148,9 @@
       el("dt", {}, "query"), el("dd", {}, result.query));
     if (!items.length) dl.append(el("dd", { class: "sub" }, "no predicted intent or rewrite"));
     for (const [k, v] of items) dl.append(el("dt", {}, k), el("dd", {}, v));
+    const same = new URLSearchParams({ q: result.query, index: result.index });
+    dl.append(el("dd", {}, el("a", { id: "diversity-link",
+      href: `/_shoprank/inspect/diversity?${same}` }, "with and without diversity →")));
     box.append(dl);
   }
 
@@ -187,6 +190,74 @@
       status("compare-status", "");
     } catch (err) {
       status("compare-status", err.message, true);
+    }
+  }
+
+  // ---- diversity: one search without and with ext.shoprank.diversity ------------------
+
+  function describeSpec(spec) {
+    if (!spec || spec === "none" || spec.type === "none") return "without diversity";
+    if (spec.type === "mmr") return `with mmr, λ = ${spec.lambda}`;
+    return `with cap: ≤ ${spec.max} per ${spec.field}`;
+  }
+
+  function diversityHit(hit, column) {
+    const facet = (name) => (hit[name] === null || hit[name] === undefined ? "–" : hit[name]);
+    const shown = [hit.brand ? `brand ${hit.brand}` : null,
+      hit.category ? `category ${hit.category}` : null].filter(Boolean).join(" · ");
+    return el("li", { class: "hit", "data-id": hit.id, "data-brand": facet("brand"),
+      "data-category": facet("category") },
+      el("div", { class: "row" },
+        el("span", { class: "rank" }, hit.rank),
+        column === 0 ? el("span", { class: "move same" }, "") : moveBadge(hit, column),
+        el("div", {},
+          el("div", { class: "title" }, hit.title || hit.id),
+          el("div", { class: "sub facets" }, shown || hit.id),
+          column && hit.rank_before_diversity
+            ? el("div", { class: "sub" }, `rank before diversity ${hit.rank_before_diversity}`)
+            : null)));
+  }
+
+  function renderDiversity(result) {
+    const box = document.getElementById("diversity-columns");
+    box.replaceChildren();
+    result.columns.forEach((col, i) => {
+      const notes = [...(col.notes || []), ...(col.degraded || []).map((d) => `degraded: ${d}`)];
+      const list = col.hits.map((h) => diversityHit(h, i));
+      for (const item of list) {
+        item.addEventListener("mouseenter", () => link(item.dataset.id, true));
+        item.addEventListener("mouseleave", () => link(item.dataset.id, false));
+      }
+      box.append(el("div", { class: "column", "data-column": col.column },
+        el("h2", {}, describeSpec(col.diversity)),
+        el("div", { class: "meta" },
+          el("span", { class: "ild", "data-ild": col.ild }, `ILD ${fmt(col.ild, 3)}`),
+          ` · ${col.distinct.brand} brands · ${col.distinct.category} categories`,
+          ` · ${col.total ?? 0} hits`,
+          col.mode_applied !== result.mode ? ` · ran as ${col.mode_applied}` : ""),
+        el("div", { class: "meta" }, `stages: ${(col.stages || []).join(" → ")}`),
+        notes.length ? el("div", { class: "meta notes" }, notes.join("; ")) : null,
+        list.length ? el("ol", { class: "hits" }, list) : el("p", { class: "sub" }, "no results")));
+    });
+  }
+
+  const DIVERSITY_FIELDS = { "d-q": "q", "d-mode": "mode", "d-type": "type", "d-lambda": "lambda",
+    "d-field": "field", "d-max": "max", "d-user": "user_id", "d-index": "index", "d-size": "size" };
+
+  async function diversity(event) {
+    if (event) event.preventDefault();
+    const params = new URLSearchParams();
+    for (const [id, name] of Object.entries(DIVERSITY_FIELDS)) {
+      const value = document.getElementById(id).value.trim();
+      if (value) params.set(name, value);
+    }
+    history.replaceState(null, "", `?${params}`);
+    status("diversity-status", "searching…");
+    try {
+      renderDiversity(await getJSON(`${API}/diversity?${params}`));
+      status("diversity-status", "");
+    } catch (err) {
+      status("diversity-status", err.message, true);
     }
   }
 
@@ -398,6 +469,13 @@
     document.getElementById("compare-form").addEventListener("submit", compare);
     if (url.get("q")) compare();
     else landing(index, url.has("index"));
+  } else if (view === "diversity") {
+    document.getElementById("d-index").value = index;
+    for (const [id, name] of Object.entries(DIVERSITY_FIELDS)) {
+      if (name !== "index" && url.get(name)) document.getElementById(id).value = url.get(name);
+    }
+    document.getElementById("diversity-form").addEventListener("submit", diversity);
+    if (url.get("q")) diversity();
   } else if (view === "searches") {
     document.getElementById("searches-form").addEventListener("submit", searches);
     searches();

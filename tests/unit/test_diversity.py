@@ -200,8 +200,8 @@ def test_cap_counts_every_value_of_a_multi_valued_field_and_never_caps_a_missing
 
 def test_cap_restarts_on_every_page() -> None:
     out = diversify(LIST, DiversitySpec("cap", max_per=1), size=6, facts=FACTS, page_size=3)
-    # page 1: HP p0, Canon p3, Brother p5; page 2 counts afresh: HP p1, (p2 deferred),
-    # Canon p4? no, p4 is "hp": deferred, Canon p6.
+    # page 1: HP p0, Canon p3, Brother p5 (p1, p2, p4 deferred: HP is full); page 2 counts
+    # afresh: HP p1 (p2 and p4 deferred), Canon p6 (p7 deferred), Epson p8.
     assert ids(out)[:3] == ["p0", "p3", "p5"]
     assert ids(out)[3:6] == ["p1", "p6", "p8"]
     for page in (out[:3], out[3:6]):
