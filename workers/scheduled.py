@@ -22,4 +22,3 @@ def training_cycle(force: bool = False) -> dict[str, Any]:
     except CycleBusyError as exc:
         return {"skipped": str(exc)}
     return report.as_dict()
-
