@@ -20,7 +20,6 @@ from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
 from shoprank.profiles import quarantine
 from shoprank.profiles.cooccur import (
-    MAX_NEIGHBOURS,
     BehaviourStats,
     check_kind,
     decay_factor,
@@ -153,8 +152,7 @@ class EmbeddedProfileStore:
         quarantine.QUARANTINED.inc(len(left_out))
         return int(result.applied)
 
-    @staticmethod
-    def _write_behaviour(conn: sqlite3.Connection, stats: BehaviourStats) -> None:
+    def _write_behaviour(self, conn: sqlite3.Connection, stats: BehaviourStats) -> None:
         if stats.shift:
             conn.execute("UPDATE trending SET score = score * ?", (rescale(stats.shift),))
         if stats.epoch is not None:
@@ -169,6 +167,7 @@ class EmbeddedProfileStore:
             "DO UPDATE SET n = n + excluded.n",
             [(k, a, b, n) for (k, a, b), n in sorted(stats.pairs.items())],
         )
+        self._prune(conn, sorted({(k, a) for k, a, _ in stats.pairs}))
         conn.executemany(
             "INSERT INTO item_sessions VALUES (?, ?, ?) ON CONFLICT (kind, product) "
             "DO UPDATE SET n = n + excluded.n",
@@ -181,6 +180,26 @@ class EmbeddedProfileStore:
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, float(row[0] if row else 0) + n)
             )
 
+    def _prune(self, conn: sqlite3.Connection, touched: Sequence[tuple[str, str]]) -> None:
+        """Keep each touched product's strongest `max_neighbours` (ties: the greater id
+        stays, as Redis's ZREMRANGEBYRANK decides)."""
+        cap = self.cfg.max_neighbours
+        full: list[tuple[str, str]] = []
+        for start in range(0, len(touched), 400):  # only the products past the cap
+            part = touched[start : start + 400]
+            full += conn.execute(
+                "SELECT kind, a FROM pairs WHERE (kind, a) IN "
+                f"(VALUES {','.join(['(?, ?)'] * len(part))}) "
+                "GROUP BY kind, a HAVING COUNT(*) > ?",
+                [x for pair in part for x in pair] + [cap],
+            ).fetchall()
+        for kind, a in full:
+            conn.execute(
+                "DELETE FROM pairs WHERE kind = ? AND a = ? AND b NOT IN (SELECT b FROM pairs "
+                "WHERE kind = ? AND a = ? ORDER BY n DESC, b DESC LIMIT ?)",
+                (kind, a, kind, a, cap),
+            )
+
     # -- behaviour statistics (recommendations) -------------------------------------------
 
     def neighbours(
@@ -189,14 +208,19 @@ class EmbeddedProfileStore:
         kind = check_kind(kind)
         conn = self._conn()
         out: dict[str, dict[str, float]] = {}
-        for pid in dict.fromkeys(ids):
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):  # one query for up to 500 ids
+            part = unique[start : start + 500]
             rows = conn.execute(
-                "SELECT b, n FROM pairs WHERE kind = ? AND a = ? ORDER BY n DESC, b LIMIT ?",
-                (kind, pid, min(limit, MAX_NEIGHBOURS)),
-            ).fetchall()
-            if rows:
-                out[pid] = {b: float(n) for b, n in rows}
-        return out
+                "SELECT a, b, n FROM pairs WHERE kind = ? AND a IN "
+                f"({','.join('?' * len(part))}) ORDER BY a, n DESC, b",
+                [kind, *part],
+            )
+            for a, b, n in rows:
+                found = out.setdefault(a, {})
+                if len(found) < limit:
+                    found[b] = float(n)
+        return {pid: out[pid] for pid in unique if out.get(pid)}
 
     def cooccur_totals(self, *, kind: str) -> dict[str, float]:
         kind = check_kind(kind)
@@ -226,7 +250,8 @@ class EmbeddedProfileStore:
             return []
         factor = decay_factor(now, int(epoch[0]), self.cfg.trending_half_life_s)
         rows = conn.execute(
-            "SELECT product, score FROM trending ORDER BY score DESC, product LIMIT ?", (limit,)
+            "SELECT product, score FROM trending ORDER BY score DESC, product DESC LIMIT ?",
+            (limit,),
         ).fetchall()
         return top([(p, float(score) * factor) for p, score in rows], limit)
 

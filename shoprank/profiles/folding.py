@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from shoprank.events.model import EVENT_TYPES, MAX_POSITION, MAX_PRICE, MAX_QUANTITY, Event
-from shoprank.profiles.cooccur import BehaviourStats, track_session
+from shoprank.profiles.cooccur import MAX_NEIGHBOURS, BehaviourStats, track_session
 from shoprank.settings import Settings
 
 ProductFacts = Mapping[str, Any]
@@ -47,6 +47,7 @@ class FoldConfig:
     session_gap_s: float = 1800.0
     session_max_items: int = 20
     trending_half_life_s: float = DAY
+    max_neighbours: int = MAX_NEIGHBOURS  # per (kind, product): the strongest are kept
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FoldConfig:

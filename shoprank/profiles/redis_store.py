@@ -10,8 +10,9 @@
     shoprank:watermark           STRING highest folded stream id
     shoprank:quarantine          HASH  stream id → quarantine entry JSON (events left out)
     shoprank:co:<kind>:<product> ZSET  other product → sessions with both (kind view|buy;
-                                       the strongest MAX_NEIGHBOURS kept)
-    shoprank:cosessions:<kind>   HASH  product → sessions it occurred in; `_all` → sessions
+                                       the strongest FoldConfig.max_neighbours kept)
+    shoprank:cosessions:<kind>   HASH  product → sessions it occurred in
+    shoprank:cototals            HASH  kind → sessions with an interaction of that kind
     shoprank:trending            ZSET  product → forward-decayed event velocity
     shoprank:trend_epoch         STRING the trending epoch (`shoprank.profiles.cooccur`)
 
@@ -36,7 +37,6 @@ from shoprank.events.model import Event
 from shoprank.events.protocol import offset_key
 from shoprank.profiles import quarantine
 from shoprank.profiles.cooccur import (
-    MAX_NEIGHBOURS,
     BehaviourStats,
     check_kind,
     decay_factor,
@@ -58,7 +58,7 @@ INDEX = P + "profiles"
 QUARANTINE = P + "quarantine"
 TRENDING = P + "trending"
 TREND_EPOCH = P + "trend_epoch"
-ALL_SESSIONS = "_all"
+COTOTALS = P + "cototals"
 
 
 def _text(value: Any) -> str:
@@ -185,8 +185,7 @@ class RedisProfileStore:
                 except redis.WatchError:
                     continue
 
-    @staticmethod
-    def _write_behaviour(pipe: Any, stats: BehaviourStats) -> None:
+    def _write_behaviour(self, pipe: Any, stats: BehaviourStats) -> None:
         """Queue the batch's behaviour statistics in the apply's MULTI."""
         if stats.shift:
             pipe.zunionstore(TRENDING, {TRENDING: rescale(stats.shift)})
@@ -200,11 +199,11 @@ class RedisProfileStore:
             pipe.zincrby(key, n, b)
             touched.add(key)
         for key in sorted(touched):  # keep the strongest neighbours only
-            pipe.zremrangebyrank(key, 0, -(MAX_NEIGHBOURS + 1))
+            pipe.zremrangebyrank(key, 0, -(self.cfg.max_neighbours + 1))
         for (kind, product), n in sorted(stats.item_sessions.items()):
             pipe.hincrbyfloat(f"{P}cosessions:{kind}", product, n)
         for kind, n in sorted(stats.sessions.items()):
-            pipe.hincrbyfloat(f"{P}cosessions:{kind}", ALL_SESSIONS, n)
+            pipe.hincrbyfloat(COTOTALS, kind, n)
 
     # -- behaviour statistics (recommendations) -------------------------------------------
 
@@ -217,7 +216,7 @@ class RedisProfileStore:
             return {}
         pipe = self.client.pipeline(transaction=False)
         for pid in unique:  # whole (capped) sets: ties are cut by id, as the embedded store
-            pipe.zrevrange(f"{P}co:{kind}:{pid}", 0, MAX_NEIGHBOURS - 1, withscores=True)
+            pipe.zrevrange(f"{P}co:{kind}:{pid}", 0, self.cfg.max_neighbours - 1, withscores=True)
         out: dict[str, dict[str, float]] = {}
         for pid, rows in zip(unique, pipe.execute(), strict=True):
             if rows:
@@ -227,7 +226,7 @@ class RedisProfileStore:
 
     def cooccur_totals(self, *, kind: str) -> dict[str, float]:
         kind = check_kind(kind)
-        value = self.client.hget(f"{P}cosessions:{kind}", ALL_SESSIONS)
+        value = self.client.hget(COTOTALS, kind)
         return {"sessions": float(value) if value is not None else 0.0}
 
     def item_sessions(self, ids: Sequence[str], *, kind: str) -> dict[str, float]:
@@ -351,4 +350,4 @@ class RedisProfileStore:
             keys = list(self.client.scan_iter(match=P + pattern, count=1000))
             for start in range(0, len(keys), 1000):
                 self.client.delete(*keys[start : start + 1000])
-        self.client.delete(INDEX, WATERMARK, QUARANTINE, TRENDING, TREND_EPOCH)
+        self.client.delete(INDEX, WATERMARK, QUARANTINE, TRENDING, TREND_EPOCH, COTOTALS)

@@ -5,6 +5,8 @@ passes (Redis runs it in tests/integration/test_cooccur_redis.py)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,8 +44,64 @@ class Log:
         )
 
 
+StoreFactory = Callable[[FoldConfig], ProfileStore]
+
+
 class BehaviourStatsSuite:
-    """Subclasses provide a fresh `store`."""
+    """Subclasses provide `make_store`: a fresh, empty store with the given config."""
+
+    @pytest.fixture()
+    def store(self, make_store: StoreFactory) -> ProfileStore:
+        return make_store(CFG)
+
+    def test_late_events_join_only_the_current_session(self, store: ProfileStore) -> None:
+        log = Log()
+        log.add("view", "u1", "a", T)
+        log.add("view", "u1", "b", T + 3 * HOUR)  # past the gap: a second session
+        log.add("view", "u1", "c", T + 3 * HOUR - 20 * 60)  # late, but within that session
+        log.add("view", "u1", "d", T + 60)  # late, in the first (closed) session: no pairs
+        assert store.apply(log.items) == 4
+        view = store.neighbours(["a", "b", "c", "d"], kind="view")
+        assert view == {"b": {"c": 1.0}, "c": {"b": 1.0}}
+        assert store.item_sessions(["a", "b", "c", "d"], kind="view") == {
+            "a": 1.0,
+            "b": 1.0,
+            "c": 1.0,
+        }
+        assert store.cooccur_totals(kind="view") == {"sessions": 2.0}
+        assert "d" in dict(store.trending(now=T + 3 * HOUR, limit=10))  # still trending
+
+    def test_a_quarantined_event_leaves_the_session_whole(self, store: ProfileStore) -> None:
+        log = Log()
+        log.add("view", "u1", "a", T)
+        log.add("view", "u1", "b", T + 10)
+        bad = Event(
+            type="view", timestamp=T + 20, event_id="bad", user_id="u1", product_id="x", price=-1.0
+        )
+        log.items.append((f"{len(log.items)}-0", bad))
+        log.add("view", "u1", "c", T + 30)
+        assert store.apply(log.items) == 3
+        assert store.neighbours(["c", "x"], kind="view") == {"c": {"a": 1.0, "b": 1.0}}
+        assert store.item_sessions(["a", "b", "c", "x"], kind="view") == {
+            "a": 1.0,
+            "b": 1.0,
+            "c": 1.0,
+        }
+
+    def test_neighbour_lists_keep_the_strongest(self, make_store: StoreFactory) -> None:
+        store = make_store(replace(CFG, max_neighbours=3))
+        log = Log()
+        # "hub" is seen with s1 in five sessions, s2 in four, s3 in three, s4..s6 once.
+        for others, sessions in (("s1", 5), ("s2", 4), ("s3", 3), ("s4 s5 s6", 1)):
+            for n in range(sessions):
+                user = f"{others}-{n}"
+                log.add("view", user, "hub", T)
+                for i, other in enumerate(others.split()):
+                    log.add("view", user, other, T + 1 + i)
+        store.apply(log.items)
+        hub = store.neighbours(["hub"], kind="view", limit=10)["hub"]
+        assert hub == {"s1": 5.0, "s2": 4.0, "s3": 3.0}
+        assert store.neighbours(["s4"], kind="view") == {"s4": {"hub": 1.0, "s5": 1.0, "s6": 1.0}}
 
     def test_pairs_count_sessions_and_are_symmetric(self, store: ProfileStore) -> None:
         log = Log()
@@ -135,8 +193,9 @@ class BehaviourStatsSuite:
 
 class TestEmbeddedBehaviourStats(BehaviourStatsSuite):
     @pytest.fixture()
-    def store(self, tmp_path: Path) -> EmbeddedProfileStore:
-        return EmbeddedProfileStore(tmp_path / "p.sqlite", CFG)
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        made = iter(range(1000))
+        return lambda cfg: EmbeddedProfileStore(tmp_path / f"p{next(made)}.sqlite", cfg)
 
 
 def test_trending_survives_an_epoch_change(tmp_path: Path) -> None:
