@@ -155,13 +155,20 @@ def bought_together(ask: Ask) -> Outcome:
     if len(picks) < ask.size:
         # Nor what the data shows bought with it no more than chance predicts.
         unrelated = sorted(candidates - set(scores))
-        fill = complementary(ask, sources, skip=[*(p.id for p in picks), *substitutes, *unrelated])
-        if not picks:
+        skip = [*(p.id for p in picks), *substitutes, *unrelated]
+        fill = complementary(ask, sources, skip=skip)
+        if not candidates:
             notes.append(
                 "bought_together: no co-purchases yet (cold start): complementary products "
                 "(other categories, close in content, popular)"
             )
             return Outcome(fill, notes=notes, cold_start=True, fallback="complementary_content")
+        if not picks:
+            notes.append(
+                "bought_together: nothing is bought with it more than chance predicts: "
+                "complementary products instead"
+            )
+            return Outcome(fill, notes=notes, fallback="complementary_content")
         floor = min(p.score for p in picks)
         for pick in fill[: ask.size - len(picks)]:
             pick.score = round(floor * 0.5 * min(1.0, pick.score), 6)

@@ -131,6 +131,8 @@ def test_bought_together_returns_the_complement_not_the_best_seller(shop: Server
     body = got.json()
     assert body["hits"]["hits"][0]["_source"]["title"].startswith("Aster 14-inch laptop sleeve")
     assert body["hits"]["hits"][0]["_shoprank"]["strategy"] == "bought_together"
+    assert "cold_start" not in body["_shoprank"]  # from the folded co-purchases
+    assert body["hits"]["hits"][0]["_shoprank"]["sources"]["bought_with"]["L1"]["sessions"] == 8
     assert body["_shoprank"]["rec_id"]
 
 
