@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from shoprank import __version__
 from shoprank.errors import ShoprankError
 from shoprank.plugin.routes import cluster, products
+from shoprank.plugin.routes import experiments as experiment_routes
 from shoprank.plugin.routes import recommend as recommend_routes
 from shoprank.plugin.routes import search as search_routes
 from shoprank.plugin.routes.common import Cluster, ESResponse, error_response
@@ -60,15 +61,18 @@ def create_app(
     app.include_router(search_routes.router)
     app.include_router(products.router)
     app.include_router(recommend_routes.router)
+    app.include_router(experiment_routes.router)
 
     from shoprank.plugin.events_api import make_events_router
     from shoprank.plugin.inspector import make_inspector_router
+    from shoprank.plugin.inspector_experiments import make_experiments_inspector_router
     from shoprank.plugin.intent_api import make_intent_router
     from shoprank.plugin.ops import install
     from shoprank.plugin.proxy import install_proxy
 
     app.include_router(make_events_router(service.settings))
     app.include_router(make_inspector_router(service))
+    app.include_router(make_experiments_inspector_router(service))
     app.include_router(make_intent_router(service))
     # Requests no route serves: forwarded to a cluster if allowlisted, refused otherwise.
     install_proxy(app, service.backend, service.settings.proxy_allowlist)

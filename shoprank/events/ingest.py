@@ -97,6 +97,7 @@ class Ingest:
         index: str | None = None,
         query_id: str | None = None,
         window: Sequence[dict[str, Any]] = (),
+        experiment: dict[str, Any] | None = None,
     ) -> str | None:
         """Record a search (its impressions, and the ranks and logged ranker features of
         its `window` for training); returns the `query_id` to hand to the client."""
@@ -114,6 +115,7 @@ class Ingest:
             product_ids=tuple(product_ids),
             index=index,
             window=tuple(window),
+            experiment=experiment,
         )
         self.ingest([event])
         return query_id

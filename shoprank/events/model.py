@@ -91,6 +91,9 @@ class Event:
     # The recommendation list the event came from, and the strategy that made it.
     rec_id: str | None = None
     strategy: str | None = None
+    # On `search` events of an online experiment (`shoprank.experiments.logs`): the
+    # experiment id, the variant served, each arm's run and, interleaved, each hit's arm.
+    experiment: dict[str, Any] | None = None
 
     @property
     def subject(self) -> str:

@@ -160,6 +160,7 @@ class EventService:
         index: str | None = None,
         query_id: str | None = None,
         window: Sequence[dict[str, Any]] = (),
+        experiment: dict[str, Any] | None = None,
     ) -> str | None:
         """Record a search in the behaviour log; returns the `query_id` for the client."""
         return self.ingestor.log_search(
@@ -170,6 +171,7 @@ class EventService:
             index=index,
             query_id=query_id,
             window=window,
+            experiment=experiment,
         )
 
     def trigger(self) -> None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, cast, get_args
 
 from shoprank.errors import BadRequestError, ShoprankError
+from shoprank.types import FUSIONS, MODES
 
 Method = Literal["ab", "interleave"]
 Metric = Literal["click", "add_to_cart", "purchase"]
@@ -31,6 +32,16 @@ STATUSES: tuple[str, ...] = get_args(Status)
 FINISHED: frozenset[str] = frozenset({"promoted", "rolled_back", "stopped"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _CONFIG_VALUE = str | int | float | bool
+# What an arm may set, and what each key takes. `ranker` is a registry version (or
+# "live": whatever is live when the search runs); `mode` / `fusion` / `window` are the
+# `ext.shoprank` options of the same names.
+CONFIG_KEYS: dict[str, str] = {
+    "ranker": 'a ranker version from `shoprank models list`, or "live"',
+    "mode": "one of lexical, vector, hybrid, full",
+    "fusion": "one of rrf, linear",
+    "window": "an integer number of fused candidates, 1-1000",
+}
+MAX_WINDOW = 1000
 
 
 class ExperimentError(BadRequestError):
@@ -153,11 +164,7 @@ class Experiment:
                     f'{{"ranker": "v7"}}, got {config!r}'
                 )
             for key, value in config.items():
-                if not isinstance(key, str) or not isinstance(value, _CONFIG_VALUE):
-                    raise ExperimentError(
-                        f"{name}[{key!r}] = {value!r}: configuration keys are strings and "
-                        "values strings, numbers or booleans"
-                    )
+                check_config(name, key, value)
         if self.control == self.challenger:
             raise ExperimentError(
                 f"control and challenger are the same configuration {self.control!r}; an "
@@ -219,6 +226,24 @@ class Experiment:
             raise ExperimentError(f"experiment body is incomplete: {exc}") from None
         exp.validate()
         return exp
+
+
+def check_config(name: str, key: object, value: object) -> None:
+    """Refuse an arm setting shoprank cannot apply to a search, naming what it takes."""
+    if not isinstance(key, str) or key not in CONFIG_KEYS:
+        known = ", ".join(f"{k} ({v})" for k, v in CONFIG_KEYS.items())
+        raise ExperimentError(f"{name}[{key!r}] is not an arm setting; known settings: {known}")
+    ok = False
+    if key == "ranker":
+        ok = isinstance(value, str) and bool(value.strip())
+    elif key == "mode":
+        ok = value in MODES
+    elif key == "fusion":
+        ok = value in FUSIONS
+    elif key == "window":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WINDOW
+    if not ok:
+        raise ExperimentError(f"{name}[{key!r}] = {value!r}: {key} takes {CONFIG_KEYS[key]}")
 
 
 def check_id(experiment_id: str) -> None:

@@ -123,6 +123,7 @@ class SearchLogger:
                     index=record.index,
                     query_id=record.query_id,
                     window=logged_window(record, self.settings.feature_log_rate),
+                    experiment=record.experiment,
                 )
         except Exception as exc:  # logging a search must never hurt searching
             self.failed += 1

@@ -40,6 +40,7 @@ class SearchEventWriter(Protocol):
         index: str | None = None,
         query_id: str | None = None,
         window: Sequence[dict[str, Any]] = (),
+        experiment: dict[str, Any] | None = None,
     ) -> str | None: ...
 
 

@@ -41,6 +41,10 @@ class SearchRecord:
     # the response carries, `strategy` the strategy that made it).
     surface: str = "search"
     strategy: str | None = None
+    # A search of an online experiment: {"id", "method", "variant" ("A", "B" or
+    # "interleave"), "runs": {arm: {"zero_results", "latency_ms"}}, "teams": {id: arm}}
+    # (`teams` on interleaved pages: the arm that contributed each returned product).
+    experiment: dict[str, Any] | None = None
 
     @property
     def product_ids(self) -> list[str]:
