@@ -46,8 +46,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shoprank import logs, metrics
 from shoprank.errors import BadRequestError
+from shoprank.experiments.logs import experiment_field
+from shoprank.experiments.model import Arm
+from shoprank.experiments.store import RunningAssigners
+from shoprank.experiments.tally import ArmRun
 from shoprank.plugin.backends.protocol import SearchBackend
 from shoprank.plugin.fusion import FusedHit, fuse
+from shoprank.plugin.pipeline.experiment import Enrolment, ExperimentArms, interleave_pages
 from shoprank.plugin.pipeline.legs import LegBuilder, Retrieval
 from shoprank.plugin.pipeline.page import (
     answer_client,
@@ -102,8 +107,11 @@ class SearchService:
         image_text_encoder: EncoderFactory | None = None,
         rerankers: Sequence[Reranker] = (),
         search_logger: SearchLogger | None = None,
+        experiments: RunningAssigners | None = None,
     ) -> None:
         self.search_logger = search_logger
+        # Running online experiments (`shoprank.experiments`); None: no experiments here.
+        self.arms = ExperimentArms(experiments, settings) if experiments is not None else None
         self.backend = backend
         self.settings = settings
         self.rerankers = list(rerankers)
@@ -138,6 +146,7 @@ class SearchService:
         rerankers and the query-vector cache, but its searches are not logged."""
         quiet = copy.copy(self)
         quiet.search_logger = None
+        quiet.arms = None  # and never enrolled in an experiment
         return quiet
 
     def parse(
@@ -180,9 +189,53 @@ class SearchService:
         """An ES `_search` response for `body`, in the mode its `ext.shoprank` asks for.
 
         `scroll` (the URL parameter) makes the search the backend's own lexical one, as do
-        `pit`, `search_after`, `slice` and `collapse` in the body."""
+        `pit`, `search_after`, `slice` and `collapse` in the body. A search a running
+        experiment enrols runs under its arm, or interleaves both arms' rankings
+        (`shoprank.plugin.pipeline.experiment`)."""
         started = time.perf_counter()
-        parsed = self.parse(index, body, user_id=user_id, session_id=session_id)
+        parsed = replace(
+            self.parse(index, body, user_id=user_id, session_id=session_id), scroll=scroll
+        )
+        enrolment = self.arms.enrol(parsed) if self.arms is not None else None
+        if enrolment is None:
+            run = self._run(parsed, started)
+        elif enrolment.interleaved:
+            run = self._interleaved(parsed, enrolment, started)
+        else:
+            arm = enrolment.assignment.arm or "A"
+            run = self._run(self.arms_request(parsed, enrolment, arm), started)
+            zero = not run.response.get("hits", {}).get("hits")
+            latency = (time.perf_counter() - started) * 1000
+            run.experiment = experiment_field(
+                enrolment.experiment, arm, {arm: ArmRun(zero, latency)}
+            )
+        response, request, trace, applied = run.response, run.request, run.trace, run.applied
+        if request.explain:
+            response["_shoprank"] = explanation(request, trace, applied=applied, stages=run.stages)
+            if run.experiment is not None:
+                response["_shoprank"]["experiment"] = run.experiment
+        if trace.degraded:
+            response.setdefault("_shoprank", {})["degraded"] = trace.degraded
+        if self.search_logger is not None:
+            record = search_record(request, trace, applied=applied, response=response)
+            record.experiment = run.experiment
+            if enrolment is not None:
+                record.query_id = enrolment.query_id
+            query_id = self.search_logger.log(record)
+            if query_id:
+                response.setdefault("_shoprank", {})["query_id"] = query_id
+                logs.note(query_id=query_id)
+        elapsed = time.perf_counter() - started
+        metrics.observe_search(applied, trace.timings, elapsed, trace.model_version)
+        response["took"] = int(elapsed * 1000)
+        return dict(response)
+
+    def arms_request(self, parsed: SearchRequest, enrolment: Enrolment, arm: Arm) -> SearchRequest:
+        assert self.arms is not None
+        return self.arms.arm_request(parsed, enrolment, arm)
+
+    def _run(self, parsed: SearchRequest, started: float) -> Run:
+        """One search of a parsed request: vectors, intent, retrieval, relaxation."""
         trace = Trace()
         t0 = time.perf_counter()
         resolved = self.vectors.resolve_builders(parsed.body)
@@ -190,7 +243,6 @@ class SearchService:
             parsed,
             body=resolved,
             client_body=resolved,
-            scroll=scroll,
             deadline=started + self.settings.search_budget_ms / 1000.0,
         )
         trace.timings["embed_ms"] = (time.perf_counter() - t0) * 1000
@@ -203,21 +255,41 @@ class SearchService:
         result = self._retrieve(request, trace, applied)
         if plan is not None and plan.actions:
             result = self._relax(request, trace, applied, plan, result)
-        response, stages, request = result.response, result.stages, result.request
-        if request.explain:
-            response["_shoprank"] = explanation(request, trace, applied=applied, stages=stages)
-        if trace.degraded:
-            response.setdefault("_shoprank", {})["degraded"] = trace.degraded
-        if self.search_logger is not None:
-            record = search_record(request, trace, applied=applied, response=response)
-            query_id = self.search_logger.log(record)
-            if query_id:
-                response.setdefault("_shoprank", {})["query_id"] = query_id
-                logs.note(query_id=query_id)
-        elapsed = time.perf_counter() - started
-        metrics.observe_search(applied, trace.timings, elapsed, trace.model_version)
-        response["took"] = int(elapsed * 1000)
-        return dict(response)
+        return Run(result.response, result.request, trace, applied, result.stages)
+
+    def _interleaved(self, parsed: SearchRequest, enrolment: Enrolment, started: float) -> Run:
+        """Both arms' searches merged into one team-draft page (the control's run answers
+        totals and aggregations; the logged window keeps each hit's arm)."""
+        runs: dict[Arm, Run] = {}
+        arm_runs: dict[Arm, ArmRun] = {}
+        for arm in ("A", "B"):
+            t0 = time.perf_counter()
+            run = self._run(self.arms_request(parsed, enrolment, arm), started)
+            zero = not run.response.get("hits", {}).get("hits")
+            arm_runs[arm] = ArmRun(zero, (time.perf_counter() - t0) * 1000)
+            runs[arm] = run
+        start, size = parsed.page
+        hits, teams, window = interleave_pages(
+            enrolment,
+            {arm: r.response for arm, r in runs.items()},
+            {arm: r.trace.logged for arm, r in runs.items()},
+            start=start,
+            size=size,
+        )
+        control = runs["A"]
+        control.response["hits"]["hits"] = hits
+        scores = [h["_score"] for h in hits if isinstance(h.get("_score"), int | float)]
+        control.response["hits"]["max_score"] = max(scores) if scores else None
+        control.trace.logged = window
+        for name, ms in runs["B"].trace.timings.items():
+            control.trace.timings[f"challenger_{name}"] = ms
+        control.trace.degraded.extend(f"challenger: {d}" for d in runs["B"].trace.degraded)
+        control.request = replace(
+            control.request, body={**control.request.body, **{"from": start, "size": size}}
+        )
+        control.experiment = experiment_field(enrolment.experiment, "interleave", arm_runs, teams)
+        control.stages = [*control.stages, "interleave:team_draft"]
+        return control
 
     def _plan(self, request: SearchRequest, trace: Trace) -> RewritePlan | None:
         """Query understanding of a `full`-mode search: the intent and the rewrite plan."""
@@ -374,6 +446,20 @@ class SearchService:
         """Whether lexical matches may lie past the window: the lexical leg filled it (vector
         mode is a kNN search: its window is all it finds)."""
         return mode != "vector" and len(retrieval.legs.get("lexical", [])) >= window
+
+
+@dataclass
+class Run:
+    """One search as the response and the logs need it: the response, the request searched
+    (after rewrite and relaxation), the trace, the mode applied, the stages that ran, and
+    the `experiment` field it is logged with (None outside experiments)."""
+
+    response: Response
+    request: SearchRequest
+    trace: Trace
+    applied: Mode
+    stages: list[str]
+    experiment: dict[str, Any] | None = None
 
 
 @dataclass

@@ -40,7 +40,8 @@ class RerankContext:
     stage should give up and keep the order it was given; `info` collects what a stage wants
     reported under `_shoprank` (model version, degradations); `surface` says whether the
     list is a search's window or a recommendation list (no query: query features keep
-    their defaults).
+    their defaults). `ranker_version` pins the learned ranker's model (an experiment arm);
+    None serves the live one.
     """
 
     index: str
@@ -53,6 +54,7 @@ class RerankContext:
     explain: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     surface: Literal["search", "recommend"] = "search"
+    ranker_version: str | None = None
 
 
 @runtime_checkable

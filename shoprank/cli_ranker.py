@@ -129,7 +129,13 @@ def models_list(as_json: bool) -> None:
     versions = registry.versions()
     why, challenger = registry.why_live(), registry.challenger()
     if as_json:
-        out = {"live": live, "why_live": why, "challenger": challenger, "versions": versions}
+        out = {
+            "live": live,
+            "why_live": why,
+            "challenger": challenger,
+            "rejected": registry.rejected(),
+            "versions": versions,
+        }
         click.echo(json.dumps(out, indent=2))
         return
     click.echo(f"{'*' if live == DEFAULT_VERSION else ' '} {DEFAULT_VERSION:<34} cold-start scorer")
@@ -143,6 +149,10 @@ def models_list(as_json: bool) -> None:
     click.echo(f"live: {live} ({describe_decision(why)})")
     if challenger:
         click.echo(f"challenger (c): {challenger['version']}, {challenger_state(challenger)}")
+    rejected = registry.rejected()
+    if rejected:
+        last = rejected[-1]
+        click.echo(f"last rolled back: {last['version']} ({describe_decision(last)})")
 
 
 def describe_decision(entry: dict[str, Any] | None) -> str:

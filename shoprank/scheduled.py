@@ -5,12 +5,16 @@ One *cycle* (`TrainingCycle.run`) does, in order:
 
 1. retention: events and profiles past `SHOPRANK_RETENTION_DAYS` are deleted (it no longer
    waits for the next fold);
-2. the ranker: when at least `SHOPRANK_RETRAIN_MIN_NEW_SEARCHES` labelled searches arrived
-   since the last training, a candidate is trained on the fresh logs and gated offline
-   against the live model. A candidate that passes is never promoted straight to live:
-   it is handed to `propose` (an online experiment against the live model decides, see
-   `shoprank.experiments`), or, without one, recorded as the registry's challenger;
-3. the intent model, retrained from the index and the new query → click pairs when one is
+2. experiments: every running online experiment is tallied from the logs and decided; a
+   ranker challenger that won is promoted to live, one that lost (or tripped a guard, or
+   stayed inconclusive to its horizon) is rolled back (`shoprank.experiments.cycle`);
+3. the ranker: when at least `SHOPRANK_RETRAIN_MIN_NEW_SEARCHES` labelled searches arrived
+   since the last training (and no ranker experiment is still deciding), a candidate is
+   trained on the fresh logs and gated offline against the live model. A candidate that
+   passes is never promoted straight to live: it is handed to `propose`, which starts an
+   online experiment against the live model (`SHOPRANK_EXPERIMENT_METHOD`; `off` only
+   records it as the registry's challenger);
+4. the intent model, retrained from the index and the new query → click pairs when one is
    already trained for the index (a catalog without categories has none).
 
 Who runs cycles: `shoprank serve` itself when no Redis is configured (a thread per serving
@@ -51,6 +55,7 @@ class CycleReport:
     at: float
     trigger: str
     retention: dict[str, int] | None = None
+    experiments: list[dict[str, Any]] | None = None
     ranker: dict[str, Any] | None = None
     intent: dict[str, Any] | None = None
     skipped: dict[str, str] = field(default_factory=dict)
@@ -157,7 +162,11 @@ class TrainingCycle:
         self.clock = clock
         self._load = load_dataset
         self._train_intent = train_intent
-        self.propose = propose or record_challenger(settings)
+        if propose is None:
+            from shoprank.experiments.cycle import propose_experiment
+
+            propose = propose_experiment(settings, clock=clock)
+        self.propose = propose
 
     def run(self, *, trigger: str = "manual", force: bool = False) -> CycleReport:
         """Run one cycle now under the cycle lock (raises `CycleBusyError` when another
@@ -166,6 +175,7 @@ class TrainingCycle:
             report = CycleReport(at=self.clock(), trigger=trigger)
             state = read_state(self.settings)
             self._retention(report)
+            self._experiments(report)
             fresh = self._ranker(report, state, force=force)
             self._intent(report, state, fresh=fresh)
             state["runs"] = [*state["runs"], report.as_dict()][-KEEP_RUNS:]
@@ -181,6 +191,15 @@ class TrainingCycle:
             log.warning("scheduled retention failed", exc_info=True)
             report.errors["retention"] = f"{type(exc).__name__}: {exc}"
 
+    def _experiments(self, report: CycleReport) -> None:
+        from shoprank.experiments.cycle import look
+
+        try:
+            report.experiments = look(self.settings, clock=self.clock)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("scheduled experiment decisions failed", exc_info=True)
+            report.errors["experiments"] = f"{type(exc).__name__}: {exc}"
+
     def _dataset(self) -> Any:
         if self._load is not None:
             return self._load()
@@ -192,12 +211,20 @@ class TrainingCycle:
         """Train and gate a candidate when enough new labelled searches arrived; returns
         whether they had (the intent model then learns from them too)."""
         from shoprank.errors import ShoprankError
+        from shoprank.experiments.cycle import running_ranker_experiment
         from shoprank.rerankers.ltr import ranker_dir
         from shoprank.rerankers.ltr.registry import ModelRegistry
         from shoprank.rerankers.ltr.reranker import load_scorer
         from shoprank.rerankers.ltr.train import NotEnoughDataError, train_ranker
 
         settings = self.settings
+        deciding = running_ranker_experiment(settings)
+        if deciding is not None:
+            report.skipped["ranker"] = (
+                f"experiment [{deciding.id}] is still deciding on "
+                f"{deciding.challenger.get('ranker', deciding.challenger)}"
+            )
+            return False
         try:
             data = self._dataset()
             new = len(data) - int(state.get("ranker_searches", 0))

@@ -299,6 +299,27 @@ class Settings(BaseSettings):
         description="Scheduled cycles also retrain the index's intent model (when one exists) "
         "on the new query → click pairs.",
     )
+    experiment_method: Literal["interleave", "ab", "off"] = Field(
+        default="interleave",
+        description="How a scheduled cycle tries a ranker candidate that passed the offline "
+        "gate: an online experiment against the live model (team-draft `interleave`, or "
+        "`ab`), decided by later cycles; `off` only records it as the registry's challenger.",
+    )
+    experiment_mde: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="Smallest difference a scheduled experiment is sized to detect: for "
+        "interleaving, in the share of decided queries the challenger wins (0.05 = 55 % vs "
+        "45 %); for A/B, in the click rate.",
+    )
+    experiment_max_searches: int = Field(
+        default=0,
+        ge=0,
+        description="Horizon of a scheduled experiment (searches for A/B, decided queries "
+        "for interleaving) after which an inconclusive challenger is rolled back; 0 = twice "
+        "the fixed-horizon sample size from SHOPRANK_EXPERIMENT_MDE.",
+    )
 
     # --- recommendations and diversity ---
     trending_half_life_days: float = Field(

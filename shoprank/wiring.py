@@ -16,6 +16,7 @@ from shoprank.settings import Settings
 
 if TYPE_CHECKING:
     from shoprank.events.service import EventService
+    from shoprank.experiments.store import RunningAssigners
     from shoprank.indexing.cache import EmbeddingCache
     from shoprank.indexing.encoders.auto_export import Choice
     from shoprank.indexing.pipeline import ImageEmbedder, PipelineContext
@@ -252,6 +253,7 @@ def make_service(settings: Settings, backend: SearchBackend | None = None) -> Se
         image_text_encoder=image_text,
         rerankers=[ranker],
         search_logger=search_logger,
+        experiments=running_experiments(settings),
     )
     if settings.extra_rerankers:  # SHOPRANK_EXTRA_RERANKERS, after the built-in stages
         from shoprank.plugin.stages import load_extra_rerankers
@@ -308,3 +310,14 @@ def product_lookup(settings: Settings) -> Callable[[Sequence[str]], Mapping[str,
         return facts
 
     return lookup
+
+
+def running_experiments(settings: Settings) -> RunningAssigners:
+    """The running online experiments of the data directory, as searches read them (the
+    directory is checked at most once a second)."""
+    import time
+
+    from shoprank.experiments.results import experiment_store
+    from shoprank.experiments.store import RunningAssigners
+
+    return RunningAssigners(experiment_store(settings), clock=time.monotonic)

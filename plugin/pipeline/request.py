@@ -193,7 +193,8 @@ class SearchRequest:
     the client sent it (before any rewrite or relaxation; `with_body` leaves it): totals,
     aggregations and highlights come from it. `scroll` is the `scroll` URL parameter.
     `diversity` is how the page is diversified (`ext.shoprank.diversity`, else the
-    `SHOPRANK_DIVERSITY*` settings; `shoprank.rerankers.diversity`).
+    `SHOPRANK_DIVERSITY*` settings; `shoprank.rerankers.diversity`). `ranker_version` pins
+    the learned ranker's model (an experiment arm; None: the live model).
     """
 
     index: str
@@ -211,6 +212,7 @@ class SearchRequest:
     client_body: dict[str, Any] = field(default_factory=dict)
     scroll: str | None = None
     diversity: DiversitySpec = NO_DIVERSITY
+    ranker_version: str | None = None
 
     def with_body(self, body: dict[str, Any]) -> SearchRequest:
         """The same search over another body (a rewrite, a relaxation step)."""

@@ -32,6 +32,7 @@ def rerank_window(
         explain=request.explain,
         deadline=request.deadline,
         intent=trace.intent,
+        ranker_version=request.ranker_version,
     )
     by_id = {h.id: h for h in fused}
     candidates = [

@@ -16,6 +16,8 @@ from typing import Any
 from shoprank.errors import BadRequestError
 from shoprank.rerankers.ltr.scorers import DEFAULT_VERSION
 
+KEEP_REJECTED = 20
+
 
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
@@ -71,18 +73,40 @@ class ModelRegistry:
         found = self.state().get("challenger")
         return dict(found) if isinstance(found, dict) else None
 
-    def set_challenger(self, version: str, evidence: dict[str, Any]) -> None:
-        """Record `version` (an offline-gated candidate) as the challenger of the live model;
-        it does not serve until an experiment or a person promotes it."""
+    def set_challenger(
+        self, version: str, evidence: dict[str, Any], *, experiment: str | None = None
+    ) -> None:
+        """Record `version` (an offline-gated candidate) as the challenger of the live model,
+        with the online experiment that tries it; it does not serve until the experiment or
+        a person promotes it."""
         self.meta(version)
         state = self.state()
-        state["challenger"] = {"version": version, "evidence": evidence, "at": time.time()}
+        entry: dict[str, Any] = {"version": version, "evidence": evidence, "at": time.time()}
+        if experiment:
+            entry["experiment"] = experiment
+        state["challenger"] = entry
         self._write(state)
 
-    def clear_challenger(self) -> None:
+    def clear_challenger(
+        self, *, reason: str | None = None, evidence: dict[str, Any] | None = None
+    ) -> None:
+        """End the challenger's candidacy; with a `reason` (a rolled-back experiment) it is
+        kept in `rejected` with its evidence, the newest last."""
         state = self.state()
-        if state.pop("challenger", None) is not None:
-            self._write(state)
+        challenger = state.pop("challenger", None)
+        if challenger is None:
+            return
+        if reason is not None:
+            rejected = {"version": challenger.get("version"), "at": time.time(), "reason": reason}
+            if evidence:
+                rejected["evidence"] = evidence
+            state["rejected"] = [*state.get("rejected", []), rejected][-KEEP_REJECTED:]
+        self._write(state)
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """Challengers an experiment rolled back, oldest first, with their evidence."""
+        found = self.state().get("rejected")
+        return [dict(r) for r in found] if isinstance(found, list) else []
 
     def promote(
         self, version: str, *, reason: str = "manual", evidence: dict[str, Any] | None = None

@@ -26,6 +26,7 @@ from shoprank.rerankers.protocol import Candidate, RerankContext
 
 log = logging.getLogger("shoprank.ranker")
 RELOAD_CHECK_S = 1.0
+MAX_PINNED = 4
 
 
 class RankerTimeoutError(Exception):
@@ -57,6 +58,8 @@ class LearnedRanker:
         self._stamp: float | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        # Scorers of versions an experiment serves beside the live one, by version.
+        self._pinned: dict[str, Scorer] = {}
 
     def scorer(self) -> Scorer:
         """The live scorer. The registry is checked at most once a second; a changed one is
@@ -82,6 +85,31 @@ class LearnedRanker:
                 ).start()
             assert self._scorer is not None
             return self._scorer
+
+    def scorer_for(self, version: str | None) -> Scorer:
+        """The scorer of `version` (an experiment arm's ranker); the live one for None or
+        "live". A pinned version loads once per process and stays (an experiment has two
+        arms, so few are ever held); one that cannot load raises, and the search keeps
+        its retrieval order, reported degraded."""
+        if version is None or version == "live":
+            return self.scorer()
+        live = self.scorer()
+        if live.version == version:
+            return live
+        found = self._pinned.get(version)
+        if found is None:
+            with self._lock:
+                found = self._pinned.get(version)
+                if found is None:
+                    if version == DEFAULT_VERSION:
+                        found = DefaultScorer()
+                    else:
+                        self.registry.meta(version)  # a clear error for an unknown version
+                        found = OnnxScorer(self.registry.path(version))
+                    if len(self._pinned) >= MAX_PINNED:
+                        self._pinned.pop(next(iter(self._pinned)))
+                    self._pinned[version] = found
+        return found
 
     def _load(self, stamp: float | None) -> None:
         try:
@@ -112,7 +140,7 @@ class LearnedRanker:
             deadline = min(deadline, context.deadline)
         notes: list[str] = context.info.setdefault("degraded", [])
         try:
-            scorer = self.scorer()
+            scorer = self.scorer_for(context.ranker_version)
             context.info["model_version"] = scorer.version
             context.info["feature_registry"] = REGISTRY_VERSION
             inputs = self.source.fetch(

@@ -61,7 +61,7 @@ class Assigner:
     per running experiment when the experiment set changes, not per search.
     """
 
-    __slots__ = ("_hasher", "_prefix", "experiment_id", "method", "split", "traffic")
+    __slots__ = ("_hasher", "_prefix", "experiment", "experiment_id", "method", "split", "traffic")
 
     def __init__(self, experiment: Experiment) -> None:
         if experiment.status != "running":
@@ -69,6 +69,7 @@ class Assigner:
                 f"experiment [{experiment.id}] is {experiment.status}; only running "
                 "experiments assign traffic (start it first)"
             )
+        self.experiment = experiment
         self.experiment_id = experiment.id
         self.method: Method = experiment.method
         self.split = experiment.split

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from shoprank.events.model import Event
-from shoprank.experiments.model import Experiment, ExperimentError, arm_of
+from shoprank.experiments.model import Arm, Experiment, ExperimentError, arm_of
 from shoprank.experiments.tally import KINDS, ArmRun, EventRecord, SearchRecord, Tallies
 
 __all__ = ["experiment_field", "read_tallies", "search_of"]
@@ -30,8 +30,8 @@ __all__ = ["experiment_field", "read_tallies", "search_of"]
 def experiment_field(
     experiment: Experiment,
     variant: str,
-    runs: Mapping[str, ArmRun],
-    teams: Mapping[str, str] | None = None,
+    runs: Mapping[Arm, ArmRun],
+    teams: Mapping[str, Arm] | None = None,
 ) -> dict[str, Any]:
     """The `experiment` field a search of `experiment` is logged with."""
     out: dict[str, Any] = {

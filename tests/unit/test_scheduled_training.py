@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from shoprank.events.model import Event
 from shoprank.events.service import EventService
+from shoprank.experiments.store import ExperimentStore
 from shoprank.rerankers.ltr import ranker_dir
 from shoprank.rerankers.ltr.dataset import Dataset
 from shoprank.rerankers.ltr.registry import ModelRegistry
@@ -82,13 +83,35 @@ def test_a_cycle_trains_only_on_enough_new_searches_and_proposes_a_challenger(
     challenger = registry.challenger()
     assert challenger is not None and challenger["version"] == version
     assert "pass" in challenger["evidence"]["gate"]
+    # ... and an online experiment against the live (cold-start) scorer tries it.
+    proposed = second.ranker["proposed"]
+    experiment = ExperimentStore(tmp_path / "experiments").get(proposed["experiment"])
+    assert experiment.status == "running" and experiment.method == "interleave"
+    assert experiment.control == {"ranker": "default-v1"}
+    assert experiment.challenger == {"ranker": version}
+    assert challenger["experiment"] == experiment.id
 
     clock.t += DAY
     third = cycle.run(trigger="schedule")
-    assert third.ranker is None and "0 new labelled searches" in third.skipped["ranker"]
+    # No traffic yet: the experiment keeps collecting, and no second candidate competes.
+    assert third.experiments is not None and third.experiments[0]["action"] == "continue"
+    assert third.ranker is None and "still deciding" in third.skipped["ranker"]
     runs = read_state(settings)["runs"]
     assert [r["trigger"] for r in runs] == ["schedule"] * 3
     assert [r["at"] for r in runs] == [1_000.0, 1_000.0 + DAY, 1_000.0 + 2 * DAY]
+
+
+def test_without_experiments_the_candidate_only_waits_as_challenger(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, experiment_method="off")
+    logs, clock = Logs(), Clock(1_000.0)
+    logs.visible = 600
+    cycle = TrainingCycle(settings, clock=clock, load_dataset=logs)
+    report = cycle.run()
+    assert report.ranker is not None and report.ranker["proposed"]["experiment"] is None
+    assert ExperimentStore(tmp_path / "experiments").all() == []
+    clock.t += DAY
+    again = cycle.run()
+    assert again.ranker is None and "0 new labelled searches" in again.skipped["ranker"]
 
 
 def test_a_candidate_that_fails_the_gate_is_not_proposed(tmp_path: Path) -> None:
@@ -195,7 +218,7 @@ def test_schedule_cli_and_models_list_show_the_challenger(
         listed = runner.invoke(main, ["models", "list"])
         assert listed.exit_code == 0, listed.output
         assert f"c {report.ranker['version']}" in listed.output
-        assert "challenger (c)" in listed.output and "waiting for an experiment" in listed.output
+        assert "challenger (c)" in listed.output and "in experiment exp-ranker-" in listed.output
         assert "live: default-v1 (never promoted" in listed.output
         status = runner.invoke(main, ["schedule", "status", "--json"])
         assert status.exit_code == 0, status.output
