@@ -212,8 +212,15 @@ class SearchService:
         response, request, trace, applied = run.response, run.request, run.trace, run.applied
         if request.explain:
             response["_shoprank"] = explanation(request, trace, applied=applied, stages=run.stages)
-            if run.experiment is not None:
-                response["_shoprank"]["experiment"] = run.experiment
+        if run.experiment is not None:
+            # The experiment and variant always (a frontend's own analytics may want them);
+            # each arm's run and each hit's arm when explained.
+            shown = (
+                run.experiment
+                if request.explain
+                else {k: run.experiment[k] for k in ("id", "variant")}
+            )
+            response.setdefault("_shoprank", {})["experiment"] = shown
         if trace.degraded:
             response.setdefault("_shoprank", {})["degraded"] = trace.degraded
         if self.search_logger is not None:

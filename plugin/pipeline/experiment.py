@@ -18,7 +18,7 @@ serves it; experiments on the same setting cannot run together (the store refuse
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +29,6 @@ from shoprank.experiments.store import RunningAssigners
 from shoprank.plugin.pipeline.request import SearchRequest, Trace, effective_mode
 from shoprank.searchlog.record import WindowItem
 from shoprank.settings import Settings
-from shoprank.types import Fusion, Mode
 
 ANSWER_KEYS = ("aggs", "aggregations", "suggest", "profile")
 
@@ -64,20 +63,28 @@ def with_config(
     return replace(request, **changes) if changes else request
 
 
-def _effect(request: SearchRequest) -> tuple[Mode, Fusion | None, int | None, str | None]:
-    """What of a request an arm can change and that changes its result (a sorted or
-    paged search runs lexical whatever the arm's mode)."""
-    mode = effective_mode(request, Trace())
+def _effect(
+    request: SearchRequest, config: dict[str, Any], *, lexical: bool, max_window: int
+) -> tuple[str, str | None, int | None, str | None]:
+    """What an arm's configuration makes of a search, as far as its result can differ:
+    its mode (`lexical` when the body only runs lexical, e.g. sorted or paged), and only
+    where they apply the fusion, the window and the ranker version."""
+    mode = "lexical" if lexical else str(config.get("mode", request.mode))
     fused = mode != "lexical"
-    ranker = request.ranker_version if mode == "full" else None
-    if ranker == "live":
-        ranker = None
+    ranker = config.get("ranker", request.ranker_version) if mode == "full" else None
     return (
         mode,
-        request.fusion if fused else None,
-        request.window if fused else None,
-        ranker,
+        str(config.get("fusion", request.fusion)) if fused else None,
+        min(int(config.get("window", request.window)), max_window) if fused else None,
+        None if ranker in (None, "live") else str(ranker),
     )
+
+
+def _runs_lexical(request: SearchRequest) -> bool:
+    """Whether the body itself makes the search lexical in any mode (a sort, a scroll, a
+    prefix-only query, no text to embed …): `effective_mode` for a fused mode."""
+    probe = request if request.mode != "lexical" else replace(request, mode="full")
+    return effective_mode(probe, Trace()) == "lexical"
 
 
 class ExperimentArms:
@@ -95,15 +102,19 @@ class ExperimentArms:
         assigners: tuple[Assigner, ...] = self.running.current()
         if not assigners:
             return None
+        lexical: bool | None = None
         for assigner in assigners:
-            exp = assigner.experiment
-            a = with_config(request, exp.control, self.settings)
-            b = with_config(request, exp.challenger, self.settings)
-            if _effect(a) == _effect(b):
-                continue
             assignment = assigner.assign(unit)
-            if assignment is not None:
-                return Enrolment(exp, assignment, uuid.uuid4().hex)
+            if assignment is None:
+                continue
+            if lexical is None:
+                lexical = _runs_lexical(request)
+            exp = assigner.experiment
+            cap = self.settings.max_window_size
+            a = _effect(request, exp.control, lexical=lexical, max_window=cap)
+            b = _effect(request, exp.challenger, lexical=lexical, max_window=cap)
+            if a != b:
+                return Enrolment(exp, assignment, secrets.token_hex(16))
         return None
 
     def arm_request(self, request: SearchRequest, enrolment: Enrolment, arm: Arm) -> SearchRequest:

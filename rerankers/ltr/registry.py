@@ -87,20 +87,21 @@ class ModelRegistry:
         state["challenger"] = entry
         self._write(state)
 
-    def clear_challenger(
-        self, *, reason: str | None = None, evidence: dict[str, Any] | None = None
-    ) -> None:
-        """End the challenger's candidacy; with a `reason` (a rolled-back experiment) it is
-        kept in `rejected` with its evidence, the newest last."""
+    def clear_challenger(self) -> None:
         state = self.state()
-        challenger = state.pop("challenger", None)
-        if challenger is None:
-            return
-        if reason is not None:
-            rejected = {"version": challenger.get("version"), "at": time.time(), "reason": reason}
-            if evidence:
-                rejected["evidence"] = evidence
-            state["rejected"] = [*state.get("rejected", []), rejected][-KEEP_REJECTED:]
+        if state.pop("challenger", None) is not None:
+            self._write(state)
+
+    def reject(self, version: str, *, reason: str, evidence: dict[str, Any] | None = None) -> None:
+        """Record that an experiment rolled `version` back (kept under `rejected` with its
+        evidence, the newest last); its candidacy as challenger, if any, ends."""
+        state = self.state()
+        if (state.get("challenger") or {}).get("version") == version:
+            state.pop("challenger")
+        entry: dict[str, Any] = {"version": version, "at": time.time(), "reason": reason}
+        if evidence:
+            entry["evidence"] = evidence
+        state["rejected"] = [*state.get("rejected", []), entry][-KEEP_REJECTED:]
         self._write(state)
 
     def rejected(self) -> list[dict[str, Any]]:

@@ -69,9 +69,7 @@ def apply(settings: Settings, experiment: Experiment, decision: Decision) -> str
     if decision.action == "promote":
         registry.promote(version, reason="experiment", evidence=evidence)
         return f"{version} is live"
-    challenger = registry.challenger() or {}
-    if challenger.get("version") == version:
-        registry.clear_challenger(reason=decision.reason, evidence=evidence)
+    registry.reject(version, reason=decision.reason, evidence=evidence)
     return f"{version} rolled back; {registry.live() or 'default-v1'} stays live"
 
 

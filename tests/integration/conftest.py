@@ -188,15 +188,25 @@ class RedisServer:
 class Worker:
     """`shoprank worker` (a real Celery worker) in its own process group."""
 
-    def __init__(self, data_dir: Path, redis_url: str, *, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        redis_url: str,
+        *,
+        concurrency: int = 2,
+        beat: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.env = {
             **os.environ,
             "HF_HUB_OFFLINE": "1",
             "SHOPRANK_REDIS_URL": redis_url,
             "SHOPRANK_DATA_DIR": str(data_dir),
+            **(env or {}),
         }
         self.concurrency = concurrency
+        self.beat = beat
         self.log = data_dir / f"worker-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -214,6 +224,7 @@ class Worker:
                     str(self.concurrency),
                     "--loglevel",
                     "warning",
+                    *(["--beat"] if self.beat else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
