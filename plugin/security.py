@@ -12,6 +12,7 @@ time. With no key configured, protected routes answer loopback clients only.
     POST /_shoprank/events, /_shoprank/products    write
     GET  /_shoprank/users/{id}/profile             admin (personal data)
     DELETE /_shoprank/users/{id}                   admin
+    /_shoprank/experiments[/...] (GET included)    admin (results are business data)
     anything else under /_shoprank/                read for GET/HEAD, admin otherwise
     any other path                                 search scope for GET/HEAD, admin otherwise
 """
@@ -104,6 +105,8 @@ def classify(method: str, path: str) -> RouteClass:
             return RouteClass("products", "write")
         if rest == "recommend" and method == "POST":
             return RouteClass("recommend", SEARCH)
+        if rest == "experiments" or rest.startswith("experiments/"):
+            return RouteClass("experiments", "admin")
         if rest.startswith("users/"):
             if method == "DELETE":
                 return RouteClass("forget_user", "admin")

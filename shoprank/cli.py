@@ -206,6 +206,7 @@ def worker(concurrency: int, loglevel: str, queues: str | None, beat: bool) -> N
 
 def _register_subcommands() -> None:
     from shoprank.cli_events import events, profiles
+    from shoprank.cli_experiments import experiments
     from shoprank.cli_index import index
     from shoprank.cli_models import models
     from shoprank.cli_recommend import recommend
@@ -219,6 +220,7 @@ def _register_subcommands() -> None:
     main.add_command(profiles)
     main.add_command(recommend)
     main.add_command(schedule)
+    main.add_command(experiments)
     from shoprank.cli_ranker import register as register_ranker
 
     register_ranker(main, train, models)

@@ -27,6 +27,8 @@ from shoprank.searchlog.visualisations import (
     axes_params,
     ctr_layer,
     dumps,
+    experiment_arms,
+    experiment_variants,
     metric_params,
     model_ctr_spec,
     vega,
@@ -215,6 +217,8 @@ def saved_objects(flavour: Flavour) -> list[dict[str, Any]]:
             model_ctr_spec(),
             schema,
         ),
+        experiment_variants(QUERIES),
+        experiment_arms(),
     ]
     layout = [(0, 0, 32, 12), (32, 0, 16, 12)] + [
         ((i % 2) * 24, 12 + (i // 2) * 15, 24, 15) for i in range(len(visualisations) - 2)
@@ -239,7 +243,8 @@ def saved_objects(flavour: Flavour) -> list[dict[str, Any]]:
         "attributes": {
             "title": "shoprank relevance",
             "description": "Search volume, zero results, clicks by position before and after "
-            "reranking, rank shifts, latency by stage and model versions (shoprank search log).",
+            "reranking, rank shifts, latency by stage, model versions and online experiments "
+            "(shoprank search log).",
             "version": 1,
             "panelsJSON": dumps(panels),
             "optionsJSON": dumps({"hidePanelTitles": False, "useMargins": True}),

@@ -5,10 +5,12 @@ shoppers' clicks, carts and purchases become *events* keyed by the same `query_i
 
     query       doc_type=query, query_id, timestamp, client_id, user_query, mode, intent.*,
                 rewrite.*, relaxation, model_version, latency_ms.*, total_hits, zero_results,
-                query_response_object_ids, window (rank before/after, score, features)
+                query_response_object_ids, window (rank before/after, score, features),
+                experiment.id / .method / .variant (a search of an online experiment)
     impression  doc_type=event, action_name=impression, query_id, event_attributes.object
                 .object_id, event_attributes.position.ordinal (rank after reranking),
-                event_attributes.rank_before, .rank_shift, .score, .features.*
+                event_attributes.rank_before, .rank_shift, .score, .features.*,
+                experiment.*, event_attributes.experiment_arm (the arm that showed it)
     event       doc_type=event, action_name=click|add_to_cart|purchase|view, query_id,
                 event_attributes.object.object_id, .position.ordinal, .rank_before (joined)
 
@@ -96,6 +98,27 @@ def _intent_fields(intent: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def experiment_fields(experiment: dict[str, Any] | None) -> dict[str, str] | None:
+    """The experiment a search ran under, as keywords to aggregate on: its id, method and
+    the variant served ("A", "B", or "interleave" for a page mixing both arms)."""
+    if not isinstance(experiment, dict) or not experiment.get("id"):
+        return None
+    return {k: str(experiment[k]) for k in ("id", "method", "variant") if experiment.get(k)}
+
+
+def experiment_arm(experiment: dict[str, Any] | None, product_id: str | None) -> str | None:
+    """The arm that put `product_id` on the page: its team on an interleaved page, the
+    served variant on an A/B one; None outside experiments (or for a product no arm chose)."""
+    if not isinstance(experiment, dict) or product_id is None:
+        return None
+    teams = experiment.get("teams")
+    if isinstance(teams, dict):
+        arm = teams.get(product_id)
+        return str(arm) if arm in ("A", "B") else None
+    variant = experiment.get("variant")
+    return str(variant) if variant in ("A", "B") else None
+
+
 def _rewrite_fields(rewrite: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Rewrite actions: their names (for aggregation) and the actions themselves (stored)."""
     if not rewrite:
@@ -152,6 +175,9 @@ def query_document(
     rewrite = _rewrite_fields(record.rewrite)
     if rewrite:
         doc["rewrite"] = rewrite
+    experiment = experiment_fields(record.experiment)
+    if experiment:
+        doc["experiment"] = experiment
     return doc
 
 
@@ -160,6 +186,7 @@ def impression_documents(
 ) -> list[dict[str, Any]]:
     """One UBI `impression` event per returned product, with its rank shift."""
     ts = iso(record.timestamp)
+    experiment = experiment_fields(record.experiment)
     out = []
     for item in record.window:
         attrs: dict[str, Any] = {
@@ -172,23 +199,27 @@ def impression_documents(
         }
         if item.features:
             attrs["features"] = {k: float(v) for k, v in item.features.items()}
-        out.append(
-            {
-                "doc_type": "event",
-                "application": APPLICATION,
-                "action_name": "impression",
-                "query_id": record.query_id,
-                "timestamp": ts,
-                "index": record.index,
-                "client_id": client_id,
-                "session_id": session_id,
-                "user_query": (record.query or "")[:MAX_QUERY_CHARS],
-                "mode": record.mode,
-                "model_version": record.model_version,
-                "message_type": "IMPRESSION",
-                "event_attributes": attrs,
-            }
-        )
+        arm = experiment_arm(record.experiment, item.product_id)
+        if arm is not None:
+            attrs["experiment_arm"] = arm
+        doc: dict[str, Any] = {
+            "doc_type": "event",
+            "application": APPLICATION,
+            "action_name": "impression",
+            "query_id": record.query_id,
+            "timestamp": ts,
+            "index": record.index,
+            "client_id": client_id,
+            "session_id": session_id,
+            "user_query": (record.query or "")[:MAX_QUERY_CHARS],
+            "mode": record.mode,
+            "model_version": record.model_version,
+            "message_type": "IMPRESSION",
+            "event_attributes": attrs,
+        }
+        if experiment:
+            doc["experiment"] = experiment
+        out.append(doc)
     return out
 
 
@@ -204,8 +235,11 @@ def event_document(
     rank_before: int | None = None,
     quantity: int | None = None,
     price: float | None = None,
+    experiment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A shopper's click / add_to_cart / purchase / view as a UBI event."""
+    """A shopper's click / add_to_cart / purchase / view as a UBI event. `experiment`: the
+    `experiment` field of the search it cites, when known (its id and variant, and the arm
+    that showed the product, so clicks count per arm on interleaved pages too)."""
     attrs: dict[str, Any] = {}
     if product_id is not None:
         attrs["object"] = {"object_id": product_id, "object_id_field": OBJECT_ID_FIELD}
@@ -219,7 +253,10 @@ def event_document(
         attrs["quantity"] = int(quantity)
     if price is not None:
         attrs["price"] = float(price)
-    return {
+    arm = experiment_arm(experiment, product_id)
+    if arm is not None:
+        attrs["experiment_arm"] = arm
+    doc: dict[str, Any] = {
         "doc_type": "event",
         "application": APPLICATION,
         "action_name": action,
@@ -230,3 +267,7 @@ def event_document(
         "message_type": action.upper(),
         "event_attributes": attrs,
     }
+    fields = experiment_fields(experiment)
+    if fields:
+        doc["experiment"] = fields
+    return doc

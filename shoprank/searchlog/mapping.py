@@ -14,7 +14,7 @@ from typing import Any
 
 DEFAULT_PREFIX = "shoprank-searches"
 TEMPLATE_NAME = "shoprank-searches"
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2  # 2: experiment.* and event_attributes.experiment_arm
 
 _KEYWORD = {"type": "keyword"}
 _FLOAT = {"type": "float"}
@@ -99,6 +99,11 @@ MAPPINGS: dict[str, Any] = {
                 "details": {"type": "object", "enabled": False},
             },
         },
+        # A search of an online experiment, and the events of its page (documents.py).
+        "experiment": {
+            "type": "object",
+            "properties": {"id": _KEYWORD, "method": _KEYWORD, "variant": _KEYWORD},
+        },
         "action_name": _KEYWORD,
         "message_type": _KEYWORD,
         "event_attributes": {
@@ -114,6 +119,8 @@ MAPPINGS: dict[str, Any] = {
                 "score": _FLOAT,
                 "quantity": _INT,
                 "price": _FLOAT,
+                # The arm ("A" control, "B" challenger) that put the product on the page.
+                "experiment_arm": _KEYWORD,
                 "features": {"type": "object", "dynamic": "true"},
             },
         },

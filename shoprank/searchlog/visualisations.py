@@ -230,3 +230,88 @@ def model_ctr_spec() -> dict[str, Any]:
             ],
         },
     }
+
+
+def experiment_variants(queries: str) -> dict[str, Any]:
+    """Searches and clicks per experiment and variant, over the query documents (`queries`:
+    their KQL filter). Interleaved pages are one variant ("interleave"): their clicks per
+    arm are in `experiment_arms`."""
+    return visualization(
+        "shoprank-experiment-variants",
+        "Experiments: searches and clicks per variant",
+        "table",
+        TABLE_PARAMS,
+        [
+            agg("1", "count", "metric", customLabel="searches"),
+            agg(
+                "2",
+                "terms",
+                "bucket",
+                field="experiment.id",
+                size=10,
+                order="desc",
+                orderBy="1",
+                customLabel="experiment",
+            ),
+            agg(
+                "3",
+                "terms",
+                "bucket",
+                field="experiment.variant",
+                size=5,
+                order="asc",
+                orderBy="_key",
+                customLabel="variant",
+            ),
+            agg("4", "sum", "metric", field="clicks", customLabel="clicks"),
+            agg("5", "avg", "metric", field="clicks", customLabel="clicks per search"),
+            agg("6", "sum", "metric", field="purchases", customLabel="purchases"),
+            agg("7", "avg", "metric", field="zero_results", customLabel="zero-result rate"),
+        ],
+        f"{queries} and experiment.id : *",
+    )
+
+
+def experiment_arms() -> dict[str, Any]:
+    """Impressions and shoppers' events per experiment and contributing arm (the arm that
+    put the product on the page: on interleaved pages, the team-draft credit)."""
+    return visualization(
+        "shoprank-experiment-arms",
+        "Experiments: impressions and clicks per contributing arm",
+        "table",
+        TABLE_PARAMS,
+        [
+            agg("1", "count", "metric", customLabel="events"),
+            agg(
+                "2",
+                "terms",
+                "bucket",
+                field="experiment.id",
+                size=10,
+                order="desc",
+                orderBy="1",
+                customLabel="experiment",
+            ),
+            agg(
+                "3",
+                "terms",
+                "bucket",
+                field="event_attributes.experiment_arm",
+                size=2,
+                order="asc",
+                orderBy="_key",
+                customLabel="arm",
+            ),
+            agg(
+                "4",
+                "terms",
+                "bucket",
+                field="action_name",
+                size=5,
+                order="desc",
+                orderBy="1",
+                customLabel="event",
+            ),
+        ],
+        "doc_type : event and event_attributes.experiment_arm : *",
+    )

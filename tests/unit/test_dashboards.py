@@ -33,6 +33,7 @@ REQUIRED_PANELS = [
     "rank shift",
     "latency percentiles by stage",
     "model version",
+    "experiments: searches and clicks per variant",
 ]
 
 
