@@ -168,6 +168,8 @@ def list_command(as_json: bool) -> None:
         f"{'p':<10} {'decision':<9} control -> challenger"
     )
     text = "\n".join([header, *map(_summary, found)]) if found else "no experiments"
+    for name, reason in (result.get("unreadable") or {}).items():
+        text += f"\nunreadable: {name}: {reason}"
     _print(result, as_json, text)
 
 

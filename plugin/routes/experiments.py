@@ -169,7 +169,14 @@ def with_results(
 
 
 def listing(settings: Settings, *, clock: Clock = time.time) -> dict[str, Any]:
-    return {"experiments": with_results(settings, _store(settings).all(), clock=clock)}
+    """Every readable experiment with its results; damaged files are named under
+    `unreadable` (delete them) instead of failing the whole list."""
+    store = _store(settings)
+    out: dict[str, Any] = {"experiments": with_results(settings, store.all(), clock=clock)}
+    damaged = store.damaged()
+    if damaged:
+        out["unreadable"] = damaged
+    return out
 
 
 def show(settings: Settings, experiment_id: str, *, clock: Clock = time.time) -> dict[str, Any]:
@@ -235,7 +242,7 @@ def delete(settings: Settings, experiment_id: str) -> dict[str, Any]:
             f"(POST {BASE}/{experiment_id}/_stop or `shoprank experiments stop "
             f"{experiment_id}`)"
         )
-    store.delete(experiment_id)
+    store.delete(experiment_id, refuse_running=True)  # and again under the store's lock
     return {"acknowledged": True, "id": experiment_id}
 
 

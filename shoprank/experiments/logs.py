@@ -56,7 +56,7 @@ def search_of(event: Event) -> tuple[str, SearchRecord] | None:
         return None
     try:
         runs = {
-            arm_of(str(arm)): ArmRun(bool(run["zero_results"]), float(run["latency_ms"]))
+            arm_of(str(arm)): ArmRun(run["zero_results"] is True, float(run["latency_ms"]))
             for arm, run in dict(field.get("runs") or {}).items()
         }
         raw_teams = field.get("teams")

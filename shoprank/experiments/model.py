@@ -13,6 +13,7 @@ configuration dict the search pipeline applies on top of its settings, e.g.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
@@ -42,6 +43,7 @@ CONFIG_KEYS: dict[str, str] = {
     "window": "an integer number of fused candidates, 1-1000",
 }
 MAX_WINDOW = 1000
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class ExperimentError(BadRequestError):
@@ -82,6 +84,12 @@ class Guards:
     min_searches: int = 200
 
     def validate(self) -> None:
+        _numbers(
+            "guards.",
+            max_zero_result_increase=self.max_zero_result_increase,
+            max_latency_ratio=self.max_latency_ratio,
+            min_searches=self.min_searches,
+        )
         if not 0.0 <= self.max_zero_result_increase < 1.0:
             raise ExperimentError(
                 f"guards.max_zero_result_increase must be in [0, 1), got "
@@ -173,6 +181,17 @@ class Experiment:
         _one_of("method", self.method, METHODS)
         _one_of("metric", self.metric, METRICS)
         _one_of("status", self.status, STATUSES)
+        _numbers(
+            "",
+            split=self.split,
+            traffic=self.traffic,
+            mde=self.mde,
+            alpha=self.alpha,
+            power=self.power,
+            max_searches=self.max_searches,
+        )
+        if not isinstance(self.max_searches, int):
+            raise ExperimentError(f"max_searches must be an integer, got {self.max_searches!r}")
         _open_unit("split", self.split)
         if not 0.0 < self.traffic <= 1.0:
             raise ExperimentError(f"traffic must be in (0, 1], got {self.traffic!r}")
@@ -228,6 +247,15 @@ class Experiment:
         return exp
 
 
+def _numbers(prefix: str, **values: object) -> None:
+    """Refuse a value that is not a finite number (a stored file edited by hand, a bool)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ExperimentError(f"{prefix}{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ExperimentError(f"{prefix}{name} must be finite, got {value!r}")
+
+
 def check_config(name: str, key: object, value: object) -> None:
     """Refuse an arm setting shoprank cannot apply to a search, naming what it takes."""
     if not isinstance(key, str) or key not in CONFIG_KEYS:
@@ -235,7 +263,7 @@ def check_config(name: str, key: object, value: object) -> None:
         raise ExperimentError(f"{name}[{key!r}] is not an arm setting; known settings: {known}")
     ok = False
     if key == "ranker":
-        ok = isinstance(value, str) and bool(value.strip())
+        ok = isinstance(value, str) and _VERSION.match(value) is not None
     elif key == "mode":
         ok = value in MODES
     elif key == "fusion":

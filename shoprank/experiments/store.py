@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from shoprank.experiments.model import (
     check_id,
 )
 
+log = logging.getLogger("shoprank.experiments")
 _STATUS_AFTER: dict[str, Status] = {"promote": "promoted", "rollback": "rolled_back"}
 
 
@@ -90,11 +92,30 @@ class ExperimentStore:
         return Experiment.from_dict(body)
 
     def all(self) -> list[Experiment]:
-        """Every stored experiment, oldest first."""
+        """Every stored experiment, oldest first. A file that cannot be read is left out
+        with a warning (`get` of its id says what is wrong with it): one damaged file must
+        not hide the others, nor stop the running ones from serving."""
         if not self.directory.is_dir():
             return []
-        found = [self.get(p.stem) for p in self.directory.glob("*.json")]
+        found = []
+        for path in self.directory.glob("*.json"):
+            try:
+                found.append(self.get(path.stem))
+            except (ExperimentError, ExperimentNotFoundError) as exc:
+                log.warning("experiment file %s left out: %s", path.name, exc)
         return sorted(found, key=lambda e: (e.created_at, e.id))
+
+    def damaged(self) -> dict[str, str]:
+        """The stored experiments that cannot be read, by id, with what is wrong (`all`
+        leaves them out)."""
+        out: dict[str, str] = {}
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("*.json")):
+                try:
+                    self.get(path.stem)
+                except (ExperimentError, ExperimentNotFoundError) as exc:
+                    out[path.stem] = exc.reason
+        return out
 
     def running(self) -> list[Experiment]:
         return [e for e in self.all() if e.status == "running"]
@@ -175,11 +196,23 @@ class ExperimentStore:
 
         return self._update(experiment_id, change)
 
-    def delete(self, experiment_id: str) -> None:
+    def delete(self, experiment_id: str, *, refuse_running: bool = False) -> None:
+        """Forget an experiment; `refuse_running`: a running one is a conflict (checked
+        under the lock, so a concurrent start cannot slip in between)."""
         with self._locked():
             path = self._path(experiment_id)
             if not path.exists():
                 raise ExperimentNotFoundError(experiment_id)
+            if refuse_running:
+                try:
+                    running = self.get(experiment_id).status == "running"
+                except ExperimentError:
+                    running = False  # unreadable: deleting it is the fix its error suggests
+                if running:
+                    raise ExperimentConflictError(
+                        f"experiment [{experiment_id}] is running; stop it first "
+                        f"(POST /_shoprank/experiments/{experiment_id}/_stop)"
+                    )
             path.unlink()
 
 

@@ -115,7 +115,10 @@ class ClusterSearchLogSink:
         self._last_ship = 0.0
         self._lock = threading.Lock()
         # Recent searches: query id → (index name, product id → rank before reranking).
-        self._recent: OrderedDict[str, tuple[str, dict[str, int]]] = OrderedDict()
+        # query id → (daily index, rank before per product, the search's experiment)
+        self._recent: OrderedDict[str, tuple[str, dict[str, int], dict[str, Any] | None]] = (
+            OrderedDict()
+        )
         self._remember = remember
         self._offset: str | None = None  # the shipped-events offset without `offset_path`
         self.written = 0
@@ -138,6 +141,7 @@ class ClusterSearchLogSink:
                 self._recent[record.query_id] = (
                     index,
                     {w.product_id: w.rank_before for w in record.window},
+                    record.experiment,
                 )
                 if len(self._recent) > self._remember:
                     self._recent.popitem(last=False)
@@ -230,6 +234,7 @@ class ClusterSearchLogSink:
                 rank_before=rank_before,
                 quantity=event.quantity,
                 price=event.price,
+                experiment=known[2] if known else None,
             )
             # Event offsets are unique: a re-shipped batch overwrites, never duplicates.
             ops += [

@@ -269,3 +269,38 @@ def test_arm_settings_are_checked(config: dict[str, Any], word: str) -> None:
 
     with pytest.raises(ExperimentError, match=word):
         Experiment.new("bad", control={"ranker": "live"}, challenger=config, now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_searches", "10"),
+        ("traffic", "x"),
+        ("mde", float("nan")),
+        ("guards", {"min_searches": "5"}),
+        ("guards", {"max_latency_ratio": float("nan")}),
+    ],
+)
+def test_stored_fields_of_the_wrong_type_are_a_clear_400(field: str, value: Any) -> None:
+    from shoprank.experiments.model import ExperimentError
+
+    body = Experiment.new(
+        "typed", control={"ranker": "live"}, challenger={"ranker": "v2"}, now=0.0
+    ).to_dict()
+    body[field] = value
+    with pytest.raises(ExperimentError, match=field if field != "guards" else "guards"):
+        Experiment.from_dict(body)
+
+
+def test_a_damaged_experiment_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path)
+    store.create(ranker_experiment("ab"))
+    store.start("rev-ab", now=1.0)
+    (tmp_path / "broken.json").write_text("{not json")
+    assert [e.id for e in store.running()] == ["rev-ab"]
+    from shoprank.experiments.model import ExperimentConflictError
+
+    with pytest.raises(ExperimentConflictError, match="stop it first"):
+        store.delete("rev-ab", refuse_running=True)
+    store.delete("broken", refuse_running=True)
+    assert not (tmp_path / "broken.json").exists()

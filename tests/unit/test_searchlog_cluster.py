@@ -224,3 +224,38 @@ def test_make_sinks_adds_the_cluster_sink_for_a_url(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, search_log_url="http://127.0.0.1:9")
     sinks = make_sinks(settings, client=es_client([]))
     assert [type(s).__name__ for s in sinks] == ["EmbeddedSearchLogSink", "ClusterSearchLogSink"]
+
+
+def test_shipped_clicks_of_an_interleaved_page_carry_the_arm_that_showed_the_product(
+    tmp_path: Path,
+) -> None:
+    sent: Sent = []
+    log = EmbeddedEventLog(tmp_path / "events")
+    sink = ClusterSearchLogSink(
+        CLIENTS["elasticsearch"](sent),
+        secret=lambda: "k",
+        event_log=log,
+        offset_path=tmp_path / "offset",
+        ship_every_s=0,
+    )
+    now = time.time()
+    search = record("q1", now)
+    search.experiment = {
+        "id": "exp-1",
+        "method": "interleave",
+        "variant": "interleave",
+        "runs": {"A": {"zero_results": False, "latency_ms": 1.0}},
+        "teams": {"p1": "A", "p2": "B"},
+    }
+    sink.write(search)
+    sink.flush()
+    log.append(
+        [
+            Event("click", now + 1, "e1", user_id="u", query_id="q1", product_id="p2"),
+            Event("click", now + 2, "e2", user_id="u", query_id="q1", product_id="p1"),
+        ]
+    )
+    assert sink.ship_events() == 2
+    events = [d for d in ndjson(sent[-1][2]) if d.get("doc_type") == "event"]
+    assert [e["event_attributes"]["experiment_arm"] for e in events] == ["B", "A"]
+    assert all(e["experiment"]["id"] == "exp-1" for e in events)
