@@ -79,6 +79,13 @@ def _describe(run: dict[str, object]) -> str:
             f"  retention: {retention.get('events_deleted', 0)} events, "
             f"{retention.get('profiles_deleted', 0)} profiles deleted"
         )
+    for look in run.get("experiments") or []:  # type: ignore[attr-defined]
+        if isinstance(look, dict):
+            applied = f" → {look['applied']}" if look.get("applied") else ""
+            lines.append(
+                f"  experiment {look.get('experiment')}: {look.get('action')} "
+                f"({look.get('message')}){applied}"
+            )
     ranker = run.get("ranker")
     if isinstance(ranker, dict):
         proposed = ranker.get("proposed")

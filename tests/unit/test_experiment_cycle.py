@@ -176,3 +176,25 @@ def test_a_challenger_with_empty_pages_is_rolled_back_by_the_guard(tmp_path: Pat
     assert decisions[0]["action"] == "rollback"
     assert decisions[0]["reason"] == "guard_zero_results"
     assert registry.live() is None and registry.rejected()[0]["reason"] == "guard_zero_results"
+
+
+def test_a_scheduled_cycle_decides_and_schedule_status_says_so(tmp_path: Path) -> None:
+    from shoprank.scheduled import TrainingCycle
+
+    settings = Settings(data_dir=tmp_path, user_id_secret="k" * 32, retrain_intent=False)
+    registry = register(settings, "v2")
+    exp = start(settings)
+    registry.set_challenger("v2", {"gate": "pass"}, experiment=exp.id)
+    traffic(settings, exp, searches=400, p_click_b=0.7)
+    report = TrainingCycle(settings, clock=lambda: 50.0).run(trigger="schedule")
+    assert report.experiments is not None
+    assert report.experiments[0]["action"] == "promote"
+    assert report.experiments[0]["applied"] == "v2 is live"
+    assert registry.live() == "v2"
+
+    from shoprank.cli import main
+
+    status = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "schedule", "status"])
+    assert status.exit_code == 0, status.output
+    assert "experiment exp-v2: promote (challenger better" in status.output
+    assert "→ v2 is live" in status.output
