@@ -44,11 +44,15 @@ $(FRONTENDS)/node_modules/.installed: $(FRONTENDS)/package.json $(FRONTENDS)/pac
 		cd $(FRONTENDS) && npm ci --no-audit --no-fund && touch node_modules/.installed; \
 	else echo "npm is not installed: the frontend tests (tests/integration/test_frontends.py) will skip"; fi
 
+# One test process per core (pytest-xdist); a file's tests stay together in one process, so
+# its module fixtures (a loaded index, a server) are built once.
+PYTEST_WORKERS ?= auto
+
 test: install system-deps frontend-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests
 
 test-fast: install system-deps frontend-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests -m "not slow"
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .
