@@ -513,8 +513,8 @@ def main() -> None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "args": {k: str(v) for k, v in vars(args).items()},
     }
-    if args.extend and (args.out is None or not args.skip_load or not args.candidate):
-        raise SystemExit("--extend adds to an existing --out; give --skip-load --candidate V")
+    if args.extend and (args.out is None or not args.out.exists()):
+        raise SystemExit("--extend adds runs to an existing result file: give its --out")
     if not args.skip_load:
         from shoprank.indexing.demo import write_demo_catalog
 
