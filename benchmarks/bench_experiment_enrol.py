@@ -17,15 +17,11 @@ import time
 from pathlib import Path
 
 from shoprank.experiments.model import Experiment
+from shoprank.experiments.stats import percentile
 from shoprank.experiments.store import ExperimentStore, RunningAssigners
 from shoprank.plugin.pipeline.experiment import ExperimentArms
 from shoprank.plugin.pipeline.request import parse_request
 from shoprank.settings import Settings
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100.0 * len(ordered)))]
 
 
 def measure(arms: ExperimentArms, settings: Settings, calls: int) -> dict[str, float]:

@@ -156,9 +156,15 @@ class SearchService:
         *,
         user_id: str | None,
         session_id: str | None = None,
+        scroll: str | None = None,
     ) -> SearchRequest:
         return parse_request(
-            index, body, settings=self.settings, user_id=user_id, session_id=session_id
+            index,
+            body,
+            settings=self.settings,
+            user_id=user_id,
+            session_id=session_id,
+            scroll=scroll,
         )
 
     def warm_up(self) -> None:
@@ -193,9 +199,7 @@ class SearchService:
         experiment enrols runs under its arm, or interleaves both arms' rankings
         (`shoprank.plugin.pipeline.experiment`)."""
         started = time.perf_counter()
-        parsed = replace(
-            self.parse(index, body, user_id=user_id, session_id=session_id), scroll=scroll
-        )
+        parsed = self.parse(index, body, user_id=user_id, session_id=session_id, scroll=scroll)
         enrolment = self.arms.enrol(parsed) if self.arms is not None else None
         if enrolment is None:
             run = self._run(parsed, started)

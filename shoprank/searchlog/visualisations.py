@@ -232,6 +232,20 @@ def model_ctr_spec() -> dict[str, Any]:
     }
 
 
+def _experiment_bucket() -> dict[str, Any]:
+    """The experiments' rows of both experiment tables, busiest first."""
+    return agg(
+        "2",
+        "terms",
+        "bucket",
+        field="experiment.id",
+        size=10,
+        order="desc",
+        orderBy="1",
+        customLabel="experiment",
+    )
+
+
 def experiment_variants(queries: str) -> dict[str, Any]:
     """Searches and clicks per experiment and variant, over the query documents (`queries`:
     their KQL filter). Interleaved pages are one variant ("interleave"): their clicks per
@@ -243,16 +257,7 @@ def experiment_variants(queries: str) -> dict[str, Any]:
         TABLE_PARAMS,
         [
             agg("1", "count", "metric", customLabel="searches"),
-            agg(
-                "2",
-                "terms",
-                "bucket",
-                field="experiment.id",
-                size=10,
-                order="desc",
-                orderBy="1",
-                customLabel="experiment",
-            ),
+            _experiment_bucket(),
             agg(
                 "3",
                 "terms",
@@ -282,16 +287,7 @@ def experiment_arms() -> dict[str, Any]:
         TABLE_PARAMS,
         [
             agg("1", "count", "metric", customLabel="events"),
-            agg(
-                "2",
-                "terms",
-                "bucket",
-                field="experiment.id",
-                size=10,
-                order="desc",
-                orderBy="1",
-                customLabel="experiment",
-            ),
+            _experiment_bucket(),
             agg(
                 "3",
                 "terms",
