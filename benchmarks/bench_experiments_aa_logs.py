@@ -7,7 +7,8 @@ endpoint in `benchmarks/bench_experiments_live.py`. Each A/A test draws a fresh 
 
 - **A/B**: every logged search's user is assigned to an arm by the experiment's keyed hash
   (sticky, as serving does); arm B "serves" the same page, so any difference in click rate
-  between the arms is chance.
+  between the arms is chance. Analysed with the shopper as the unit (`ab`, what `decide`
+  does) and, for comparison, as if every search were independent (`ab_per_search`).
 - **Interleaving**: every logged page is team-drafted with itself (`team_draft(page,
   page)`, coins seeded by the test's id and the query id, as serving does); the page's
   real clicks credit the arm that "contributed" each clicked product.
@@ -31,7 +32,7 @@ from typing import Any
 
 from shoprank.events.service import EventService
 from shoprank.experiments.assign import Assigner
-from shoprank.experiments.decide import primary_test
+from shoprank.experiments.decide import ab_variance, primary_test
 from shoprank.experiments.interleave import seed, team_draft
 from shoprank.experiments.model import Experiment
 from shoprank.experiments.sequential import naive_fixed_test
@@ -63,6 +64,7 @@ def one_test(
     batch: int,
     mde: float,
     alpha: float,
+    per_search: bool = False,
 ) -> tuple[bool, bool, int]:
     """(sequential ever significant, naive ever significant, looks) for one A/A test."""
     exp = Experiment.new(
@@ -83,7 +85,11 @@ def one_test(
     for n, (qid, unit, shown) in enumerate(pages, start=1):
         if method == "ab":
             arm = assigner.arm(unit) or "A"
-            tallies.add(SearchRecord(qid, arm, {arm: ArmRun(False, 0.0)}), events.get(qid, ()))
+            # per_search: analysed as if every search were an independent draw (the first
+            # version did so); otherwise with the shopper, the unit of assignment.
+            who = None if per_search else unit or None
+            record = SearchRecord(qid, arm, {arm: ArmRun(False, 0.0)}, unit=who)
+            tallies.add(record, events.get(qid, ()))
         else:
             page = team_draft(shown, shown, seed=seed(running.id, qid), size=len(shown))
             record = SearchRecord(qid, "interleave", {}, page.team_of())
@@ -94,9 +100,8 @@ def one_test(
         seq = seq or primary_test(running, tallies).significant
         if method == "ab":
             a, b = tallies.arms["A"], tallies.arms["B"]
-            p = difference(
-                a.converted["click"], a.searches, b.converted["click"], b.searches
-            ).p_value
+            counts = (a.converted["click"], a.searches, b.converted["click"], b.searches)
+            p = difference(*counts, variance=ab_variance(tallies, "click")).p_value
         else:
             p = preference(tallies.wins_a, tallies.wins_b, tallies.ties).p_value
         naive = naive or naive_fixed_test(p, alpha=alpha)
@@ -123,15 +128,26 @@ def main() -> None:
         "alpha": args.alpha,
         "batch": args.batch,
     }
-    for method, mde in (("ab", 0.05), ("interleave", 0.1)):
+    for name, method, mde in (
+        ("ab", "ab", 0.05),
+        ("ab_per_search", "ab", 0.05),
+        ("interleave", "interleave", 0.1),
+    ):
         seq_fp = naive_fp = looks = 0
         for t in range(args.tests):
             s, n, looks = one_test(
-                method, t, pages, events, batch=args.batch, mde=mde, alpha=args.alpha
+                method,
+                t,
+                pages,
+                events,
+                batch=args.batch,
+                mde=mde,
+                alpha=args.alpha,
+                per_search=name == "ab_per_search",
             )
             seq_fp += s
             naive_fp += n
-        out[method] = {
+        out[name] = {
             "tests": args.tests,
             "mde": mde,
             "looks_per_test": looks,

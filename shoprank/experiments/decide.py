@@ -85,20 +85,41 @@ def horizon(experiment: Experiment, tallies: Tallies) -> int:
     return 2 * math.ceil(per_arm / smaller)
 
 
+def _counts(tallies: Tallies, what: str) -> tuple[int, int, int, int]:
+    a, b = tallies.arms["A"], tallies.arms["B"]
+    if what == "zero_results":
+        return a.zero_results, a.searches, b.zero_results, b.searches
+    return a.converted[what], a.searches, b.converted[what], b.searches
+
+
+def ab_variance(tallies: Tallies, what: str) -> float:
+    """The variance of the A/B difference in `what` (a kind or "zero_results"), clustered
+    by the assigned shopper, each arm at its own rate (the unpooled Wald variance: under
+    the null the two rates agree, and unlike a pooled one it does not swell with a real
+    difference)."""
+    sa, na, sb, nb = _counts(tallies, what)
+    if na == 0 or nb == 0:
+        return 0.0
+    a, b = tallies.arms["A"], tallies.arms["B"]
+    return a.clustered_variance(what, sa / na) + b.clustered_variance(what, sb / nb)
+
+
 def primary_test(experiment: Experiment, tallies: Tallies) -> SequentialResult:
-    """The sequential test on the experiment's metric."""
+    """The sequential test on the experiment's metric (A/B: with the shopper, the unit
+    of assignment, as the independent draw)."""
     if experiment.method == "interleave":
         return msprt_sign(
             tallies.wins_a, tallies.wins_b, alpha=experiment.alpha, mde=min(experiment.mde, 0.49)
         )
-    a, b = tallies.arms["A"], tallies.arms["B"]
+    sa, na, sb, nb = _counts(tallies, experiment.metric)
     return msprt_proportions(
-        a.converted[experiment.metric],
-        a.searches,
-        b.converted[experiment.metric],
-        b.searches,
+        sa,
+        na,
+        sb,
+        nb,
         alpha=experiment.alpha,
         tau=experiment.mde,
+        variance=ab_variance(tallies, experiment.metric),
     )
 
 
@@ -125,10 +146,9 @@ def evidence(experiment: Experiment, tallies: Tallies) -> dict[str, Any]:
     if experiment.method == "interleave":
         out["preference"] = preference(tallies.wins_a, tallies.wins_b, tallies.ties).to_dict()
     else:
-        a, b = tallies.arms["A"], tallies.arms["B"]
         m = experiment.metric
         out["difference"] = difference(
-            a.converted[m], a.searches, b.converted[m], b.searches
+            *_counts(tallies, m), variance=ab_variance(tallies, m)
         ).to_dict()
     return out
 
@@ -149,6 +169,7 @@ def _guard(experiment: Experiment, tallies: Tallies) -> tuple[Reason, str] | Non
             tau=max(g.max_zero_result_increase, 0.005),
             min_per_arm=g.min_searches,
             min_successes=1,
+            variance=ab_variance(tallies, "zero_results"),
         )
         if test.significant and test.direction == "B":
             return "guard_zero_results", (

@@ -73,6 +73,7 @@ def search_of(event: Event) -> tuple[str, SearchRecord] | None:
             variant,  # type: ignore[arg-type]  # checked just above
             runs,
             teams,
+            unit=event.user_id or event.session_id or None,
         )
     except (KeyError, TypeError, ValueError, ExperimentError):
         return None

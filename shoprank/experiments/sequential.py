@@ -64,11 +64,15 @@ def msprt_proportions(
     tau: float = 0.02,
     min_per_arm: int = 100,
     min_successes: int = 10,
+    variance: float | None = None,
 ) -> SequentialResult:
     """mSPRT for rate_b - rate_a = 0, with a N(0, tau²) mixture over the difference.
 
     `tau` is the scale of differences that matter (use the minimum detectable effect):
-    the test is most powerful for differences near it.
+    the test is most powerful for differences near it. `variance` is the difference's
+    variance under the null; by default the binomial one at the pooled rate, right when
+    every search is an independent draw. A/B assigns shoppers, so pass the variance
+    clustered by shopper (`ArmTally.clustered_variance`), or the test is overconfident.
     """
     _check_alpha(alpha)
     if tau <= 0:
@@ -86,7 +90,7 @@ def msprt_proportions(
     theta = rb - ra
     direction: Direction = "B" if theta > 0 else "A" if theta < 0 else "none"
     pooled = (successes_a + successes_b) / (n_a + n_b)
-    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b) if variance is None else variance
     if var <= 0:
         return _result(0.0, alpha, direction, False)
     t2 = tau * tau

@@ -169,11 +169,12 @@ def run_experiment(
                 items = list(page.items)
                 record = SearchRecord(qid, "interleave", runs, page.team_of())
             else:
-                arm = assigner.arm(f"user-{seed}-{done + i}")
+                unit = f"user-{seed}-{done + i}"
+                arm = assigner.arm(unit)
                 if arm is None:
                     raise ValueError("simulated experiments enrol all traffic; set traffic=1")
                 items = lists[arm]
-                record = SearchRecord(qid, arm, {arm: runs[arm]})
+                record = SearchRecord(qid, arm, {arm: runs[arm]}, unit=unit)
             rows[i, : len(items)] = [grades[i, int(p[1:])] for p in items]
             shown.append((record, items))
         clicks, carts, buys = shop.engage(rows)

@@ -92,18 +92,33 @@ class Difference:
 
 
 def difference(
-    successes_a: int, n_a: int, successes_b: int, n_b: int, *, confidence: float = 0.95
+    successes_a: int,
+    n_a: int,
+    successes_b: int,
+    n_b: int,
+    *,
+    confidence: float = 0.95,
+    variance: float | None = None,
 ) -> Difference:
-    """`rate_b - rate_a` with Newcombe's hybrid Wilson interval and the pooled z-test."""
+    """`rate_b - rate_a` with Newcombe's hybrid Wilson interval and the pooled z-test.
+
+    When the searches are not independent draws (A/B assigns shoppers), pass the
+    difference's `variance` (e.g. clustered by shopper): the interval and the z-test are
+    then the Wald ones on it."""
     ra = wilson(successes_a, n_a, confidence=confidence)
     rb = wilson(successes_b, n_b, confidence=confidence)
     d = rb.rate - ra.rate
     if n_a == 0 or n_b == 0:
         return Difference(ra, rb, d, -1.0, 1.0, 0.0, 1.0)
-    low = d - math.sqrt((rb.rate - rb.low) ** 2 + (ra.high - ra.rate) ** 2)
-    high = d + math.sqrt((rb.high - rb.rate) ** 2 + (ra.rate - ra.low) ** 2)
-    pooled = (successes_a + successes_b) / (n_a + n_b)
-    var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    if variance is None:
+        low = d - math.sqrt((rb.rate - rb.low) ** 2 + (ra.high - ra.rate) ** 2)
+        high = d + math.sqrt((rb.high - rb.rate) ** 2 + (ra.rate - ra.low) ** 2)
+        pooled = (successes_a + successes_b) / (n_a + n_b)
+        var = pooled * (1 - pooled) * (1 / n_a + 1 / n_b)
+    else:
+        var = max(variance, 0.0)
+        half = z_of(confidence) * math.sqrt(var)
+        low, high = d - half, d + half
     z = d / math.sqrt(var) if var > 0 else 0.0
     p = 2.0 * (1.0 - _N.cdf(abs(z)))
     return Difference(ra, rb, d, max(-1.0, low), min(1.0, high), z, min(1.0, p))

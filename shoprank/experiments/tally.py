@@ -3,8 +3,14 @@
 The search pipeline logs, with each search in an experiment, which arm served it (A/B) or
 which arm contributed each hit (interleaving), and per arm whether its ranking was empty and
 how long it took. Events (click, add_to_cart, purchase) join by query id. `Tallies` is what
-the statistics and `decide` read; it is cheap to rebuild from the logs, and can be kept up to
-date incrementally with `add_search` / `add_events`.
+the statistics and `decide` read; it is cheap to rebuild from the logs, and kept up to date
+incrementally with `add`.
+
+A/B assigns shoppers, not searches: one shopper's searches are alike (the same tastes, the
+same habit of clicking), so per-search counts alone would overstate the evidence. Each arm
+also keeps per-unit sums (`ArmTally.units`: searches, zero-result searches and conversions
+per user or session), from which `clustered_variance` gives the variance of a rate with the
+unit as the independent draw (the delta method for a ratio of sums).
 
     tallies = Tallies.for_experiment(exp)
     search = SearchRecord("q1", "B", runs={"B": ArmRun(False, 8.1)})
@@ -47,6 +53,7 @@ class SearchRecord:
     variant: Variant
     runs: Mapping[Arm, ArmRun]
     teams: Mapping[str, Arm] | None = None
+    unit: str | None = None  # the assigned user / session pseudonym; None: its own unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,22 +65,62 @@ class EventRecord:
     product_id: str | None = None
 
 
+# Per-unit sums: [searches, zero-result searches, then one count per kind of KINDS].
+_SEARCHES, _ZERO = 0, 1
+_SLOT: dict[str, int] = {kind: 2 + i for i, kind in enumerate(KINDS)}
+
+
 @dataclass(slots=True)
 class ArmTally:
-    """Searches of one arm and how many of them led to each kind of event."""
+    """Searches of one arm and how many of them led to each kind of event.
+
+    `units` holds per-unit sums for the searches that named their unit (A/B); every other
+    search is a unit of its own.
+    """
 
     searches: int = 0
     zero_results: int = 0
     converted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    units: dict[str, list[int]] = field(default_factory=dict)
 
     def add_run(self, run: ArmRun) -> None:
         self.searches += 1
         self.zero_results += int(run.zero_results)
         self.latencies_ms.append(run.latency_ms)
 
+    def add_unit(self, unit: str, run: ArmRun, kinds: Iterable[str]) -> None:
+        sums = self.units.get(unit)
+        if sums is None:
+            sums = self.units[unit] = [0] * (2 + len(KINDS))
+        sums[_SEARCHES] += 1
+        sums[_ZERO] += int(run.zero_results)
+        for kind in kinds:
+            sums[_SLOT[kind]] += 1
+
     def latency_p95(self) -> float:
         return percentile(list(self.latencies_ms), 95.0)
+
+    def clustered_variance(self, what: str, rate: float) -> float:
+        """Variance of this arm's rate of `what` (a kind, or "zero_results") at `rate`,
+        with units as the independent draws: sum over units of (successes - rate *
+        searches)^2, over searches^2. Searches without a unit count one each, so with no
+        units this is the binomial rate * (1 - rate) / searches."""
+        if self.searches == 0:
+            return 0.0
+        slot = _ZERO if what == "zero_results" else _SLOT[what]
+        total = self.zero_results if what == "zero_results" else self.converted[what]
+        square = 0.0
+        in_units = hits_in_units = 0
+        for sums in self.units.values():
+            n, y = sums[_SEARCHES], sums[slot]
+            in_units += n
+            hits_in_units += y
+            square += (y - rate * n) ** 2
+        alone = self.searches - in_units
+        hits_alone = total - hits_in_units
+        square += hits_alone * (1.0 - rate) ** 2 + (alone - hits_alone) * rate * rate
+        return square / (self.searches * self.searches)
 
 
 @dataclass(slots=True)
@@ -125,8 +172,11 @@ class Tallies:
             )
         tally = self.arms[arm]
         tally.add_run(run)
-        for kind in {e.kind for e in events if e.kind in tally.converted}:
+        kinds = {e.kind for e in events if e.kind in tally.converted}
+        for kind in kinds:
             tally.converted[kind] += 1
+        if search.unit is not None:
+            tally.add_unit(search.unit, run, kinds)
 
     def _add_interleaved(
         self, search: SearchRecord, teams: Mapping[str, Arm], events: list[EventRecord]
