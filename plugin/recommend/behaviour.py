@@ -7,11 +7,14 @@ how many sessions there were. The measures:
 
 - **co-view similarity** (similar): `c_ab / sqrt(n_a * n_b)` over view sessions (cosine of
   the session vectors), so a product viewed everywhere is not everyone's neighbour.
-- **bought together**: a shrunk log-lift `log((c_ab + m) / (E_ab + m))` with
-  `E_ab = n_a * n_b / N` the co-purchases expected if a and b were bought independently and
-  `m = SHRINK` pseudo-sessions: a best-seller is expected beside everything, so only what is
-  bought with `a` *more* than its own rate predicts scores above 0; one chance co-purchase of
-  two rare products is shrunk towards 0.
+- **bought together** (`together_score`): the conditional rate `P(b | a)` (the share of
+  a's purchase sessions that also bought b, shrunk towards b's own rate), times
+  `exp(shrunk log-lift)`. The lift `log((c_ab + m) / (E_ab + m))`, `E_ab = n_a * n_b / N`
+  the co-purchases expected if a and b were bought independently and `m = SHRINK`
+  pseudo-sessions, is above 0 only for what is bought with `a` *more* than its own rate
+  predicts: a best-seller is expected beside everything. The conditional rate alone is
+  what predicts the next purchase best (and favours best-sellers); the lift alone misses
+  that shoppers do buy best-sellers with things; the product keeps both.
 - **substitutes**: b is a substitute of a (bought instead of a, not with it) when they
   share a category, were viewed together in at least `SUBSTITUTE_MIN_COVIEWS` sessions, and
   were bought together in fewer than `SUBSTITUTE_RATIO` of the sessions their buy rates
@@ -31,6 +34,9 @@ log = logging.getLogger("shoprank.recommend")
 
 Kind = Literal["view", "buy"]
 SHRINK = 1.0
+# bought_together: pseudo-sessions of the conditional rate's prior, and the lift's weight.
+PRIOR_SESSIONS = 5.0
+LIFT_WEIGHT = 2.0
 SUBSTITUTE_MIN_COVIEWS = 3
 SUBSTITUTE_RATIO = 0.5
 # `similar` blends in co-views once a product has this many co-view sessions (weight grows
@@ -176,6 +182,29 @@ def shrunk_lift(c_ab: float, n_a: float, n_b: float, total: float, *, m: float =
     bought together more often than their own purchase rates predict."""
     expected = n_a * n_b / total if total > 0 else 0.0
     return math.log((c_ab + m) / (expected + m))
+
+
+def together_score(
+    c_ab: float,
+    n_a: float,
+    n_b: float,
+    total: float,
+    *,
+    m: float = PRIOR_SESSIONS,
+    lift_weight: float = LIFT_WEIGHT,
+) -> float:
+    """How likely b is bought in a session that bought a, tilted towards what is bought
+    with a specifically: `P(b | a) * exp(lift_weight * shrunk_lift)`.
+
+    `P(b | a) = (c_ab + m * n_b / N) / (n_a + m)` is the share of a's purchase sessions that
+    also bought b, shrunk towards b's own purchase rate with `m` pseudo-sessions (one
+    chance co-purchase of a rarely bought a says little). The lift factor discounts what
+    is bought beside everything: between a complement and a best-seller with as many
+    co-purchases, the complement wins; a best-seller bought with a much more often still
+    ranks (it is what shoppers do buy with it)."""
+    rate_b = n_b / total if total > 0 else 0.0
+    conditional = (c_ab + m * rate_b) / (n_a + m)
+    return conditional * math.exp(lift_weight * shrunk_lift(c_ab, n_a, n_b, total))
 
 
 def is_substitute(

@@ -1,13 +1,25 @@
 """`for_you`: candidates from the shopper's profile, ranked by the learned ranker.
 
-Candidates come from four sources, each normalised to [0, 1] and weighted
-(`SOURCE_WEIGHTS`): the user vector's kNN neighbours (`vector`), filter searches of the
-top category and brand affinities (`affinity`), the co-viewed and co-bought neighbours of
-the recently seen products (`recent`), and what is trending in the shopper's categories
-(`trending`). The blend is the candidate's retrieval score; the learned ranker
-(`RerankContext(surface="recommend")`, the same feature registry as search) orders them,
-and when it fails or is late the blend's order stands (noted under `degraded`). A shopper
-with no profile gets trending products and popular content instead (`cold_start`).
+What a shopper buys next is mostly about what they were just doing: another product of
+the category they are browsing, something bought with what they just bought, or a
+best-seller. The candidates' blend says so:
+
+- `recent`: the co-viewed and co-bought neighbours of the recently seen products, each
+  anchor's neighbours normalised to its strongest (so a much-viewed anchor does not drown
+  the others), halving with every step back in the shopper's history
+  (`RECENT_DECAY`), co-purchases weighted over co-views (`RECENT_WEIGHTS`);
+- `trending`: what is trending now, by rank (`1 / (1 + rank)`);
+- `vector` and `affinity`: the user vector's kNN neighbours and filter searches of the top
+  category and brand affinities, at lower weights (long-term taste; they carry the page
+  when there is no recent history).
+
+Weights (`SOURCE_WEIGHTS`) were chosen on the recommendation simulator's held-out next
+purchases (seed 0; checked on seeds 1 and 2, `benchmarks/bench_recommend.py`). Only the
+best `Ask.pool` of the blend are checked against the client's filters and ranked: the
+learned ranker (`RerankContext(surface="recommend")`, the same feature registry as
+search) orders them, and when it fails or is late the blend's order stands (noted under
+`degraded`). A shopper with no profile gets trending products and popular content
+instead (`cold_start`).
 """
 
 from __future__ import annotations
@@ -17,13 +29,16 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shoprank.plugin.recommend.behaviour import MIN_TRENDING
+from shoprank.plugin.recommend.behaviour import MIN_TRENDING, Kind
 from shoprank.plugin.recommend.catalog import category_clause
 from shoprank.plugin.recommend.context import Ask, Outcome, Pick
 from shoprank.plugin.recommend.strategies import cosine, popular, rank_picks
 from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
 
-SOURCE_WEIGHTS = {"vector": 1.0, "recent": 0.8, "affinity": 0.6, "trending": 0.4}
+SOURCE_WEIGHTS = {"recent": 1.0, "trending": 1.0, "vector": 0.3, "affinity": 0.2}
+RECENT_WEIGHTS: dict[Kind, float] = {"view": 0.4, "buy": 2.0}
+RECENT_DECAY = 0.5
+TRENDING_CANDIDATES = 200
 TOP_CATEGORIES = 3
 TOP_BRANDS = 3
 RECENT_ITEMS = 5
@@ -52,6 +67,23 @@ def _top(values: Mapping[str, float], n: int) -> list[str]:
     return [v for v, w in ordered[:n] if w > 0]
 
 
+def recent_neighbours(ask: Ask, recent: Sequence[str]) -> dict[str, float]:
+    """Co-viewed and co-bought neighbours of `recent` (newest first): per anchor divided by
+    its strongest neighbour, times `RECENT_DECAY ** position` and the kind's weight."""
+    out: dict[str, float] = defaultdict(float)
+    position = {pid: i for i, pid in enumerate(recent)}
+    for kind, weight in RECENT_WEIGHTS.items():
+        found = ask.behaviour.neighbours(list(recent), kind)
+        for anchor, counts in found.items():
+            top = max(counts.values(), default=0.0)
+            if top <= 0 or anchor not in position:
+                continue
+            scale = weight * RECENT_DECAY ** position[anchor] / top
+            for pid, count in counts.items():
+                out[pid] += scale * count
+    return dict(out)
+
+
 def for_you(ask: Ask) -> Outcome:
     profile = ask.behaviour.profile(ask.user_id, ask.session_id, ask.now)
     if not profile:
@@ -69,30 +101,40 @@ def for_you(ask: Ask) -> Outcome:
     brands = _top(affinities.get("brand") or {}, TOP_BRANDS)
     _affinity(ask, sources["affinity"], affinities, cats, brands)
     recent = [str(p) for p in (profile.get("recent_products") or [])[:RECENT_ITEMS]]
-    for kind in ("view", "buy"):
-        for _anchor, found_nb in ask.behaviour.neighbours(recent, kind).items():
-            for pid, count in found_nb.items():
-                sources["recent"][pid] = sources["recent"].get(pid, 0.0) + count
-    if cats:
-        trend = dict(ask.behaviour.trending(ask.now, limit=max(200, ask.pool)))
-        clause = {"bool": {"should": [category_clause(c) for c in cats], "minimum_should_match": 1}}
-        for pid in ask.keep(list(trend), clauses=[clause]):
-            sources["trending"][pid] = trend[pid]
+    sources["recent"] = recent_neighbours(ask, recent)
+    trend = ask.behaviour.trending(ask.now, limit=TRENDING_CANDIDATES)
+    sources["trending"] = {
+        pid: 1.0 / (1 + rank) for rank, (pid, s) in enumerate(trend) if s >= MIN_TRENDING
+    }
     blended: dict[str, float] = defaultdict(float)
     evidence: dict[str, dict[str, Any]] = defaultdict(dict)
     for name, scores in sources.items():
-        top = max(scores.values(), default=0.0)
+        # recent and trending are on their own scales already; the others are shares of
+        # their best candidate.
+        top = 1.0 if name in ("recent", "trending") else max(scores.values(), default=0.0)
         for pid, s in scores.items():
             share = s / top if top > 0 else 0.0
             blended[pid] += SOURCE_WEIGHTS[name] * share
             evidence[pid][name] = round(share, 4)
-    kept = ask.keep(sorted(blended, key=lambda p: (-blended[p], p)))
+    kept = _best_kept(ask, blended)
     if not kept:
         return _cold_start(ask, note="for_you: the profile found nothing the filters let through")
     picks = rank_picks({p: blended[p] for p in kept}, evidence)
     notes = [f"for_you: categories {cats}, brands {brands}"] if cats or brands else []
     ranked, version = rank_with_model(ask, picks, legs)
     return Outcome(ranked, notes=notes, model_version=version)
+
+
+def _best_kept(ask: Ask, blended: Mapping[str, float]) -> list[str]:
+    """The best `ask.pool` of the blend that pass the filters: checked a pool at a time,
+    so a long tail of weak candidates is never fetched."""
+    order = sorted(blended, key=lambda p: (-blended[p], p))
+    kept: list[str] = []
+    for start in range(0, len(order), ask.pool):
+        kept += ask.keep(order[start : start + ask.pool])
+        if len(kept) >= ask.pool:
+            break
+    return kept[: ask.pool]
 
 
 def _affinity(

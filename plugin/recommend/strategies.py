@@ -4,6 +4,7 @@ picks already passed the client's filters and `exclude` (`Ask.keep`)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from shoprank.plugin.recommend.behaviour import (
     popularity,
     shrunk_lift,
     similar_behaviour_weight,
+    together_score,
 )
 from shoprank.plugin.recommend.catalog import category_clause, category_of, levels_of, normalise
 from shoprank.plugin.recommend.context import Ask, Outcome, Pick
@@ -139,33 +141,45 @@ def bought_together(ask: Ask) -> Outcome:
             for b, c_ab in cobought.get(a, {}).items():
                 if b not in candidates:
                     continue
-                lift = shrunk_lift(c_ab, n.get(a, 0.0), n.get(b, 0.0), total)
+                n_a, n_b = n.get(a, 0.0), n.get(b, 0.0)
+                lift = shrunk_lift(c_ab, n_a, n_b, total)
+                score = together_score(c_ab, n_a, n_b, total)
                 evidence[b].setdefault("bought_with", {})[a] = {
                     "sessions": c_ab,
-                    "expected": round(n.get(a, 0.0) * n.get(b, 0.0) / total, 4) if total else 0,
+                    "expected": round(n_a * n_b / total, 4) if total else 0,
                     "lift": round(lift, 4),
+                    "score": round(score, 4),
                 }
-                if lift > 0:
-                    scores[b] += lift
+                scores[b] += score
     kept = ask.keep(sorted(scores, key=lambda b: (-scores[b], b)))
     substitutes = _substitutes(ask, anchors, sources, kept)
     if substitutes:
         notes.append(f"bought_together: left out {len(substitutes)} substitute(s)")
     picks = rank_picks({b: scores[b] for b in kept if b not in substitutes}, evidence)
+    if candidates and len(picks) < ask.size:
+        # What is bought beside anything, on the same scale: the prior part of
+        # `together_score` with no co-purchase seen (a few best-sellers, by their rate).
+        skip = {*(p.id for p in picks), *substitutes, *candidates}
+        prior = _bought_with_anything(ask, anchors, skip)
+        if prior:
+            picks += prior[: ask.size - len(picks)]
+            notes.append(
+                "bought_together: too few co-purchases; what is bought with anything fills in"
+            )
     if len(picks) < ask.size:
-        # Nor what the data shows bought with it no more than chance predicts.
-        unrelated = sorted(candidates - set(scores))
-        skip = [*(p.id for p in picks), *substitutes, *unrelated]
-        fill = complementary(ask, sources, skip=skip)
+        skip_ids = [*(p.id for p in picks), *substitutes]
+        fill = complementary(ask, sources, skip=skip_ids)
         if not candidates:
             notes.append(
                 "bought_together: no co-purchases yet (cold start): complementary products "
-                "(other categories, close in content, popular)"
+                "(other categories, close in content, popular), alternating with what is "
+                "bought with anything"
             )
-            return Outcome(fill, notes=notes, cold_start=True, fallback="complementary_content")
+            merged = _alternate(fill, _bought_with_anything(ask, anchors, set(skip_ids)))
+            return Outcome(merged, notes=notes, cold_start=True, fallback="complementary_content")
         if not picks:
             notes.append(
-                "bought_together: nothing is bought with it more than chance predicts: "
+                "bought_together: nothing the filters let through is bought with it: "
                 "complementary products instead"
             )
             return Outcome(fill, notes=notes, fallback="complementary_content")
@@ -175,6 +189,46 @@ def bought_together(ask: Ask) -> Outcome:
             picks.append(pick)
         notes.append("bought_together: too few co-purchases; complementary products fill in")
     return Outcome(picks, notes=notes)
+
+
+def _alternate(first: Sequence[Pick], second: Sequence[Pick]) -> list[Pick]:
+    """One of each in turn (first's first), each product once; scores fall with the
+    position, so the merged order is the page's order."""
+    out: list[Pick] = []
+    seen: set[str] = set()
+    for pair in itertools.zip_longest(first, second):
+        for pick in pair:
+            if pick is not None and pick.id not in seen:
+                seen.add(pick.id)
+                out.append(pick)
+    for rank, pick in enumerate(out, 1):
+        pick.score = round(1.0 / rank, 6)
+    return out
+
+
+def _bought_with_anything(ask: Ask, anchors: Sequence[str], skip: set[str]) -> list[Pick]:
+    """Recently active products never bought with the anchors, scored by `together_score`
+    with no co-purchase: `m * rate_b / (n_a + m)`, discounted by the lift of seeing none."""
+    pool = [
+        pid
+        for pid, _ in ask.behaviour.trending(ask.now, limit=max(200, ask.pool))
+        if pid not in skip and pid not in ask.excluded
+    ]
+    if not pool:
+        return []
+    total = ask.behaviour.total_sessions("buy")
+    n = ask.behaviour.sessions([*anchors, *pool], "buy")
+    scores = {
+        b: sum(together_score(0.0, n.get(a, 0.0), n[b], total) for a in anchors)
+        for b in pool
+        if n.get(b, 0.0) > 0
+    }
+    ranked = sorted(scores, key=lambda b: (-scores[b], b))[: ask.pool]
+    kept = ask.keep(ranked)
+    evidence = {
+        b: {"bought_with_anything": {"sessions": n[b], "score": round(scores[b], 4)}} for b in kept
+    }
+    return rank_picks({b: scores[b] for b in kept}, evidence)
 
 
 def _substitutes(

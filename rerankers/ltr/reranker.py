@@ -21,7 +21,13 @@ from shoprank.rerankers.features.compute import compute_features
 from shoprank.rerankers.features.registry import FEATURE_NAMES, REGISTRY_VERSION, vectorise
 from shoprank.rerankers.features.source import FeatureSource
 from shoprank.rerankers.ltr.registry import ModelRegistry
-from shoprank.rerankers.ltr.scorers import DEFAULT_VERSION, DefaultScorer, OnnxScorer, Scorer
+from shoprank.rerankers.ltr.scorers import (
+    DEFAULT_RECOMMEND_WEIGHTS,
+    DEFAULT_VERSION,
+    DefaultScorer,
+    OnnxScorer,
+    Scorer,
+)
 from shoprank.rerankers.protocol import Candidate, RerankContext
 
 log = logging.getLogger("shoprank.ranker")
@@ -60,6 +66,8 @@ class LearnedRanker:
         self._lock = threading.Lock()
         # Scorers of versions an experiment serves beside the live one, by version.
         self._pinned: dict[str, Scorer] = {}
+        # The cold-start scorer's weights for recommendation lists (same version).
+        self._recommend_default = DefaultScorer(DEFAULT_RECOMMEND_WEIGHTS)
 
     def scorer(self) -> Scorer:
         """The live scorer. The registry is checked at most once a second; a changed one is
@@ -141,6 +149,8 @@ class LearnedRanker:
         notes: list[str] = context.info.setdefault("degraded", [])
         try:
             scorer = self.scorer_for(context.ranker_version)
+            if context.surface == "recommend" and isinstance(scorer, DefaultScorer):
+                scorer = self._recommend_default
             context.info["model_version"] = scorer.version
             context.info["feature_registry"] = REGISTRY_VERSION
             inputs = self.source.fetch(

@@ -56,6 +56,30 @@ def test_reorders_explains_and_reports_version(tmp_path: Path) -> None:
     assert "user_brand_aff" in next(c for c in out if c.id == "p4").contributions
 
 
+def test_a_recommendation_list_keeps_its_blend_ahead_of_brand_affinity(tmp_path: Path) -> None:
+    # Ten candidates whose blend falls steadily; p8 is the shopper's favourite brand. As
+    # a search window the cold-start scorer lifts p8 into the top three (brand affinity
+    # outweighs the reciprocal rank past the third); as a recommendation list (no query:
+    # the blend is the strategy's evidence) the blend's order leads.
+    facts = {f"p{i}": {"brand": "Fav" if i == 8 else "Other"} for i in range(1, 11)}
+    ranker = LearnedRanker(model_dir=tmp_path, source=Source(facts), timeout_ms=600_000)  # type: ignore[arg-type]
+
+    def candidates() -> list[Candidate]:
+        return [
+            Candidate(f"p{i}", 3.0 - 0.3 * i, legs={"lexical": (i, 5.0 / i)}, retrieval_rank=i)
+            for i in range(1, 11)
+        ]
+
+    searched = [c.id for c in ranker.rerank(ctx(), candidates())]
+    assert "p8" in searched[:3]
+    context = RerankContext(
+        index="demo", query_text=None, user_id="u", body={"size": 3}, surface="recommend"
+    )
+    recommended = [c.id for c in ranker.rerank(context, candidates())]
+    assert recommended[:3] == ["p1", "p2", "p3"]
+    assert context.info["model_version"] == "default-v1"
+
+
 def test_error_and_timeout_keep_retrieval_order(tmp_path: Path) -> None:
     for source, timeout_ms, reason in (
         (Source(FACTS, fail=True), 1000.0, "rerank: error: RuntimeError"),

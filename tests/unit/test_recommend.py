@@ -321,13 +321,23 @@ def laptop_shopper(reads: CountsReads) -> None:
     }
 
 
-def test_for_you_recommends_what_the_shopper_looks_at(shop: Any, tmp_path: Path) -> None:
+def test_for_you_recommends_what_goes_with_what_the_shopper_looks_at(
+    shop: Any, tmp_path: Path
+) -> None:
+    # u1 has just looked at the laptop L1: the page has what is bought with it (the sleeve
+    # B1, the headphones H1), laptops compared with it, and nothing unrelated (shoes).
     reads = shop_behaviour()
     laptop_shopper(reads)
-    got = make(shop, tmp_path, reads).recommend({"strategy": "for_you", "user_id": "u1", "size": 4})
+    got = make(shop, tmp_path, reads).recommend(
+        {"strategy": "for_you", "user_id": "u1", "size": 4, "explain": True}
+    )
     assert "cold_start" not in got["_shoprank"]
-    top = [h["_source"]["category"] for h in got["hits"]["hits"][:3]]
-    assert top.count(LAPTOPS) >= 2
+    hits = got["hits"]["hits"]
+    top = [h["_id"] for h in hits[:3]]
+    assert {"B1", "H1"} <= set(top)
+    cats = [h["_source"]["category"] for h in hits]
+    assert LAPTOPS in cats and SHOES not in cats
+    assert hits[0]["_shoprank"]["sources"]["recent"] > 0  # came from the recent history
 
 
 def test_for_you_is_ranked_by_the_learned_ranker_on_the_recommend_surface(
