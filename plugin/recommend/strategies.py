@@ -160,7 +160,7 @@ def bought_together(ask: Ask) -> Outcome:
         # What is bought beside anything, on the same scale: the prior part of
         # `together_score` with no co-purchase seen (a few best-sellers, by their rate).
         skip = {*(p.id for p in picks), *substitutes, *candidates}
-        prior = _bought_with_anything(ask, anchors, skip)
+        prior = _bought_with_anything(ask, anchors, sources, skip)
         if prior:
             picks += prior[: ask.size - len(picks)]
             notes.append(
@@ -175,7 +175,7 @@ def bought_together(ask: Ask) -> Outcome:
                 "(other categories, close in content, popular), alternating with what is "
                 "bought with anything"
             )
-            merged = _alternate(fill, _bought_with_anything(ask, anchors, set(skip_ids)))
+            merged = _alternate(fill, _bought_with_anything(ask, anchors, sources, set(skip_ids)))
             return Outcome(merged, notes=notes, cold_start=True, fallback="complementary_content")
         if not picks:
             notes.append(
@@ -206,7 +206,9 @@ def _alternate(first: Sequence[Pick], second: Sequence[Pick]) -> list[Pick]:
     return out
 
 
-def _bought_with_anything(ask: Ask, anchors: Sequence[str], skip: set[str]) -> list[Pick]:
+def _bought_with_anything(
+    ask: Ask, anchors: Sequence[str], sources: Mapping[str, dict[str, Any]], skip: set[str]
+) -> list[Pick]:
     """Recently active products never bought with the anchors, scored by `together_score`
     with no co-purchase: `m * rate_b / (n_a + m)`, discounted by the lift of seeing none."""
     pool = [
@@ -225,6 +227,8 @@ def _bought_with_anything(ask: Ask, anchors: Sequence[str], skip: set[str]) -> l
     }
     ranked = sorted(scores, key=lambda b: (-scores[b], b))[: ask.pool]
     kept = ask.keep(ranked)
+    substitutes = _substitutes(ask, anchors, sources, kept)
+    kept = [b for b in kept if b not in substitutes]
     evidence = {
         b: {"bought_with_anything": {"sessions": n[b], "score": round(scores[b], 4)}} for b in kept
     }
