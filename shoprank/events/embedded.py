@@ -61,6 +61,65 @@ def _offset(n: int) -> str:
     return f"{n}-0"
 
 
+CHUNK = 4096
+
+
+def _next_line(fd: int, pos: int, size: int) -> int:
+    """The start of the first line after byte `pos` (past its newline), 0 when none."""
+    while pos < size:
+        chunk = os.pread(fd, CHUNK, pos)
+        if not chunk:
+            break
+        at = chunk.find(b"\n")
+        if at >= 0:
+            return pos + at + 1
+        pos += len(chunk)
+    return 0
+
+
+def line_offset(fd: int, pos: int) -> int:
+    """The event offset of the line that starts at byte `pos` of a segment: read from the
+    `{"o":N,` prefix every line is written with (the whole line parsed otherwise)."""
+    head = os.pread(fd, 32, pos)
+    if head.startswith(b'{"o":'):
+        digits = head[5:].split(b",", 1)[0].split(b"}", 1)[0]
+        if digits.isdigit():
+            return int(digits)
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.pread(fd, CHUNK, pos + len(line))
+        if not chunk:
+            break
+        at = chunk.find(b"\n")
+        line += chunk if at < 0 else chunk[: at + 1]
+    return int(orjson.loads(line)["o"])
+
+
+def first_line_at(fd: int, start: int) -> int:
+    """Byte position of the first line of a segment whose offset is `start` or more (the
+    size when there is none). Offsets only grow along a segment, so this is a binary search
+    over line starts: a fold reading the newest events reads a few KB to find them, never
+    the whole segment before them."""
+    size = os.fstat(fd).st_size
+    if size == 0 or line_offset(fd, 0) >= start:
+        return 0
+    lo, hi = 0, size  # lo: a line start before `start`; hi: one at/after it (or the end)
+    while True:
+        s = _next_line(fd, (lo + hi) // 2, hi)
+        if s == 0 or s >= hi:  # no line starts in (mid, hi): try the one after lo
+            s = _next_line(fd, lo, hi)
+            if s == 0 or s >= hi:
+                return hi
+        try:
+            before = line_offset(fd, s) < start
+        except orjson.JSONDecodeError:  # a line being written right now ends the segment
+            return s
+        if before:
+            lo = s
+        else:
+            hi = s
+
+
 class EmbeddedEventLog:
     """`EventLog` on local files; several processes may append and read at once."""
 
@@ -264,25 +323,28 @@ class EmbeddedEventLog:
             if i + 1 < len(files) and int(files[i + 1].stem) <= start:
                 continue
             try:
-                data = path.read_bytes()
+                fh = open(path, "rb")  # noqa: SIM115 - held while the caller iterates
             except FileNotFoundError:
                 continue
-            for line in data.splitlines():
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    break  # a line being written right now
-                n = record.pop("o")
-                record.pop("b", None)
-                record.pop("bn", None)
-                if n < start:
-                    continue
-                if n >= head:
-                    return
-                yield _offset(n), Event.from_record(record)
-                produced += 1
-                if limit is not None and produced >= limit:
-                    return
+            with fh:
+                if start:
+                    fh.seek(first_line_at(fh.fileno(), start))
+                for line in fh:
+                    try:
+                        record = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        break  # a line being written right now
+                    n = record.pop("o")
+                    record.pop("b", None)
+                    record.pop("bn", None)
+                    if n < start:
+                        continue
+                    if n >= head:
+                        return
+                    yield _offset(n), Event.from_record(record)
+                    produced += 1
+                    if limit is not None and produced >= limit:
+                        return
 
     def consume(self, consumer: str, *, count: int = 1000) -> list[tuple[str, Event]]:
         return list(self.read(self._acked(), limit=count))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from shoprank.events.embedded import EmbeddedEventLog
+from shoprank.events.embedded import EmbeddedEventLog, first_line_at
 from shoprank.events.model import Event
 
 T = 1_800_000_000.0
@@ -89,3 +90,35 @@ def test_retention_drops_old_events(tmp_path: Path) -> None:
     assert log.enforce_retention(T, retention_s=5 * 86_400) == 1
     assert [e.product_id for _, e in log.read()] == ["p2"]
     assert log.append([ev(1, eid="old")]).offsets  # its key expired with it
+
+
+def test_reading_from_an_offset_finds_it_in_a_long_segment_with_gaps(tmp_path: Path) -> None:
+    """A fold reads from its position by a binary search of the segment's line starts: every
+    start position, before and after an erasure left gaps in the offsets, gives exactly the
+    events at or after it (one segment of 400 events; lines of different lengths)."""
+    log = EmbeddedEventLog(tmp_path)
+    for i in range(40):
+        log.append([ev(10 * i + j, user=f"user-{j % 3}" * (1 + j)) for j in range(10)])
+    assert len(list((tmp_path / "segments").glob("*.jsonl"))) == 1
+    for start in range(0, 401, 7):
+        after = f"{start - 1}-0" if start else None
+        assert [o for o, _ in log.read(after)] == [f"{n}-0" for n in range(start, 400)]
+    log.forget("user-1" * 2)  # every j == 1 event of each batch goes: offsets 1, 11, 21, ...
+    kept = [n for n in range(400) if n % 10 != 1]
+    for start in range(0, 401, 5):
+        after = f"{start - 1}-0" if start else None
+        expected = [f"{n}-0" for n in kept if n >= start]
+        assert [o for o, _ in log.read(after, limit=50)] == expected[:50]
+    assert [o for o, _ in log.read("399-0")] == []
+    # The search itself lands on the first line to read, not merely before it.
+    segment = next((tmp_path / "segments").glob("*.jsonl"))
+    data = segment.read_bytes()
+    starts = [0, *(i + 1 for i, byte in enumerate(data[:-1]) if byte == ord("\n"))]
+    offsets = [int(data[p + 5 : data.index(b",", p)]) for p in starts]
+    fd = os.open(segment, os.O_RDONLY)
+    try:
+        for start in range(0, 402, 3):
+            first = next((p for p, o in zip(starts, offsets, strict=True) if o >= start), len(data))
+            assert first_line_at(fd, start) == first
+    finally:
+        os.close(fd)
