@@ -94,3 +94,36 @@ def test_hybrid_vector_leg_searches_the_configured_breadth(
 def test_knn_candidates_factor_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="knn_candidates_factor"):
         Settings(data_dir=tmp_path, knn_candidates_factor=0.5)
+
+
+def test_a_filter_keeping_many_far_documents_widens_hnsw_and_finds_the_allowed_top_k(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter that keeps most of the catalog but none of the query's own neighbourhood
+    (recommending outside the product's category): the search widens until enough allowed
+    documents turn up, and returns the exact top k of the allowed ones, without scoring
+    every allowed vector (which costs a hundred times more on a real catalog)."""
+    rng = np.random.default_rng(3)
+    dims = 16
+    near = rng.normal(size=dims)
+    far = -near
+    points = np.vstack(
+        [near + 0.3 * rng.normal(size=(2000, dims)), far + 1.5 * rng.normal(size=(6000, dims))]
+    ).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    field = VectorField(tmp_path / "v.usearch", dims=dims)
+    keys = np.arange(len(points), dtype=np.uint64)
+    field.add(keys, points)
+    allowed = keys[2000:]  # 6,000 allowed (more than EXACT_LIMIT), all far from the query
+    query = (near / np.linalg.norm(near)).astype(np.float32)
+    sims = points[2000:] @ query
+    exact = set((allowed[np.argsort(-sims)[:50]]).tolist())
+
+    def no_exact(*_: Any) -> Any:
+        raise AssertionError("scored every allowed vector")
+
+    monkeypatch.setattr(field, "_exact", no_exact)
+    found, scores = field.search(query, k=50, num_candidates=200, allowed=allowed)
+    assert len(found) == 50 and set(found.tolist()) <= set(allowed.tolist())
+    assert len(exact & set(found.tolist())) >= 45
+    assert list(scores) == sorted(scores, reverse=True)

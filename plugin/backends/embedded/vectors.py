@@ -2,8 +2,9 @@
 
 Keys are the generation's u64 document keys (tantivy's `_key` fast field). Unfiltered kNN
 walks the HNSW graph; a filtered kNN scores exactly the documents that pass the filter when
-they are few, and otherwise over-fetches from HNSW and post-filters, falling back to exact
-search if too few survive, so a filter never returns documents that do not match it.
+they are few, and otherwise over-fetches from HNSW and post-filters, widening the search
+while too few survive and scoring exactly only after that, so a filter never returns
+documents that do not match it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ FloatArray = npt.NDArray[np.float32]
 KeyArray = npt.NDArray[np.uint64]
 EXACT_LIMIT = 4_096
 OVERFETCH = 4
+# A filter that keeps many documents but few near the query (everything outside the
+# query's own category, say) widens the HNSW search this many times (x OVERFETCH each)
+# before scoring the allowed documents exactly: on the 19k Icecat catalog an HNSW search of
+# 12,800 costs ~14 ms, exact scoring of 18,000 allowed vectors ~120-280 ms.
+WIDENINGS = 3
 EXPANSION_ADD = 128
 
 
@@ -88,10 +94,12 @@ class VectorField:
             if len(allowed) <= EXACT_LIMIT:
                 return self._exact(query, allowed, k)
             want = max(k, num_candidates) * OVERFETCH
-            keys, sims = self._hnsw(query, want)
-            keep = np.isin(keys, allowed)
-            if keep.sum() >= k or want >= len(self.index):
-                return keys[keep][:k], sims[keep][:k]
+            for _ in range(WIDENINGS):
+                keys, sims = self._hnsw(query, want)
+                keep = np.isin(keys, allowed)
+                if keep.sum() >= k or want >= len(self.index):
+                    return keys[keep][:k], sims[keep][:k]
+                want *= OVERFETCH
             return self._exact(query, allowed, k)
         keys, sims = self._hnsw(query, max(k, num_candidates))
         return keys[:k], sims[:k]
