@@ -113,19 +113,24 @@ class Catalog:
         (id, ES kNN score in [0, 1]) best first."""
         if field not in self.vector_fields():
             return []
+        # Leaving out a few ids needs no filter: the nearest k + len(exclude) without them
+        # are the same k, and an unfiltered kNN walks only the graph (a filter that keeps
+        # nearly every document costs a pass over all of them in the embedded backend).
+        skip = set(exclude) if not filters and len(exclude) <= k else set()
+        wide = k + len(skip)
         spec: dict[str, Any] = {
             "field": field,
             "query_vector": [float(x) for x in vector],
-            "k": k,
-            "num_candidates": num_candidates(k, self.candidates_factor),
+            "k": wide,
+            "num_candidates": num_candidates(wide, self.candidates_factor),
         }
         clauses = [*filters]
-        if exclude:
+        if exclude and not skip:
             clauses.append({"bool": {"must_not": not_ids(exclude)}})
         if clauses:
             spec["filter"] = clauses
-        response = self.backend.search(self.index, {"knn": spec, "size": k, "_source": False})
-        return _scored(response)
+        response = self.backend.search(self.index, {"knn": spec, "size": wide, "_source": False})
+        return [hit for hit in _scored(response) if hit[0] not in skip][:k]
 
     def search_ids(
         self,

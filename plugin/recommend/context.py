@@ -82,3 +82,20 @@ class Ask:
         if clauses:
             return [i for i in order if i in found]
         return [i for i in order if i in self.hits]
+
+    def keep_best(
+        self, ids: Sequence[str], *, clauses: Filters = (), want: int | None = None
+    ) -> list[str]:
+        """The first `want` (default `pool`) of `ids`, in their order, that `keep` lets
+        through: checked a pool at a time, so a long tail of weaker candidates is never
+        fetched when the best ones pass."""
+        want = self.pool if want is None else want
+        order = list(dict.fromkeys(ids))
+        if clauses:  # a clause of its own (a category) lets few through: one search of all
+            return self.keep(order, clauses=clauses)[:want]
+        kept: list[str] = []
+        for start in range(0, len(order), self.pool):
+            kept += self.keep(order[start : start + self.pool], clauses=clauses)
+            if len(kept) >= want:
+                break
+        return kept[:want]

@@ -116,25 +116,13 @@ def for_you(ask: Ask) -> Outcome:
             share = s / top if top > 0 else 0.0
             blended[pid] += SOURCE_WEIGHTS[name] * share
             evidence[pid][name] = round(share, 4)
-    kept = _best_kept(ask, blended)
+    kept = ask.keep_best(sorted(blended, key=lambda p: (-blended[p], p)))
     if not kept:
         return _cold_start(ask, note="for_you: the profile found nothing the filters let through")
     picks = rank_picks({p: blended[p] for p in kept}, evidence)
     notes = [f"for_you: categories {cats}, brands {brands}"] if cats or brands else []
     ranked, version = rank_with_model(ask, picks, legs)
     return Outcome(ranked, notes=notes, model_version=version)
-
-
-def _best_kept(ask: Ask, blended: Mapping[str, float]) -> list[str]:
-    """The best `ask.pool` of the blend that pass the filters: checked a pool at a time,
-    so a long tail of weak candidates is never fetched."""
-    order = sorted(blended, key=lambda p: (-blended[p], p))
-    kept: list[str] = []
-    for start in range(0, len(order), ask.pool):
-        kept += ask.keep(order[start : start + ask.pool])
-        if len(kept) >= ask.pool:
-            break
-    return kept[: ask.pool]
 
 
 def _affinity(
@@ -162,7 +150,7 @@ def _cold_start(ask: Ask, *, note: str | None = None) -> Outcome:
         for p, s in ask.behaviour.trending(ask.now, limit=max(200, ask.pool))
         if s >= MIN_TRENDING
     ]
-    kept = ask.keep([p for p, _ in trend])
+    kept = ask.keep_best([p for p, _ in trend])
     scores = dict(trend)
     picks = [Pick(p, round(scores[p], 6), {"trending": round(scores[p], 4)}) for p in kept]
     if len(picks) < ask.size:

@@ -151,7 +151,7 @@ def bought_together(ask: Ask) -> Outcome:
                     "score": round(score, 4),
                 }
                 scores[b] += score
-    kept = ask.keep(sorted(scores, key=lambda b: (-scores[b], b)))
+    kept = ask.keep_best(sorted(scores, key=lambda b: (-scores[b], b)))
     substitutes = _substitutes(ask, anchors, sources, kept)
     if substitutes:
         notes.append(f"bought_together: left out {len(substitutes)} substitute(s)")
@@ -311,7 +311,7 @@ def trending(ask: Ask) -> Outcome:
         if s >= MIN_TRENDING
     ]
     scores = dict(recent)
-    kept = ask.keep([pid for pid, _ in recent], clauses=clauses) if recent else []
+    kept = ask.keep_best([pid for pid, _ in recent], clauses=clauses) if recent else []
     half_life = ask.settings.trending_half_life_days
     if kept:
         evidence = {pid: {"trending": {"velocity": round(scores[pid], 4)}} for pid in kept}
@@ -337,7 +337,7 @@ def popular(
     seen = [pid for pid, _ in ask.behaviour.trending(ask.now, limit=max(500, ask.pool))]
     pop = popularity(ask.behaviour.stats(seen), ask.settings.event_weights)
     ranked = sorted((p for p in pop if p not in set(skip)), key=lambda p: (-pop[p], p))
-    kept = ask.keep(ranked, clauses=clauses)
+    kept = ask.keep_best(ranked, clauses=clauses)
     top = max((pop[p] for p in kept), default=1.0)
     picks = [
         Pick(p, round(pop[p] / top, 6), {"popularity": {"events": round(pop[p], 3)}}) for p in kept
