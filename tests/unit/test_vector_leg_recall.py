@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.backends.embedded.vectors import VectorField
 from shoprank.plugin.pipeline.legs import num_candidates
@@ -127,3 +128,43 @@ def test_a_filter_keeping_many_far_documents_widens_hnsw_and_finds_the_allowed_t
     assert len(found) == 50 and set(found.tolist()) <= set(allowed.tolist())
     assert len(exact & set(found.tolist())) >= 45
     assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_a_knn_filter_of_only_exclusions_matches_the_same_filter_said_otherwise(
+    recording: RecordingBackend,
+) -> None:
+    """`bool.must_not` alone is searched by leaving out the few documents it names; it
+    must find exactly what the same filter with a `match_all` beside it finds."""
+    vector = ConceptEncoder().encode(["running shoes"])[0].tolist()
+    excluded = [{"term": {"brand": "Acme"}}, {"ids": {"values": [PRODUCTS[1]["id"]]}}]
+
+    def knn(filters: list[dict[str, Any]]) -> list[tuple[str, float]]:
+        spec = {"field": TEXT_VECTOR_FIELD, "query_vector": vector, "k": 5, "filter": filters}
+        response = recording.search(INDEX, {"knn": spec, "size": 5})
+        return [(h["_id"], h["_score"]) for h in response["hits"]["hits"]]
+
+    only = knn([{"bool": {"must_not": excluded}}])
+    said_otherwise = knn([{"bool": {"must": [{"match_all": {}}], "must_not": excluded}}])
+    assert only == said_otherwise and len(only) == 5
+    sources = {p["id"]: p for p in PRODUCTS}
+    assert all(sources[i]["brand"] != "Acme" and i != PRODUCTS[1]["id"] for i, _ in only)
+
+
+def test_denied_documents_never_come_back_from_a_widened_search(tmp_path: Path) -> None:
+    """Leaving out the query's whole neighbourhood (2,000 of 8,000): the widened search
+    returns only the others, the same as allowing exactly the others."""
+    rng = np.random.default_rng(4)
+    dims = 16
+    near = rng.normal(size=dims)
+    points = np.vstack(
+        [near + 0.3 * rng.normal(size=(2000, dims)), -near + 1.5 * rng.normal(size=(6000, dims))]
+    ).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    field = VectorField(tmp_path / "v.usearch", dims=dims)
+    keys = np.arange(len(points), dtype=np.uint64)
+    field.add(keys, points)
+    query = (near / np.linalg.norm(near)).astype(np.float32)
+    denied, _ = field.search(query, k=50, num_candidates=200, denied=keys[:2000])
+    allowed, _ = field.search(query, k=50, num_candidates=200, allowed=keys[2000:])
+    assert len(denied) == 50 and int(denied.min()) >= 2000
+    assert denied.tolist() == allowed.tolist()

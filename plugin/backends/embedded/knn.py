@@ -50,6 +50,18 @@ def matching_keys(searcher: tantivy.Searcher, query: tantivy.Query) -> npt.NDArr
     return np.asarray([k for k in keys if k is not None], dtype=np.uint64)
 
 
+def exclusions(filters: list[Any]) -> list[Any] | None:
+    """The clauses a kNN filter list leaves out when every filter is a `bool` of nothing
+    but `must_not` (a document passes unless one of them matches it), else None."""
+    out: list[Any] = []
+    for f in filters:
+        body = f.get("bool") if isinstance(f, dict) and len(f) == 1 else None
+        if not isinstance(body, dict) or set(body) != {"must_not"}:
+            return None
+        out += as_list(body["must_not"])
+    return out or None
+
+
 def knn_section(
     gen: Generation, searcher: tantivy.Searcher, queries: QueryCompiler, spec: Any
 ) -> dict[int, float]:
@@ -80,9 +92,16 @@ def knn_section(
     num_candidates = int_param(spec, "num_candidates", max(k, 100), minimum=1)
     if num_candidates < k:
         raise BadRequestError(f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})")
-    filters = [queries.compile(f) for f in as_list(spec.get("filter"))]
-    allowed = None
-    if filters:
+    raw_filters = as_list(spec.get("filter"))
+    filters = [queries.compile(f) for f in raw_filters]
+    allowed = denied = None
+    left_out = exclusions(raw_filters)
+    if left_out is not None:
+        # Only exclusions (`bool.must_not`): the few documents they name are cheaper to
+        # find than the many they let through.
+        inner = [(Occur.Should, queries.compile(c)) for c in left_out]
+        denied = matching_keys(searcher, Q.boolean_query(inner))
+    elif filters:
         combined = Q.boolean_query([(Occur.Must, f) for f in filters])
         allowed = matching_keys(searcher, combined)
     keys, sims = store.search(
@@ -90,6 +109,7 @@ def knn_section(
         k=k,
         num_candidates=num_candidates,
         allowed=allowed,
+        denied=denied,
     )
     boost = float_param(spec.get("boost", 1.0), "knn.boost")
     threshold = spec.get("similarity")

@@ -79,8 +79,10 @@ class VectorField:
         k: int,
         num_candidates: int,
         allowed: KeyArray | None = None,
+        denied: KeyArray | None = None,
     ) -> tuple[KeyArray, FloatArray]:
-        """Top-k (keys, cosine similarities), best first, restricted to `allowed` if given."""
+        """Top-k (keys, cosine similarities), best first, restricted to `allowed` if given,
+        without `denied` if given (a filter that leaves out a few documents)."""
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dims:
             from shoprank.errors import BadRequestError
@@ -90,19 +92,35 @@ class VectorField:
             )
         if len(self.index) == 0 or k <= 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
+        if denied is not None and len(denied):
+            if len(self.index) - len(denied) <= EXACT_LIMIT:
+                allowed = np.setdiff1d(self._keys(), denied)
+            else:
+                return self._widened(query, k, num_candidates, denied, invert=True)
         if allowed is not None:
             if len(allowed) <= EXACT_LIMIT:
                 return self._exact(query, allowed, k)
-            want = max(k, num_candidates) * OVERFETCH
-            for _ in range(WIDENINGS):
-                keys, sims = self._hnsw(query, want)
-                keep = np.isin(keys, allowed)
-                if keep.sum() >= k or want >= len(self.index):
-                    return keys[keep][:k], sims[keep][:k]
-                want *= OVERFETCH
-            return self._exact(query, allowed, k)
+            return self._widened(query, k, num_candidates, allowed, invert=False)
         keys, sims = self._hnsw(query, max(k, num_candidates))
         return keys[:k], sims[:k]
+
+    def _keys(self) -> KeyArray:
+        return np.asarray(self.index.keys, dtype=np.uint64)
+
+    def _widened(
+        self, query: FloatArray, k: int, num_candidates: int, keys_in: KeyArray, *, invert: bool
+    ) -> tuple[KeyArray, FloatArray]:
+        """HNSW over-fetched and post-filtered to `keys_in` (or to all but them, `invert`),
+        widened while too few survive, then exact over what the filter lets through."""
+        want = max(k, num_candidates) * OVERFETCH
+        for _ in range(WIDENINGS):
+            keys, sims = self._hnsw(query, want)
+            keep = np.isin(keys, keys_in, invert=invert)
+            if keep.sum() >= k or want >= len(self.index):
+                return keys[keep][:k], sims[keep][:k]
+            want *= OVERFETCH
+        allowed = np.setdiff1d(self._keys(), keys_in) if invert else keys_in
+        return self._exact(query, allowed, k)
 
     def _hnsw(self, query: FloatArray, count: int) -> tuple[KeyArray, FloatArray]:
         matches = self.index.search(query, min(count, len(self.index)))
