@@ -14,7 +14,8 @@ reuses a data dir that already holds it.
     content kNN and plain co-occurrence count.
 (b) Latency: 100k simulated events ingested into the data dir (statistics built in the
     fold), then `RecommendService.strategy_ids` per strategy in-process, and
-    `POST /_shoprank/recommend` over loopback HTTP (uvicorn, httpx), pinned to 2 cores.
+    `POST /_shoprank/recommend` over loopback HTTP to a `shoprank serve` subprocess
+    (httpx client in this process), pinned to 2 cores.
 (c) Fold cost: the ingest (append + fold) of those 100k events, and `profiles rebuild`
     (the fold alone) over them, per event.
 """
@@ -31,7 +32,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -249,25 +249,20 @@ def latency(settings: Settings, traffic: SimulatedTraffic, n: int) -> dict[str, 
 
 
 def latency_http(settings: Settings, traffic: SimulatedTraffic, n: int) -> dict[str, Any]:
+    """`POST /_shoprank/recommend` to a real `shoprank serve --workers 1` subprocess on
+    loopback (its own interpreter, so the client does not share the server's GIL)."""
     import httpx
-    import uvicorn
+    from bench_scale import free_port, server
 
-    from shoprank.plugin.app import create_app
-    from shoprank.wiring import make_service
-
-    search = make_service(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(search), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = free_port()
     out: dict[str, Any] = {}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    log = settings.data_dir / "bench-recommend-serve.log"
+    with (
+        server(settings.data_dir, port, log),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+    ):
         for label, calls in requests(traffic, n, seed=6).items():
-            samples = []
+            samples, took = [], []
             for i, call in enumerate(calls):
                 body = {"strategy": strategy_of(label), "index": INDEX, "size": 10, **call}
                 if "product_ids" in body and len(body["product_ids"]) == 1:
@@ -278,14 +273,15 @@ def latency_http(settings: Settings, traffic: SimulatedTraffic, n: int) -> dict[
                 r.raise_for_status()
                 if i >= 10:
                     samples.append(elapsed)
+                    took.append(float(r.json()["took"]))
             out[f"http {label}"] = {
                 "n": len(samples),
                 "p50_ms": round(pct(samples, 0.5), 2),
                 "p99_ms": round(pct(samples, 0.99), 2),
+                "server_took_p50_ms": pct(took, 0.5),
+                "server_took_p99_ms": pct(took, 0.99),
             }
             print(f"http {label}: {out[f'http {label}']}", flush=True)
-    server.should_exit = True
-    thread.join(timeout=10)
     return out
 
 

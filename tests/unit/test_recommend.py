@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from shoprank.errors import BadRequestError, DocumentNotFoundError
-from shoprank.plugin.recommend import RecommendService
+from shoprank.plugin.recommend import RecommendService, context
 from shoprank.plugin.recommend.behaviour import RecommendReads
 from shoprank.plugin.search import SearchService
 from shoprank.rerankers.protocol import Candidate, RerankContext
@@ -477,3 +477,39 @@ def test_an_unknown_product_is_a_404(shop: Any, tmp_path: Path) -> None:
     with pytest.raises(DocumentNotFoundError) as caught:
         make(shop, tmp_path, None).recommend({"strategy": "similar", "product_id": "nope"})
     assert "[nope]" in caught.value.reason
+
+
+def test_for_you_without_recent_neighbours_is_the_long_term_taste(
+    shop: Any, tmp_path: Path
+) -> None:
+    # u2 last looked at the running shoes (nothing is viewed or bought with them), but has
+    # long liked Aster laptops: their page comes from the user vector and the affinities.
+    reads = shop_behaviour()
+    reads.profiles["u2"] = {
+        "affinities": {"category": {LAPTOPS: 4.0}, "brand": {"Aster": 3.0}},
+        "recent_products": ["S1"],
+        "vector": [0.98, 0.05, 0.05, 0.0],
+    }
+    got = make(shop, tmp_path, reads).recommend(
+        {"strategy": "for_you", "user_id": "u2", "size": 3, "explain": True}
+    )
+    hits = got["hits"]["hits"]
+    assert [h["_source"]["category"] for h in hits[:2]] == [LAPTOPS, LAPTOPS]
+    assert all({"vector", "affinity"} & set(h["_shoprank"]["sources"]) for h in hits[:2])
+
+
+def test_for_you_with_a_pool_of_recent_neighbours_keeps_to_them(
+    shop: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the candidate pool cut to 3, L1's four neighbours fill it: long-term taste (the
+    # vector's nearest laptops, the brand affinity) does not push them down the page.
+    monkeypatch.setattr(context, "MIN_POOL", 3)
+    monkeypatch.setattr(context, "POOL_FACTOR", 1)
+    reads = shop_behaviour()
+    laptop_shopper(reads)
+    got = make(shop, tmp_path, reads).recommend(
+        {"strategy": "for_you", "user_id": "u1", "size": 3, "explain": True}
+    )
+    sources = [h["_shoprank"]["sources"] for h in got["hits"]["hits"]]
+    assert sources and all("vector" not in s and "affinity" not in s for s in sources)
+    assert {h["_id"] for h in got["hits"]["hits"][:2]} <= {"B1", "H1", "L2", "L3"}
