@@ -104,18 +104,43 @@ class Ingest:
         if not user_id and not session_id:
             return None
         query_id = query_id or uuid.uuid4().hex
-        event = Event(
-            type="search",
-            timestamp=time.time(),
-            event_id=query_id,
+        event = search_event(
+            query=query,
+            product_ids=product_ids,
             user_id=user_id,
             session_id=session_id,
-            query_id=query_id,
-            query=query[:2048] if query else None,
-            product_ids=tuple(product_ids),
             index=index,
-            window=tuple(window),
+            query_id=query_id,
+            window=window,
             experiment=experiment,
         )
         self.ingest([event])
         return query_id
+
+
+def search_event(
+    *,
+    query: str | None,
+    product_ids: Sequence[str],
+    user_id: str | None,
+    session_id: str | None,
+    index: str | None,
+    query_id: str,
+    window: Sequence[dict[str, Any]] = (),
+    experiment: dict[str, Any] | None = None,
+) -> Event:
+    """A search as the behaviour log keeps it: its impressions, and the ranks and logged
+    ranker features of its `window`, under its `query_id` (raw ids: `ingest` pseudonymises)."""
+    return Event(
+        type="search",
+        timestamp=time.time(),
+        event_id=query_id,
+        user_id=user_id,
+        session_id=session_id,
+        query_id=query_id,
+        query=query[:2048] if query else None,
+        product_ids=tuple(product_ids),
+        index=index,
+        window=tuple(window),
+        experiment=experiment,
+    )

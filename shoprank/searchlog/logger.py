@@ -3,9 +3,10 @@ background thread writes the record to the behaviour log (impressions for produc
 statistics, the logged ranker window for training) and to the search-log sinks.
 
 The search itself only appends the record to a queue; the background thread wakes at most
-every `BATCH_DELAY_S`, takes everything queued, writes it, then lets the sinks write their
-batch. So a busy server pays one wake-up per batch, not per search, and the logging work
-does not interleave with every search for the GIL.
+every `BATCH_DELAY_S`, takes everything queued, writes the behaviour-log events of the
+whole batch in one append and one fold, then lets the sinks write their batch. So a busy
+server pays one wake-up, one fsync and one fold per batch, not per search, and the logging
+work does not interleave with every search for the GIL.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shoprank.events.ingest import search_event
 from shoprank.events.model import Event
 from shoprank.searchlog.protocol import EventIngest, SearchEventWriter, SearchLogSink
 from shoprank.searchlog.record import SearchRecord
@@ -100,8 +102,22 @@ class SearchLogger:
         with self._lock:
             batch, self._queue = self._queue, []
             self._scheduled = False
+        events: list[Event] = []
         for record, has_actor in batch:
-            self._write(record, has_actor)
+            event = self._event(record) if has_actor else None
+            if event is not None:
+                events.append(event)
+            else:
+                self._write(record, has_actor)
+            for sink in self.sinks:
+                self._guard(sink, sink.write, record)
+        if events and isinstance(self._events, EventIngest):
+            # One append and one fold for the whole batch, not one per search.
+            try:
+                self._events.ingest(events)
+            except Exception as exc:  # logging a search must never hurt searching
+                self.failed += len(events)
+                log.warning("%d searches not logged: %s", len(events), type(exc).__name__)
         with self._lock:
             self._pending -= len(batch)
         # The batch is written: sinks send what they buffered, as one request. (An object
@@ -110,11 +126,27 @@ class SearchLogger:
             if isinstance(sink, SearchLogSink):
                 self._guard(sink, sink.flush)
 
+    def _event(self, record: SearchRecord) -> Event | None:
+        """The behaviour-log event of a search or recommendation, when the log takes whole
+        events (else `_write` hands the search to `log_search`)."""
+        if not isinstance(self._events, EventIngest):
+            return None
+        if record.surface != "search":
+            return recommendation_event(record, self.settings)
+        return search_event(
+            query=record.query,
+            product_ids=record.product_ids,
+            user_id=record.user_id,
+            session_id=record.session_id,
+            index=record.index,
+            query_id=record.query_id or uuid.uuid4().hex,
+            window=logged_window(record, self.settings.feature_log_rate),
+            experiment=record.experiment,
+        )
+
     def _write(self, record: SearchRecord, has_actor: bool) -> None:
         try:
-            if has_actor and isinstance(self._events, EventIngest) and record.surface != "search":
-                self._events.ingest([recommendation_event(record, self.settings)])
-            elif has_actor and self._events is not None:
+            if has_actor and self._events is not None:
                 self._events.log_search(
                     query=record.query,
                     product_ids=record.product_ids,
@@ -128,8 +160,6 @@ class SearchLogger:
         except Exception as exc:  # logging a search must never hurt searching
             self.failed += 1
             log.warning("search %s not logged: %s", record.query_id, type(exc).__name__)
-        for sink in self.sinks:
-            self._guard(sink, sink.write, record)
 
     def _guard(self, sink: object, fn: Callable[..., object], *args: Any) -> None:
         try:

@@ -263,3 +263,52 @@ def test_batches_are_written_when_the_queue_runs_empty(service: SearchService) -
     assert sink.records == 20
     assert sink.flushes and sink.flushes[-1] == 20
     assert len(sink.flushes) < 20  # batched, not one write per search
+
+
+def test_a_batch_of_searches_is_one_append_and_every_search_is_in_the_log(
+    corpus_backend: EmbeddedBackend, tmp_path: Path
+) -> None:
+    from shoprank.events.service import EventService
+
+    class CountingEvents:
+        """The real behaviour log, counting how often the logger writes to it."""
+
+        def __init__(self, inner: EventService) -> None:
+            self.inner = inner
+            self.batches: list[int] = []
+
+        def ingest(self, events: Any, *, fold: bool = True, now: float | None = None) -> Any:
+            self.batches.append(len(events))
+            return self.inner.ingest(events, fold=fold, now=now)
+
+        def log_search(self, **kw: Any) -> str | None:
+            raise AssertionError("a search logged on its own")
+
+    class Holding:
+        """A sink that holds the first batch until every search is in."""
+
+        def __init__(self) -> None:
+            self.release = threading.Event()
+
+        def write(self, record: SearchRecord) -> None:
+            self.release.wait(60)
+
+    settings = Settings(data_dir=tmp_path, user_id_secret=SECRET)
+    inner = EventService(settings)
+    events = CountingEvents(inner)
+    sink = Holding()
+    logger = SearchLogger(settings, events=events, sinks=[sink])  # type: ignore[arg-type]
+    service = SearchService(backend=corpus_backend, settings=settings, search_logger=logger)
+    query_ids = []
+    try:
+        for i in range(20):
+            body = {"query": {"match": {"title": "mouse"}}, "size": 3}
+            found = service.search("products", body, user_id=f"shopper-{i % 4}")
+            query_ids.append(found["_shoprank"]["query_id"])
+    finally:
+        sink.release.set()
+    logger.flush()
+    assert sum(events.batches) == 20 and len(events.batches) < 20
+    logged = [e for _, e in inner.log.read() if e.type == "search"]
+    assert sorted(e.query_id for e in logged) == sorted(query_ids)
+    assert logger.failed == 0
