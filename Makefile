@@ -49,7 +49,7 @@ $(FRONTENDS)/node_modules/.installed: $(FRONTENDS)/package.json $(FRONTENDS)/pac
 PYTEST_WORKERS ?= auto
 
 test: install system-deps frontend-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 tests
 
 test-fast: install system-deps frontend-deps
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests -m "not slow"
