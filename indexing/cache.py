@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
+OPEN_ATTEMPTS = 50
 
 
 def content_hash(content: str | bytes) -> str:
@@ -46,16 +48,31 @@ class SqliteEmbeddingCache:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings ("
-                " model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,"
-                " PRIMARY KEY (model, hash)) WITHOUT ROWID"
-            )
+            conn = self._open()
             self._local.conn = conn
         return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection with the table in place. Processes opening a new file at the same
+        moment race to switch it to WAL, and SQLite answers the losers "database is
+        locked" at once, without waiting its busy timeout: they try again."""
+        for attempt in range(OPEN_ATTEMPTS):
+            conn = sqlite3.connect(self.path, timeout=30)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS embeddings ("
+                    " model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,"
+                    " PRIMARY KEY (model, hash)) WITHOUT ROWID"
+                )
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or attempt + 1 == OPEN_ATTEMPTS:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def get_many(self, model_id: str, hashes: list[str]) -> dict[str, Vector]:
         out: dict[str, Vector] = {}

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="Redis for the Celery broker/results and the embedding cache; unset = "
         "tasks run in-process and the cache is a local SQLite file.",
     )
+    embedding_cache_path: Path | None = Field(
+        default=None,
+        description="The SQLite embedding cache without Redis (default "
+        "data_dir/cache/embeddings.sqlite). Vectors are keyed by encoder model id and content "
+        "hash, so data dirs may share one file and embed a product text only once.",
+    )
     product_index: str = Field(
         default="products",
         description="Alias whose products events refer to (facts for profiles).",

@@ -190,7 +190,8 @@ def embedding_cache(settings: Settings) -> EmbeddingCache:
         import redis
 
         return RedisEmbeddingCache(redis.Redis.from_url(settings.redis_url))
-    return SqliteEmbeddingCache(settings.data_dir / "cache" / "embeddings.sqlite")
+    path = settings.embedding_cache_path or settings.data_dir / "cache" / "embeddings.sqlite"
+    return SqliteEmbeddingCache(path)
 
 
 def image_embedder(settings: Settings) -> ImageEmbedder | None:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,17 @@ os.environ.setdefault("SHOPRANK_MAX_QUEUE_MS", "600000")
 # `auto` learned to export the int8 ONNX model (~40 s per fresh data dir); the auto-export
 # tests set `encoder_backend="auto"` themselves.
 os.environ.setdefault("SHOPRANK_ENCODER_BACKEND", "numpy")
+# One embedding cache for every `shoprank` process of this test run (all xdist workers share
+# the run id): the Icecat rows several modules load are embedded once, not once per data
+# dir. Vectors are keyed by model id and content hash, so sharing cannot mix them up. Only
+# the subprocesses get it (in-process unit tests keep their own data dirs' caches); a test
+# that sets its own value keeps it.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+SUBPROCESS_ENV = {
+    "SHOPRANK_EMBEDDING_CACHE_PATH": str(
+        Path(tempfile.gettempdir()) / f"shoprank-test-embeddings-{_RUN}.sqlite"
+    ),
+}
 
 
 def cli(
@@ -39,7 +51,7 @@ def cli(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `shoprank` command line."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    full_env = {**SUBPROCESS_ENV, **os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "shoprank.cli", "--data-dir", str(data_dir), *args],
         capture_output=True,
@@ -73,7 +85,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", **self.extra_env}
+        env = {**SUBPROCESS_ENV, **os.environ, "HF_HUB_OFFLINE": "1", **self.extra_env}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -199,6 +211,7 @@ class Worker:
     ) -> None:
         self.data_dir = data_dir
         self.env = {
+            **SUBPROCESS_ENV,
             **os.environ,
             "HF_HUB_OFFLINE": "1",
             "SHOPRANK_REDIS_URL": redis_url,

@@ -135,3 +135,24 @@ def test_clone_hard_links_immutable_files(tmp_path: Path, name: str) -> None:
         (src / "tantivy" / n).stat().st_ino == (dst / "tantivy" / n).stat().st_ino for n in linked
     )
     assert backend.count(clone, None) == len(BASE)
+
+
+def test_data_dirs_sharing_an_embedding_cache_embed_a_catalog_once(tmp_path: Path) -> None:
+    """SHOPRANK_EMBEDDING_CACHE_PATH: a second data dir loading the same catalog through the
+    same cache file embeds nothing, and its vectors are the first one's."""
+    from shoprank.settings import Settings
+    from shoprank.wiring import embedding_cache
+
+    shared = tmp_path / "shared" / "embeddings.sqlite"
+    path = _catalog(tmp_path / "a.jsonl", BASE)
+    backends = []
+    for name in ("one", "two"):
+        settings = Settings(data_dir=tmp_path / name, embedding_cache_path=shared)
+        backend = EmbeddedBackend(settings.data_dir / "embedded")
+        encoder = HashEncoder()
+        _load(path, backend, settings.data_dir, encoder=encoder, cache=embedding_cache(settings))
+        backends.append((backend, encoder.calls))
+        assert not (settings.data_dir / "cache" / "embeddings.sqlite").exists()
+    (first, first_calls), (second, second_calls) = backends
+    assert first_calls > 0 and second_calls == 0
+    assert _knn(first, INDEX, "toaster") == _knn(second, INDEX, "toaster")
