@@ -168,3 +168,48 @@ def test_denied_documents_never_come_back_from_a_widened_search(tmp_path: Path) 
     allowed, _ = field.search(query, k=50, num_candidates=200, allowed=keys[2000:])
     assert len(denied) == 50 and int(denied.min()) >= 2000
     assert denied.tolist() == allowed.tolist()
+
+
+def test_a_wide_filter_checks_the_hnsw_candidates_and_keeps_only_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `range` filter letting 6,000 of 8,000 products through, none of them near the
+    query: the search checks HNSW candidates against the filter (never listing the 6,000)
+    and returns only matches, nearly the exact top 50 among them."""
+    from shoprank.plugin.backends.embedded import knn as knn_module
+    from tests.unit.conftest import build_index
+
+    rng = np.random.default_rng(5)
+    dims = 16
+    near = rng.normal(size=dims)
+    points = np.vstack(
+        [near + 0.3 * rng.normal(size=(2000, dims)), -near + 1.5 * rng.normal(size=(6000, dims))]
+    ).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    docs = [
+        {"_id": f"d{i}", "id": f"d{i}", "title": "thing", "price": float(i)} for i in range(8000)
+    ]
+    backend, _ = build_index(tmp_path, docs, points, dims=dims)
+    listed: list[int] = []
+    real = knn_module.matching_keys
+
+    def counting(searcher: Any, query: Any) -> Any:
+        found = real(searcher, query)
+        listed.append(len(found))
+        return found
+
+    monkeypatch.setattr(knn_module, "matching_keys", counting)
+    query = (near / np.linalg.norm(near)).astype(np.float32)
+    spec = {
+        "field": TEXT_VECTOR_FIELD,
+        "query_vector": query.tolist(),
+        "k": 50,
+        "num_candidates": 200,
+        "filter": [{"range": {"price": {"gte": 2000}}}],
+    }
+    hits = backend.search("products", {"knn": spec, "size": 50})["hits"]["hits"]
+    got = [int(h["_id"][1:]) for h in hits]
+    assert len(got) == 50 and min(got) >= 2000
+    exact = set((2000 + np.argsort(-(points[2000:] @ query))[:50]).tolist())
+    assert len(exact & set(got)) >= 45
+    assert listed and max(listed) < 6000  # only candidates were checked, never every match

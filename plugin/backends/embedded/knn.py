@@ -17,6 +17,7 @@ from .dsl import QueryCompiler
 from .generation import Generation
 from .sort import Scored
 from .values import as_list, count_of, doc_key, float_param
+from .vectors import KeyFilter
 
 Q = tantivy.Query
 Occur = tantivy.Occur
@@ -48,6 +49,22 @@ def matching_keys(searcher: tantivy.Searcher, query: tantivy.Query) -> npt.NDArr
     hits, _ = all_hits(searcher, query)
     keys = searcher.fast_field_values("_key", [a for _, a in hits])
     return np.asarray([k for k in keys if k is not None], dtype=np.uint64)
+
+
+def filter_of(gen: Generation, searcher: tantivy.Searcher, query: tantivy.Query) -> KeyFilter:
+    """A kNN filter as the vector search asks it: counted at once; the HNSW candidates
+    checked against it by one search of their keys; every match listed only for exact
+    scoring (a filter that lets few through, or a neighbourhood it leaves out)."""
+
+    def accept(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+        if not len(keys):
+            return np.zeros(0, dtype=bool)
+        both = Q.boolean_query([(Occur.Must, query), (Occur.Must, keys_query(gen, keys.tolist()))])
+        passing = matching_keys(searcher, both)
+        return np.isin(keys, passing)
+
+    size = count_of(searcher.search(query, limit=1, count=True))
+    return KeyFilter(size=size, accept=accept, allowed=lambda: matching_keys(searcher, query))
 
 
 def exclusions(filters: list[Any]) -> list[Any] | None:
@@ -94,7 +111,7 @@ def knn_section(
         raise BadRequestError(f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})")
     raw_filters = as_list(spec.get("filter"))
     filters = [queries.compile(f) for f in raw_filters]
-    allowed = denied = None
+    denied = key_filter = None
     left_out = exclusions(raw_filters)
     if left_out is not None:
         # Only exclusions (`bool.must_not`): the few documents they name are cheaper to
@@ -102,14 +119,13 @@ def knn_section(
         inner = [(Occur.Should, queries.compile(c)) for c in left_out]
         denied = matching_keys(searcher, Q.boolean_query(inner))
     elif filters:
-        combined = Q.boolean_query([(Occur.Must, f) for f in filters])
-        allowed = matching_keys(searcher, combined)
+        key_filter = filter_of(gen, searcher, Q.boolean_query([(Occur.Must, f) for f in filters]))
     keys, sims = store.search(
         np.asarray(vector, dtype=np.float32),
         k=k,
         num_candidates=num_candidates,
-        allowed=allowed,
         denied=denied,
+        key_filter=key_filter,
     )
     boost = float_param(spec.get("boost", 1.0), "knn.boost")
     threshold = spec.get("similarity")

@@ -10,6 +10,8 @@ documents that do not match it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,18 @@ OVERFETCH = 4
 # 12,800 costs ~14 ms, exact scoring of 18,000 allowed vectors ~120-280 ms.
 WIDENINGS = 3
 EXPANSION_ADD = 128
+
+
+@dataclass(frozen=True)
+class KeyFilter:
+    """A kNN filter that lets many documents through: how many (`size`), which of some
+    candidate keys pass (`accept`, a mask), and all that pass (`allowed`, for exact
+    scoring) — asked for only when needed, since listing every match costs a pass over
+    all of them."""
+
+    size: int
+    accept: Callable[[KeyArray], npt.NDArray[np.bool_]]
+    allowed: Callable[[], KeyArray]
 
 
 class VectorField:
@@ -80,9 +94,11 @@ class VectorField:
         num_candidates: int,
         allowed: KeyArray | None = None,
         denied: KeyArray | None = None,
+        key_filter: KeyFilter | None = None,
     ) -> tuple[KeyArray, FloatArray]:
         """Top-k (keys, cosine similarities), best first, restricted to `allowed` if given,
-        without `denied` if given (a filter that leaves out a few documents)."""
+        without `denied` if given (a filter that leaves out a few documents), or to what
+        `key_filter` accepts."""
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dims:
             from shoprank.errors import BadRequestError
@@ -93,14 +109,21 @@ class VectorField:
         if len(self.index) == 0 or k <= 0:
             return np.empty(0, np.uint64), np.empty(0, np.float32)
         if denied is not None and len(denied):
-            if len(self.index) - len(denied) <= EXACT_LIMIT:
-                allowed = np.setdiff1d(self._keys(), denied)
-            else:
-                return self._widened(query, k, num_candidates, denied, invert=True)
-        if allowed is not None:
-            if len(allowed) <= EXACT_LIMIT:
-                return self._exact(query, allowed, k)
-            return self._widened(query, k, num_candidates, allowed, invert=False)
+            left_out = denied
+            key_filter = KeyFilter(
+                size=len(self.index) - len(denied),
+                accept=lambda keys: np.isin(keys, left_out, invert=True),
+                allowed=lambda: np.setdiff1d(self._keys(), left_out),
+            )
+        elif allowed is not None:
+            kept = allowed
+            key_filter = KeyFilter(
+                size=len(kept), accept=lambda keys: np.isin(keys, kept), allowed=lambda: kept
+            )
+        if key_filter is not None:
+            if key_filter.size <= EXACT_LIMIT:
+                return self._exact(query, key_filter.allowed(), k)
+            return self._widened(query, k, num_candidates, key_filter)
         keys, sims = self._hnsw(query, max(k, num_candidates))
         return keys[:k], sims[:k]
 
@@ -108,19 +131,18 @@ class VectorField:
         return np.asarray(self.index.keys, dtype=np.uint64)
 
     def _widened(
-        self, query: FloatArray, k: int, num_candidates: int, keys_in: KeyArray, *, invert: bool
+        self, query: FloatArray, k: int, num_candidates: int, key_filter: KeyFilter
     ) -> tuple[KeyArray, FloatArray]:
-        """HNSW over-fetched and post-filtered to `keys_in` (or to all but them, `invert`),
-        widened while too few survive, then exact over what the filter lets through."""
+        """HNSW over-fetched and post-filtered by `key_filter`, widened while too few
+        survive, then exact over what the filter lets through."""
         want = max(k, num_candidates) * OVERFETCH
         for _ in range(WIDENINGS):
             keys, sims = self._hnsw(query, want)
-            keep = np.isin(keys, keys_in, invert=invert)
+            keep = key_filter.accept(keys)
             if keep.sum() >= k or want >= len(self.index):
                 return keys[keep][:k], sims[keep][:k]
             want *= OVERFETCH
-        allowed = np.setdiff1d(self._keys(), keys_in) if invert else keys_in
-        return self._exact(query, allowed, k)
+        return self._exact(query, key_filter.allowed(), k)
 
     def _hnsw(self, query: FloatArray, count: int) -> tuple[KeyArray, FloatArray]:
         matches = self.index.search(query, min(count, len(self.index)))
