@@ -95,7 +95,7 @@ class Ask:
             return self.keep(order, clauses=clauses)[:want]
         kept: list[str] = []
         for start in range(0, len(order), self.pool):
-            kept += self.keep(order[start : start + self.pool], clauses=clauses)
+            kept += self.keep(order[start : start + self.pool])
             if len(kept) >= want:
                 break
         return kept[:want]

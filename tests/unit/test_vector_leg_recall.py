@@ -29,6 +29,26 @@ def _clustered(n: int, dims: int, seed: int) -> np.ndarray:
     return points.astype(np.float32)
 
 
+# The query's own neighbourhood, and the rest of the catalog, far from it.
+NEAR, FAR = 2000, 6000
+FAR_DIMS = 16
+
+
+def _near_and_far(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`NEAR` unit vectors close to a query and `FAR` spread around its opposite (keys
+    0..NEAR-1 are the neighbourhood), and the query itself."""
+    rng = np.random.default_rng(seed)
+    near = rng.normal(size=FAR_DIMS)
+    points = np.vstack(
+        [
+            near + 0.3 * rng.normal(size=(NEAR, FAR_DIMS)),
+            -near + 1.5 * rng.normal(size=(FAR, FAR_DIMS)),
+        ]
+    ).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points, (near / np.linalg.norm(near)).astype(np.float32)
+
+
 def test_hnsw_top_100_is_nearly_the_exact_top_100(tmp_path: Path) -> None:
     points = _clustered(8_000, 48, seed=7)
     field = VectorField(tmp_path / "v.usearch", dims=48)
@@ -104,20 +124,12 @@ def test_a_filter_keeping_many_far_documents_widens_hnsw_and_finds_the_allowed_t
     (recommending outside the product's category): the search widens until enough allowed
     documents turn up, and returns the exact top k of the allowed ones, without scoring
     every allowed vector (which costs a hundred times more on a real catalog)."""
-    rng = np.random.default_rng(3)
-    dims = 16
-    near = rng.normal(size=dims)
-    far = -near
-    points = np.vstack(
-        [near + 0.3 * rng.normal(size=(2000, dims)), far + 1.5 * rng.normal(size=(6000, dims))]
-    ).astype(np.float32)
-    points /= np.linalg.norm(points, axis=1, keepdims=True)
-    field = VectorField(tmp_path / "v.usearch", dims=dims)
+    points, query = _near_and_far(3)
+    field = VectorField(tmp_path / "v.usearch", dims=FAR_DIMS)
     keys = np.arange(len(points), dtype=np.uint64)
     field.add(keys, points)
-    allowed = keys[2000:]  # 6,000 allowed (more than EXACT_LIMIT), all far from the query
-    query = (near / np.linalg.norm(near)).astype(np.float32)
-    sims = points[2000:] @ query
+    allowed = keys[NEAR:]  # 6,000 allowed (more than EXACT_LIMIT), all far from the query
+    sims = points[NEAR:] @ query
     exact = set((allowed[np.argsort(-sims)[:50]]).tolist())
 
     def no_exact(*_: Any) -> Any:
@@ -153,20 +165,13 @@ def test_a_knn_filter_of_only_exclusions_matches_the_same_filter_said_otherwise(
 def test_denied_documents_never_come_back_from_a_widened_search(tmp_path: Path) -> None:
     """Leaving out the query's whole neighbourhood (2,000 of 8,000): the widened search
     returns only the others, the same as allowing exactly the others."""
-    rng = np.random.default_rng(4)
-    dims = 16
-    near = rng.normal(size=dims)
-    points = np.vstack(
-        [near + 0.3 * rng.normal(size=(2000, dims)), -near + 1.5 * rng.normal(size=(6000, dims))]
-    ).astype(np.float32)
-    points /= np.linalg.norm(points, axis=1, keepdims=True)
-    field = VectorField(tmp_path / "v.usearch", dims=dims)
+    points, query = _near_and_far(4)
+    field = VectorField(tmp_path / "v.usearch", dims=FAR_DIMS)
     keys = np.arange(len(points), dtype=np.uint64)
     field.add(keys, points)
-    query = (near / np.linalg.norm(near)).astype(np.float32)
-    denied, _ = field.search(query, k=50, num_candidates=200, denied=keys[:2000])
-    allowed, _ = field.search(query, k=50, num_candidates=200, allowed=keys[2000:])
-    assert len(denied) == 50 and int(denied.min()) >= 2000
+    denied, _ = field.search(query, k=50, num_candidates=200, denied=keys[:NEAR])
+    allowed, _ = field.search(query, k=50, num_candidates=200, allowed=keys[NEAR:])
+    assert len(denied) == 50 and int(denied.min()) >= NEAR
     assert denied.tolist() == allowed.tolist()
 
 
@@ -179,17 +184,12 @@ def test_a_wide_filter_checks_the_hnsw_candidates_and_keeps_only_matches(
     from shoprank.plugin.backends.embedded import knn as knn_module
     from tests.unit.conftest import build_index
 
-    rng = np.random.default_rng(5)
-    dims = 16
-    near = rng.normal(size=dims)
-    points = np.vstack(
-        [near + 0.3 * rng.normal(size=(2000, dims)), -near + 1.5 * rng.normal(size=(6000, dims))]
-    ).astype(np.float32)
-    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    points, query = _near_and_far(5)
     docs = [
-        {"_id": f"d{i}", "id": f"d{i}", "title": "thing", "price": float(i)} for i in range(8000)
+        {"_id": f"d{i}", "id": f"d{i}", "title": "thing", "price": float(i)}
+        for i in range(len(points))
     ]
-    backend, _ = build_index(tmp_path, docs, points, dims=dims)
+    backend, _ = build_index(tmp_path, docs, points, dims=FAR_DIMS)
     listed: list[int] = []
     real = knn_module.matching_keys
 
@@ -199,17 +199,16 @@ def test_a_wide_filter_checks_the_hnsw_candidates_and_keeps_only_matches(
         return found
 
     monkeypatch.setattr(knn_module, "matching_keys", counting)
-    query = (near / np.linalg.norm(near)).astype(np.float32)
     spec = {
         "field": TEXT_VECTOR_FIELD,
         "query_vector": query.tolist(),
         "k": 50,
         "num_candidates": 200,
-        "filter": [{"range": {"price": {"gte": 2000}}}],
+        "filter": [{"range": {"price": {"gte": NEAR}}}],
     }
     hits = backend.search("products", {"knn": spec, "size": 50})["hits"]["hits"]
     got = [int(h["_id"][1:]) for h in hits]
-    assert len(got) == 50 and min(got) >= 2000
-    exact = set((2000 + np.argsort(-(points[2000:] @ query))[:50]).tolist())
+    assert len(got) == 50 and min(got) >= NEAR
+    exact = set((NEAR + np.argsort(-(points[NEAR:] @ query))[:50]).tolist())
     assert len(exact & set(got)) >= 45
-    assert listed and max(listed) < 6000  # only candidates were checked, never every match
+    assert listed and max(listed) < FAR  # only candidates were checked, never every match

@@ -110,7 +110,6 @@ def knn_section(
     if num_candidates < k:
         raise BadRequestError(f"[num_candidates] cannot be less than [k] ({num_candidates} < {k})")
     raw_filters = as_list(spec.get("filter"))
-    filters = [queries.compile(f) for f in raw_filters]
     denied = key_filter = None
     left_out = exclusions(raw_filters)
     if left_out is not None:
@@ -118,8 +117,9 @@ def knn_section(
         # find than the many they let through.
         inner = [(Occur.Should, queries.compile(c)) for c in left_out]
         denied = matching_keys(searcher, Q.boolean_query(inner))
-    elif filters:
-        key_filter = filter_of(gen, searcher, Q.boolean_query([(Occur.Must, f) for f in filters]))
+    elif raw_filters:
+        filters = [(Occur.Must, queries.compile(f)) for f in raw_filters]
+        key_filter = filter_of(gen, searcher, Q.boolean_query(filters))
     keys, sims = store.search(
         np.asarray(vector, dtype=np.float32),
         k=k,
