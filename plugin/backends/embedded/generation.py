@@ -32,6 +32,10 @@ from shoprank.errors import BadRequestError, ShoprankError
 from .schema import ENGLISH, IndexSchema, english_analyzer
 from .vectors import FloatArray, VectorField
 
+# How long a write waits for tantivy's writer lock to be released (see `_get_writer`).
+WRITER_LOCK_WAIT_S = 30.0
+WRITER_LOCK_POLL_S = 0.25
+
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see either the old or the new file, never a torn one."""
@@ -88,6 +92,7 @@ class Generation:
         self._meta_mtime = self._stat_meta()
         self._lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
+        self._sleep = time.sleep  # waits for a busy writer lock (injectable)
         # id → key of documents written but not yet committed (invisible to searchers).
         self._pending: dict[str, int] = {}
 
@@ -170,14 +175,24 @@ class Generation:
     # -- writing ---------------------------------------------------------------------------
 
     def _get_writer(self) -> tantivy.IndexWriter:
+        """tantivy's writer of this generation. Its lock can still be held for a moment by
+        a writer process that was just killed (a crashed worker, on whose chunks a resumed
+        job goes on): a busy lock is waited for up to `WRITER_LOCK_WAIT_S` before the
+        write fails."""
         if self._writer is None:
-            try:
-                self._writer = self._index.writer(heap_size=128_000_000, num_threads=1)
-            except ValueError as exc:
-                raise ShoprankError(
-                    f"index [{self.name}] is being written by another process ({exc}); "
-                    "wait for that load to finish"
-                ) from exc
+            waited = 0.0
+            while True:
+                try:
+                    self._writer = self._index.writer(heap_size=128_000_000, num_threads=1)
+                    break
+                except ValueError as exc:
+                    if "LockBusy" not in str(exc) or waited >= WRITER_LOCK_WAIT_S:
+                        raise ShoprankError(
+                            f"index [{self.name}] is being written by another process "
+                            f"({exc}); wait for that load to finish"
+                        ) from exc
+                    self._sleep(WRITER_LOCK_POLL_S)
+                    waited += WRITER_LOCK_POLL_S
         return self._writer
 
     def _keys_of(self, ids: list[str]) -> dict[str, int]:
