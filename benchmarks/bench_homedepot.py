@@ -266,18 +266,43 @@ def diagnose(exact: Exact, cases: Sequence[offline.Case], *, window: int) -> dic
     }
 
 
-def per_query(a: list[offline.QueryRun], b: list[offline.QueryRun]) -> dict[str, int]:
-    """How many queries `b` scores higher / lower / the same as `a` (condensed nDCG@10)."""
+def per_query(a: list[offline.QueryRun], b: list[offline.QueryRun]) -> dict[str, Any]:
+    """How many queries `b` scores higher / lower / the same as `a` (condensed nDCG@10),
+    and the queries `b` loses by more than 0.2."""
     diff = [
         condensed_ndcg_at_k(y.ranked, y.case.grades, 10)
         - condensed_ndcg_at_k(x.ranked, x.case.grades, 10)
         for x, y in zip(a, b, strict=True)
     ]
+    losses = sorted((d, x.case.query) for d, x in zip(diff, a, strict=True) if d < -0.2)
     return {
         "higher": sum(d > 1e-9 for d in diff),
         "lower": sum(d < -1e-9 for d in diff),
         "same": sum(abs(d) <= 1e-9 for d in diff),
-        "lower by > 0.2": sum(d < -0.2 for d in diff),
+        "lower by > 0.2": len(losses),
+        "losses": [{"query": q, "delta": round(d, 4)} for d, q in losses],
+    }
+
+
+def loss_reasons(service: Any, index: str, losses: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `full` logged for each query it loses by > 0.2 (its `_shoprank` rewrite actions,
+    relaxation, notes): a loss with none is a loss without a logged reason."""
+    explained = []
+    for loss in losses:
+        body = {
+            "query": {"multi_match": {"query": loss["query"], "fields": FIELDS}},
+            "size": 10,
+            "_source": False,
+            "ext": {"shoprank": {"mode": "full", "explain": True}},
+        }
+        meta = service.without_log().search(index, body).get("_shoprank", {})
+        reasons = [a.get("action") for a in meta.get("rewrite") or []]
+        if meta.get("relaxation"):
+            reasons.append(f"relaxed:{meta['relaxation']}")
+        explained.append({**loss, "reasons": reasons})
+    return {
+        "without a logged reason": sum(not e["reasons"] for e in explained),
+        "queries": explained,
     }
 
 
@@ -329,6 +354,9 @@ def main() -> None:
     service = make_service(settings)
     service.search_logger = None
     service.warm_up()
+    # A server's first `full` search after a (re)load reads the spelling vocabulary of the
+    # index; do it before timing, as a running server has long done it.
+    service.search(args.index, {"query": {"match": {"title": "warm up"}}, "size": 1})
     # The encoder the server embeds queries with (the one this index was embedded with).
     encoder = query_text_encoder(settings)
     queries = [c.query for c in cases]
@@ -352,12 +380,19 @@ def main() -> None:
     out["results"] = results
     if "hybrid" in runs and "full" in runs:
         out["full vs hybrid"] = per_query(runs["hybrid"], runs["full"])
+        out["full losses"] = loss_reasons(service, args.index, out["full vs hybrid"]["losses"])
     if "hybrid" in runs and "exact rrf" in runs:
         out["hybrid vs exact rrf"] = per_query(runs["exact rrf"], runs["hybrid"])
     print_table(results)
     for key in ("full vs hybrid", "hybrid vs exact rrf"):
         if key in out:
-            print(f"{key}: {out[key]}")
+            print(f"{key}: { {k: v for k, v in out[key].items() if k != 'losses'} }")
+    if "full losses" in out:
+        print(
+            f"full loses > 0.2 without a logged reason: {out['full losses']['without a logged reason']}"
+        )
+        for item in out["full losses"]["queries"]:
+            print(f"  {item['delta']:+.3f} {item['query']!r} {item['reasons']}")
     if args.diagnose and exact is not None:
         out["diagnosis"] = timed("diagnose", lambda: diagnose(exact, cases, window=args.window))
         print(json.dumps(out["diagnosis"], indent=2))

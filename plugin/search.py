@@ -42,6 +42,7 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from shoprank import logs, metrics
@@ -74,6 +75,7 @@ from shoprank.plugin.pipeline.rerank import rerank_window
 from shoprank.plugin.pipeline.vectors import EncoderFactory, QueryVectors
 from shoprank.plugin.stages import StageRunner
 from shoprank.rerankers.diversity import Diversifier
+from shoprank.rerankers.intent.recovery import recover
 from shoprank.rerankers.intent.rewriter import RewritePlan
 from shoprank.rerankers.intent.service import QueryUnderstanding, hit_count
 from shoprank.rerankers.protocol import Candidate, Reranker, WarmUp
@@ -227,6 +229,10 @@ class SearchService:
             response.setdefault("_shoprank", {})["experiment"] = shown
         if trace.degraded:
             response.setdefault("_shoprank", {})["degraded"] = trace.degraded
+        if trace.spelling is not None:
+            # Always: a frontend shows "Showing results for …" (with a link to the words as
+            # typed) whether or not it asked for an explanation.
+            response.setdefault("_shoprank", {})["spelling"] = trace.spelling
         if self.search_logger is not None:
             record = search_record(request, trace, applied=applied, response=response)
             record.experiment = run.experiment
@@ -260,6 +266,22 @@ class SearchService:
         plan = self._plan(request, trace)
         if plan is not None:
             request = request.with_body(plan.body)
+            spelled = next((a for a in plan.actions if a.get("action") == "spelling"), None)
+            if spelled is not None:
+                request = replace(request, spelled_text=spelled["after"])
+                # What a shopper is told: the typos corrected ("8x6" searched as "8 x 6"
+                # is the catalog's way of writing it, not a correction to announce).
+                typos = [
+                    {"word": c["word"], "correction": c["correction"]}
+                    for c in spelled["corrections"]
+                    if c.get("kind") != "dimensions"
+                ]
+                if typos:
+                    trace.spelling = {
+                        "original": spelled["before"],
+                        "corrected": spelled["after"],
+                        "corrections": typos,
+                    }
         applied = effective_mode(request, trace)
         if request.diversity.enabled and applied == "lexical":
             trace.notes.append(NO_LEXICAL_DIVERSITY)
@@ -322,30 +344,21 @@ class SearchService:
         return plan
 
     def _relax(
-        self,
-        request: SearchRequest,
-        trace: Trace,
-        applied: Mode,
-        plan: RewritePlan,
-        result: Result,
+        self, request: SearchRequest, trace: Trace, applied: Mode, plan: RewritePlan, result: Result
     ) -> Result:
-        """Undo the rewrite step by step while the rewritten search ranks too few hits; the
-        step that recovered is reported."""
-        steps = plan.relaxations()
-        while result.ranked < self.settings.intent_min_results:
-            step = next(steps, None)
-            if step is None:
-                break
-            name, body = step
-            if body == request.body:
-                continue
-            request = request.with_body(body)
-            trace.relaxation = name
+        """Check the rewrite's hard filters, then relax it one constraint at a time
+        (`shoprank.rerankers.intent.recovery`)."""
+        results = [result]
+
+        def search(body: dict[str, Any]) -> int:
             trace.logged.clear()
-            result = self._retrieve(request, trace, applied)
-        if trace.relaxation:
-            trace.notes.append(f"intent: relaxed ({trace.relaxation}) to avoid an empty result")
-        return result
+            results.append(self._retrieve(request.with_body(body), trace, applied))
+            return results[-1].ranked
+
+        msearch = partial(self.backend.msearch, request.index)
+        limit = self.settings.intent_min_results
+        recover(plan, result.ranked, search, msearch, trace=trace, min_results=limit)
+        return results[-1]
 
     def _retrieve(self, request: SearchRequest, trace: Trace, applied: Mode) -> Result:
         if applied == "lexical":

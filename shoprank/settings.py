@@ -262,7 +262,13 @@ class Settings(BaseSettings):
     rerank_timeout_ms: float = Field(
         default=25.0,
         gt=0,
-        description="Feature + model budget of the ranker; past it the "
+        description="Feature + model budget of the ranker in CPU time of its thread (load does "
+        "not stretch it); past it the retrieval order is returned (and counted).",
+    )
+    rerank_wall_timeout_ms: float = Field(
+        default=250.0,
+        gt=0,
+        description="Wall-clock bound of the ranker (a slow feature store); past it the "
         "retrieval order is returned (and counted).",
     )
     feature_log_rate: float = Field(
@@ -416,6 +422,15 @@ class Settings(BaseSettings):
     intent_sku_fields: list[str] = Field(
         default_factory=lambda: ["id", "sku", "mpn", "ean"],
         description="Fields searched with exact terms for SKU-like query tokens (JSON).",
+    )
+    spelling: bool = Field(
+        default=True,
+        description="Correct misspelled query words against the index vocabulary (full mode).",
+    )
+    spelling_fields: list[str] = Field(
+        default_factory=list,
+        description="Text fields whose words correct the query (JSON; [] = the default text "
+        "fields).",
     )
 
     # --- Elasticsearch / OpenSearch clusters ---

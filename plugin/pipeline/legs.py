@@ -185,7 +185,7 @@ class LegBuilder:
             return []
         t0 = time.perf_counter()
         try:
-            vector = self.vectors.embed(request.query_text)
+            vector = self.vectors.embed(request.vector_text)
         except ShoprankError as exc:
             # No encoder (or it failed to load): degrade to the lexical leg, say so.
             trace.notes.append(f"vector leg skipped: {exc.reason}")
@@ -265,7 +265,7 @@ class LegBuilder:
         try:
             if IMAGE_VECTOR_FIELD not in self.backend.vector_fields(request.index):
                 return None
-            vector = self.vectors.embed(request.query_text, space="image")
+            vector = self.vectors.embed(request.vector_text, space="image")
         except ShoprankError as exc:
             trace.notes.append(f"image leg skipped: {exc.reason}")
             return None
@@ -302,7 +302,7 @@ class LegBuilder:
         response = engine.native_hybrid(
             request.index,
             request.body,
-            vector=self.vectors.embed(request.query_text),
+            vector=self.vectors.embed(request.vector_text),
             field=request.vector_field,
             filters=extract_filters(request.body.get("query")),
             window=window,

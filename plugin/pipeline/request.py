@@ -213,10 +213,20 @@ class SearchRequest:
     scroll: str | None = None
     diversity: DiversitySpec = NO_DIVERSITY
     ranker_version: str | None = None
+    # The shopper's words after spelling correction (`full` mode), which the vector legs
+    # embed; None: as typed.
+    spelled_text: str | None = None
 
     def with_body(self, body: dict[str, Any]) -> SearchRequest:
         """The same search over another body (a rewrite, a relaxation step)."""
         return replace(self, body=body)
+
+    @property
+    def vector_text(self) -> str:
+        """What the vector legs embed: the corrected words, else the query text."""
+        text = self.spelled_text or self.query_text
+        assert text is not None
+        return text
 
     @property
     def page(self) -> tuple[int, int]:
@@ -261,6 +271,8 @@ class Trace:
     intent: Intent | None = None
     rewrite: list[dict[str, Any]] = field(default_factory=list)
     relaxation: str | None = None
+    # The spelling correction searched instead of the shopper's words (`_shoprank.spelling`).
+    spelling: dict[str, Any] | None = None
 
     def add_time(self, name: str, ms: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + ms

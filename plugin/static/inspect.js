@@ -136,6 +136,7 @@
     const rewrite = result.rewrite;
     if (rewrite && (Array.isArray(rewrite) ? rewrite.length : Object.keys(rewrite).length)) {
       const describe = (a) => {
+        if (a.action === "spelling") return `spelling: "${a.before}" → "${a.after}"`;
         const what = a.values || a.value || a.words || "";
         return [a.action || a.type, a.field, [].concat(what).join("/")].filter(Boolean).join(" ");
       };

@@ -2,7 +2,8 @@
 
 Matching is on token keys (case-, accent- and plural-insensitive), longest value first, so
 "tripp lite" wins over "lite"; a single-word value of 5+ letters also matches with one typo
-(insertion, deletion, substitution or transposition) through a deletion index.
+(insertion, deletion, substitution or transposition) through a deletion index. A list
+value ("Black,Silver") is also found by each of its parts.
 """
 
 from __future__ import annotations
@@ -100,20 +101,31 @@ class AttributeMatcher:
         self.longest = 1
         for field, items in values.items():
             for value in items:
+                # A list value ("Black,Silver") is also found by each of its parts: "silver"
+                # means every value that holds Silver.
+                parts = [p for p in str(value).split(",") if p.strip()]
+                if len(parts) > 1:
+                    for part in parts:
+                        self._add_exact(tuple(t.key for t in tokenize(part)), field, str(value))
                 keys = tuple(t.key for t in tokenize(str(value)))
-                if not keys or len(keys) > MAX_VALUE_TOKENS:
+                if not self._add_exact(keys, field, str(value)):
                     continue
-                if len(keys) == 1 and (keys[0] in _STOP or keys[0].isdigit() or len(keys[0]) < 2):
-                    continue
-                entry = (field, str(value))
-                bucket = self.exact.setdefault(keys, [])
-                if entry not in bucket:
-                    bucket.append(entry)
-                self.longest = max(self.longest, len(keys))
                 word = keys[0]
                 if len(keys) == 1 and len(word) >= FUZZY_MIN_LETTERS and word.isalpha():
                     for variant in _deletes(word) | {word}:
                         self.fuzzy.setdefault(variant, []).append((word, field, str(value)))
+
+    def _add_exact(self, keys: tuple[str, ...], field: str, value: str) -> bool:
+        """Index `value` under the word keys `keys`; False when they cannot name a value."""
+        if not keys or len(keys) > MAX_VALUE_TOKENS:
+            return False
+        if len(keys) == 1 and (keys[0] in _STOP or keys[0].isdigit() or len(keys[0]) < 2):
+            return False
+        bucket = self.exact.setdefault(keys, [])
+        if (field, value) not in bucket:
+            bucket.append((field, value))
+        self.longest = max(self.longest, len(keys))
+        return True
 
     @property
     def size(self) -> int:

@@ -15,6 +15,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -25,6 +26,7 @@ from shoprank.settings import Settings
 from .model import IntentArtefacts, Vocabulary, load_artefacts
 from .predictor import IntentPredictor, Understanding
 from .rewriter import RewriteConfig, RewritePlan, plan_rewrite, rewrite
+from .spelling import Spelling, SpellingConfig, brand_words, correct, correct_body
 
 if TYPE_CHECKING:
     from shoprank.plugin.backends.protocol import SearchBackend
@@ -46,6 +48,13 @@ def rewrite_config(settings: Settings) -> RewriteConfig:
         boost=settings.intent_boost,
         sku_fields=tuple(settings.intent_sku_fields),
     )
+
+
+def spelling_config(settings: Settings) -> SpellingConfig:
+    fields = settings.spelling_fields or [
+        f.split("^", 1)[0].strip() for f in settings.default_text_fields.split(",")
+    ]
+    return SpellingConfig(fields=tuple(f for f in fields if f))
 
 
 def hit_count(response: dict[str, Any]) -> int:
@@ -111,6 +120,8 @@ class QueryUnderstanding:
         self.backend = backend
         self.settings = settings
         self.config = rewrite_config(settings)
+        self.spelling = spelling_config(settings) if settings.spelling else None
+        self._brands: dict[int, frozenset[str]] = {}
         self._lock = threading.Lock()
         self._model: tuple[float, IntentArtefacts | None, IntentPredictor | None] | None = None
         self._by_generation: dict[str, IntentPredictor] = {}
@@ -184,6 +195,27 @@ class QueryUnderstanding:
 
     # -- per query ---------------------------------------------------------------------------
 
+    def spell(self, index: str, text: str, notes: list[str]) -> Spelling:
+        """`text` with its misspelled words corrected against the index's vocabulary (as
+        typed when spelling is off, or when the backend cannot suggest: noted)."""
+        if self.spelling is None:
+            return Spelling(text, text)
+        predictor = self.predictor(index, [])
+        brands = self._brands.get(id(predictor.vocab))
+        if brands is None:
+            brands = brand_words(predictor.vocab.attributes.get("brand", []))
+            with self._lock:
+                if len(self._brands) > 32:
+                    self._brands.clear()
+                self._brands[id(predictor.vocab)] = brands
+        try:
+            return correct(self.backend, index, text, self.spelling, brands=brands)
+        except IndexNotFoundError:
+            raise
+        except ShoprankError as exc:
+            notes.append(f"spelling: not checked ({exc.reason})")
+            return Spelling(text, text)
+
     def understand(
         self, index: str, text: str, *, embed: Embed | None, notes: list[str]
     ) -> Understanding:
@@ -228,11 +260,17 @@ class QueryUnderstanding:
                 embed_ms += (time.perf_counter() - start) * 1000
 
         found: list[str] = []
+        spelled = Spelling(text, text)
 
         def predict() -> Understanding | Exception:
+            nonlocal spelled
             try:
+                spelled = self.spell(index, text, found)
                 return self.understand(
-                    index, text, embed=timed if embed is not None else None, notes=found
+                    index,
+                    spelled.corrected,
+                    embed=timed if embed is not None else None,
+                    notes=found,
                 )
             except ShoprankError as exc:
                 return exc  # raised or reported on the search's thread below
@@ -255,10 +293,13 @@ class QueryUnderstanding:
             degrade(degraded, "intent", str(understanding))
             return None
         try:
-            planned = plan_rewrite(body, understanding, self.config)
+            planned = plan_rewrite(correct_body(body, spelled), understanding, self.config)
         except Exception as exc:  # noqa: BLE001 - a rewrite bug must not fail the search
             degrade(degraded, "intent", f"rewrite failed ({type(exc).__name__})")
             return None
+        if spelled.changed:
+            # The correction comes first: every later action worked on the corrected words.
+            planned = replace(planned, actions=(spelled.action(), *planned.actions))
         timings["embed_ms"] = timings.get("embed_ms", 0.0) + embed_ms
         timings["intent_ms"] = (time.perf_counter() - t0) * 1000 - embed_ms
         return planned

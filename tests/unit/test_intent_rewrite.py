@@ -120,11 +120,23 @@ def test_a_rewrite_plan_leaves_the_body_and_lists_its_relaxations() -> None:
     assert body == before
     assert (plan.body, list(plan.actions)) == rewrite(body, understanding, CONFIG)
     assert plan.intent is understanding.intent
+    # One constraint at a time, the least confident first; the explicit price stays until
+    # the client's own body.
     steps = list(plan.relaxations())
-    assert [name for name, _ in steps] == list(RELAXATIONS)
-    assert [b for _, b in steps] == [
-        rewrite(body, understanding, CONFIG, relax=level)[0] for level in (1, 2, 3)
+    assert [name for name, _ in steps] == [
+        "drop_category_filter",
+        "drop_attribute_filter:colour",
+        "drop_attribute_filter:brand",
+        "original_query",
     ]
+    filters = [extract_filters(b["query"]) for _, b in steps[:3]]
+    category = {"term": {"category_levels": "Office > Toner"}}
+    assert category not in filters[0] and {"terms": {"colour": ["Black"]}} in filters[0]
+    assert {"terms": {"colour": ["Black"]}} not in filters[1]
+    assert {"terms": {"brand": ["HP"]}} in filters[1]
+    assert not any("terms" in f for f in filters[2])
+    assert all({"range": {"price": {"lte": 40.0}}} in f for f in filters)
+    assert steps[-1][1] == body
 
 
 # -- through the search pipeline ---------------------------------------------------------------
@@ -233,14 +245,16 @@ def test_lexical_mode_is_not_rewritten(service: SearchService) -> None:
 
 
 def test_empty_result_recovers_and_says_how(service: SearchService) -> None:
-    # No Brother product is Cyan: the attribute filters would empty the page.
+    # No Brother product is Cyan: the attribute filters would empty the page. Relaxation
+    # drops one constraint at a time, first the one no product text mentions.
     response = _search(service, "brother cyan toner")
     assert response["hits"]["hits"], "recovery must not strand the shopper"
-    assert response["_shoprank"]["relaxation"] == "drop_attribute_filters"
+    assert response["_shoprank"]["relaxation"] == "drop_attribute_filter:colour"
+    assert {h["_source"]["brand"] for h in response["hits"]["hits"]} == {"Brother"}
     # The price stays a hard constraint through the attribute relaxation.
     response = _search(service, "brother toner under 1")
     assert response["hits"]["hits"]
-    assert response["_shoprank"]["relaxation"] == "original_query"
+    assert response["_shoprank"]["relaxation"] == "drop_attribute_filter:brand, original_query"
 
 
 def test_client_filters_are_kept(service: SearchService) -> None:

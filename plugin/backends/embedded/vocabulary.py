@@ -32,6 +32,7 @@ _SEPARATORS = re.compile(r"[\W_]+")
 _lock = threading.Lock()
 Entry = tuple[str, str, str, float]
 _cache: OrderedDict[tuple[str, Any, str], Vocabulary] = OrderedDict()
+_building: dict[tuple[str, Any, str], threading.Lock] = {}
 
 
 def completion_form(text: str) -> str:
@@ -118,6 +119,22 @@ def vocabulary(gen: Generation, searcher: tantivy.Searcher, path: str) -> Vocabu
         if found is not None:
             _cache.move_to_end(key)
             return found
+        building = _building.setdefault(key, threading.Lock())
+    # One build per key: searches that arrive during it wait for it instead of each
+    # reading every document again.
+    with building:
+        with _lock:
+            found = _cache.get(key)
+        if found is not None:
+            return found
+        try:
+            return _build(key, searcher, path)
+        finally:
+            with _lock:
+                _building.pop(key, None)
+
+
+def _build(key: tuple[str, Any, str], searcher: tantivy.Searcher, path: str) -> Vocabulary:
     vocab = Vocabulary()
     result = searcher.search(tantivy.Query.all_query(), limit=max(searcher.num_docs, 1))
     for _, addr in result.hits:
