@@ -388,9 +388,8 @@ def main() -> None:
         if key in out:
             print(f"{key}: { {k: v for k, v in out[key].items() if k != 'losses'} }")
     if "full losses" in out:
-        print(
-            f"full loses > 0.2 without a logged reason: {out['full losses']['without a logged reason']}"
-        )
+        unexplained = out["full losses"]["without a logged reason"]
+        print(f"full loses > 0.2 without a logged reason: {unexplained}")
         for item in out["full losses"]["queries"]:
             print(f"  {item['delta']:+.3f} {item['query']!r} {item['reasons']}")
     if args.diagnose and exact is not None:

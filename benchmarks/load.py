@@ -382,20 +382,27 @@ def capacity_run(
     if capacities[1]:
         out["speedup"] = round(capacities[2] / capacities[1], 2)
     base = capacities[2] or capacities[1] or args.start_rate
-    proc, url = start_server(args.data_dir, env, 2)
-    try:
-        warm_up(url, products, 2)
-        out["overload"] = {"workers": 2, "capacity_rps": round(base, 1), "runs": []}
-        for factor in (1, 2, 4):
-            step = load_step(args, url, products, base * factor)
-            step["factor"] = factor
-            step["goodput_share_of_capacity"] = round(step["goodput_rps"] / base, 2)
-            print(json.dumps(step), flush=True)
-            out["overload"]["runs"].append(step)
-            time.sleep(2)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    inflights = [v for v in str(getattr(args, "overload_inflight", "") or "").split(",") if v]
+    for inflight in inflights or [None]:
+        # A fresh server per admission setting, offered 1x, 2x and 4x the 2-worker capacity.
+        run_env = dict(env) if inflight is None else {**env, "SHOPRANK_MAX_INFLIGHT": inflight}
+        key = "overload" if inflight is None else f"overload_inflight_{inflight}"
+        proc, url = start_server(args.data_dir, run_env, 2)
+        try:
+            warm_up(url, products, 2)
+            out[key] = {"workers": 2, "capacity_rps": round(base, 1), "runs": []}
+            if inflight is not None:
+                out[key]["max_inflight"] = int(inflight)
+            for factor in (1, 2, 4):
+                step = load_step(args, url, products, base * factor)
+                step["factor"] = factor
+                step["goodput_share_of_capacity"] = round(step["goodput_rps"] / base, 2)
+                print(json.dumps({"max_inflight": inflight, **step}), flush=True)
+                out[key]["runs"].append(step)
+                time.sleep(2)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
     return out
 
 
@@ -414,6 +421,12 @@ def main() -> None:
     parser.add_argument("--start-rate", type=float, default=5.0)
     parser.add_argument("--p99-ms", type=float, default=100.0, help="--capacity p99 target")
     parser.add_argument("--max-rate", type=float, default=400.0)
+    parser.add_argument(
+        "--overload-inflight",
+        default="",
+        help="--capacity: comma-separated SHOPRANK_MAX_INFLIGHT values, one overload run each "
+        "(default: the server's own setting)",
+    )
     parser.add_argument(
         "--client",
         choices=["httpx", "raw"],

@@ -380,8 +380,9 @@ def evaluate_cmd(
                     service, target, cases, modes=chosen, k=k, label="sessions", quiet=as_json
                 )
         if logs:
+            from shoprank.rerankers.ltr.propensity import propensities
             from shoprank.rerankers.ltr.reranker import load_scorer
-            from shoprank.rerankers.ltr.train import evaluate_logged_modes, propensities
+            from shoprank.rerankers.ltr.train import evaluate_logged_modes
 
             bar = Progress("evaluating logs", unit="events", enabled=not as_json)
             with bar:

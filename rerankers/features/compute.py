@@ -19,6 +19,11 @@ import numpy as np
 from shoprank.rerankers.protocol import Candidate
 
 DAY = 86_400.0
+#: Items the shopper engaged with count as "similar" to a product above this cosine of
+#: their text vectors (MiniLM: same kind of product, often the same line).
+SIMILAR_COS = 0.6
+#: The log-price gap (≈ a factor of 1.4) that counts as one standard deviation of fit.
+SIM_PRICE_SD = 0.35
 FACT_FIELDS = [
     "brand",
     "category",
@@ -116,6 +121,85 @@ class _Profile:
             self.price = (mean, std)
 
 
+def _brand_weight(profile: Mapping[str, Any] | None, brand: Any) -> float:
+    if not profile or brand is None:
+        return 0.0
+    scores = (profile.get("aff") or {}).get("brand") or {}
+    return math.log1p(max(0.0, float(scores.get(str(brand), 0.0))))
+
+
+def _log_price(fact: Mapping[str, Any]) -> float:
+    price = _number(fact.get("price"))
+    return math.log1p(price) if price is not None and price >= 0 else math.nan
+
+
+def similar_features(
+    candidates: Sequence[Candidate], user: Mapping[str, Any] | None, inputs: Inputs
+) -> list[dict[str, float]]:
+    """Per candidate, "what this shopper chose among products like this one", from the
+    items of the profile's recent list that have a text vector (works on a catalog without
+    categories): the highest cosine to one of them (`user_sim_max`), and, over those more
+    similar than `SIMILAR_COS` (weighted by how much more), the share of its brand
+    (`user_sim_brand`) and the fit of its price to theirs (`user_sim_price_fit`). One
+    matrix product for the window: ~0.2 ms for 100 candidates x 50 items."""
+    out: list[dict[str, float]] = [{} for _ in candidates]
+    recent = [str(r[0]) for r in (user or {}).get("recent") or [] if r]
+    ids = [pid for pid in dict.fromkeys(recent) if pid in inputs.vectors]
+    rows = [i for i, c in enumerate(candidates) if c.id in inputs.vectors]
+    if not ids or not rows:
+        return out
+    mine = np.stack([inputs.vectors[pid] for pid in ids]).astype(np.float32)
+    theirs = np.stack([inputs.vectors[candidates[i].id] for i in rows]).astype(np.float32)
+    # candidates x engaged items; einsum, not BLAS: no worker threads for a small product
+    # (on a busy machine BLAS threads waiting for a core cost milliseconds)
+    sims = np.einsum("ij,kj->ik", theirs, mine).astype(np.float64)
+    position = {pid: j for j, pid in enumerate(ids)}
+    for r, i in enumerate(rows):  # a product is not "similar" to itself
+        j = position.get(candidates[i].id)
+        if j is not None:
+            sims[r, j] = -1.0
+    if len(ids) == 1 and (sims <= -1.0).all():
+        return out
+    best = sims.max(axis=1)
+    weights = np.clip(sims - SIMILAR_COS, 0.0, None)
+    total = weights.sum(axis=1)
+    facts = [inputs.facts.get(pid) or {} for pid in ids]
+    codes: dict[str, int] = {}
+    mine_brand = np.asarray(
+        [codes.setdefault(_norm(f["brand"]), len(codes)) if f.get("brand") else -1 for f in facts]
+    )
+    mine_price = np.asarray([_log_price(f) for f in facts])
+    priced = ~np.isnan(mine_price)
+    w_price = weights * priced
+    mean_price = np.divide(
+        w_price @ np.nan_to_num(mine_price),
+        w_price.sum(axis=1),
+        out=np.full(len(rows), np.nan),
+        where=w_price.sum(axis=1) > 0,
+    )
+    their_facts = [inputs.facts.get(candidates[i].id) or {} for i in rows]
+    their_brand = np.asarray(
+        [codes.get(_norm(f["brand"]), -2) if f.get("brand") else -3 for f in their_facts]
+    )
+    safe = np.where(total > 0, total, 1.0)
+    brand_share = (weights * (their_brand[:, None] == mine_brand[None, :])).sum(axis=1) / safe
+    z = (np.asarray([_log_price(f) for f in their_facts]) - mean_price) / SIM_PRICE_SD
+    price_fit = np.exp(-0.5 * np.minimum(np.nan_to_num(z * z, nan=np.inf), 50.0))
+    price_known = ~np.isnan(z)
+    for r, i in enumerate(rows):
+        if best[r] <= -1.0:
+            continue
+        f = out[i]
+        f["user_sim_max"] = float(best[r])
+        if total[r] <= 0:
+            continue
+        if their_brand[r] != -3:
+            f["user_sim_brand"] = float(brand_share[r])
+        if price_known[r]:
+            f["user_sim_price_fit"] = float(price_fit[r])
+    return out
+
+
 def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[dict[str, float]]:
     """The feature dict of each candidate (in order); only non-default values need be
     present, but every registry feature that applies is set."""
@@ -129,8 +213,9 @@ def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[di
         for c in (intent.attributes.get(key, []) if intent else [])
     }
     price_range = intent.price if intent is not None else None
+    similar = similar_features(candidates, inputs.user, inputs) if user.profile else None
     out: list[dict[str, float]] = []
-    for cand in candidates:
+    for n, cand in enumerate(candidates):
         f: dict[str, float] = {
             "fused_score": float(cand.score),
             "retrieval_rr": 1.0 / cand.retrieval_rank if cand.retrieval_rank > 0 else 0.0,
@@ -168,12 +253,15 @@ def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[di
             f["user_present"] = 1.0
             f["user_cat_aff"] = _share(user.profile, "category", levels)
             f["user_brand_aff"] = _share(user.profile, "brand", [str(brand)] if brand else [])
+            f["user_brand_weight"] = _brand_weight(user.profile, brand)
             if user.price and price is not None:
                 z = (price - user.price[0]) / user.price[1]
                 f["user_price_fit"] = math.exp(-0.5 * min(z * z, 50.0))
             vector = inputs.vectors.get(cand.id)
             if user.vector is not None and vector is not None:
                 f["user_vec_sim"] = float(np.dot(user.vector, vector))
+            if similar is not None:
+                f.update(similar[n])
             seen = user.recent.get(cand.id)
             if seen is not None:
                 f["user_seen"] = 1.0

@@ -66,6 +66,26 @@ FEATURES: tuple[Feature, ...] = (
     _f("user_vec_sim", "user", "cosine of the user vector and the product's text vector"),
     _f("user_seen", "user", "the user interacted with the product before", kind="bool"),
     _f("user_seen_recency", "user", "1 / (1 + days since the user's last interaction)"),
+    _f(
+        "user_brand_weight",
+        "user",
+        "log(1 + the user's decayed engagement weight on the product's brand)",
+    ),
+    _f(
+        "user_sim_max",
+        "user",
+        "highest cosine of the product's text vector to an item the user engaged with",
+    ),
+    _f(
+        "user_sim_brand",
+        "user",
+        "share of the user's engaged items similar to the product that are of its brand",
+    ),
+    _f(
+        "user_sim_price_fit",
+        "user",
+        "exp(−z²/2), z = log-price gap to the user's engaged items similar to the product",
+    ),
     _f("session_cat_aff", "user", "category affinity share in this session"),
     _f("session_brand_aff", "user", "brand affinity share in this session"),
     # product

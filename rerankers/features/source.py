@@ -129,12 +129,27 @@ class FeatureSource:
             found = profiles.shopper_profiles(user_id=user_id, session_id=session_id)
             if found:
                 inputs.user, inputs.session = found
+            recent = _recent_ids(inputs.user, exclude=ids)
+            if recent and backend is not None:
+                try:  # the engaged items' brands and prices (the `user_sim_*` features)
+                    inputs.facts = {
+                        **self._cached(
+                            self._facts,
+                            index,
+                            recent,
+                            lambda miss: backend.mget(index, list(miss), source=FACT_FIELDS),
+                            mono,
+                        ),
+                        **inputs.facts,
+                    }
+                except Exception:  # noqa: BLE001 - optional, as the window's facts are
+                    log.warning("facts of the shopper's recent items unavailable", exc_info=True)
             if inputs.user and inputs.user.get("vec") and backend is not None:
                 try:
                     inputs.vectors = self._cached(
                         self._vectors,
                         index,
-                        ids,
+                        [*ids, *recent],
                         lambda miss: {
                             k: _unit(v)
                             for k, v in backend.vectors_of(
@@ -153,6 +168,20 @@ class FeatureSource:
             log.warning("product statistics unavailable", exc_info=True)
             degrade(degraded, "features", "product statistics unavailable")
         return inputs
+
+
+def _recent_ids(profile: Any, *, exclude: Sequence[str]) -> list[str]:
+    """The products in a profile's recent list that are not in the window already."""
+    if not profile:
+        return []
+    skip = set(exclude)
+    out = []
+    for item in profile.get("recent") or []:
+        pid = str(item[0]) if isinstance(item, list | tuple) and item else None
+        if pid is not None and pid not in skip:
+            skip.add(pid)
+            out.append(pid)
+    return out
 
 
 def _unit(vector: Any) -> np.ndarray:

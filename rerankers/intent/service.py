@@ -50,10 +50,20 @@ def rewrite_config(settings: Settings) -> RewriteConfig:
     )
 
 
-def spelling_config(settings: Settings) -> SpellingConfig:
-    fields = settings.spelling_fields or [
-        f.split("^", 1)[0].strip() for f in settings.default_text_fields.split(",")
-    ]
+def spelling_config(settings: Settings, backend: str) -> SpellingConfig | None:
+    """What spelling correction checks words against; None: off.
+
+    On the embedded backend the default text fields (their words as written). A cluster's
+    `term` suggester reads a field's analysed terms — stems, with the usual English
+    analyser — so on Elasticsearch / OpenSearch it runs only on the fields
+    `SHOPRANK_SPELLING_FIELDS` names (an unstemmed sub-field)."""
+    if not settings.spelling:
+        return None
+    if settings.spelling_fields:
+        return SpellingConfig(fields=tuple(settings.spelling_fields))
+    if backend != "embedded":
+        return None
+    fields = [f.split("^", 1)[0].strip() for f in settings.default_text_fields.split(",")]
     return SpellingConfig(fields=tuple(f for f in fields if f))
 
 
@@ -120,7 +130,7 @@ class QueryUnderstanding:
         self.backend = backend
         self.settings = settings
         self.config = rewrite_config(settings)
-        self.spelling = spelling_config(settings) if settings.spelling else None
+        self.spelling = spelling_config(settings, backend.name)
         self._brands: dict[int, frozenset[str]] = {}
         self._lock = threading.Lock()
         self._model: tuple[float, IntentArtefacts | None, IntentPredictor | None] | None = None

@@ -27,6 +27,7 @@ def make_ranker(
         model_dir=ranker_dir(settings),
         source=FeatureSource(backend=backend, profiles=profiles, prior_ctr=prior),
         timeout_ms=settings.rerank_timeout_ms,
+        wall_timeout_ms=settings.rerank_wall_timeout_ms,
     )
 
 

@@ -2,8 +2,9 @@
 
 Per search: fetch inputs (facts, profiles, statistics) → compute the registry features →
 score with the live model (ONNX, or the default scorer before one is trained) → reorder.
-The live model is reloaded when `registry.json` changes. Past the deadline (the request's,
-or `SHOPRANK_RERANK_TIMEOUT_MS`) or on any error the retrieval order comes back, counted.
+The live model is reloaded when `registry.json` changes. Past its budget (CPU time:
+`SHOPRANK_RERANK_TIMEOUT_MS`; wall time: `SHOPRANK_RERANK_WALL_TIMEOUT_MS` or the request's
+deadline) or on any error the retrieval order comes back, counted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from shoprank.rerankers.ltr.scorers import (
     DEFAULT_RECOMMEND_WEIGHTS,
     DEFAULT_VERSION,
     DefaultScorer,
+    LinearScorer,
     OnnxScorer,
     Scorer,
 )
@@ -56,10 +59,21 @@ class LearnedRanker:
         model_dir: Path,
         source: FeatureSource,
         timeout_ms: float = 25.0,
+        wall_timeout_ms: float = 250.0,
+        cpu_clock: Callable[[], float] = time.thread_time,
+        wall_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.registry = ModelRegistry(model_dir)
         self.source = source
+        # The budget is CPU time of the thread the ranker runs on: a busy machine stretches
+        # the wall time of the same work (waiting for a core, for the GIL), not its CPU time,
+        # so whether the ranker applies does not depend on the machine's load. The wall
+        # clock bounds what CPU time cannot see (a slow store) at `wall_timeout_ms`, and
+        # the search's own deadline still applies.
         self.timeout_s = timeout_ms / 1000.0
+        self.wall_timeout_s = max(wall_timeout_ms, timeout_ms) / 1000.0
+        self._cpu = cpu_clock
+        self._wall = wall_clock
         self._scorer: Scorer | None = None
         self._stamp: float | None = None
         self._checked = 0.0
@@ -67,7 +81,7 @@ class LearnedRanker:
         # Scorers of versions an experiment serves beside the live one, by version.
         self._pinned: dict[str, Scorer] = {}
         # The cold-start scorer's weights for recommendation lists (same version).
-        self._recommend_default = DefaultScorer(DEFAULT_RECOMMEND_WEIGHTS)
+        self._recommend_default = LinearScorer(DEFAULT_RECOMMEND_WEIGHTS)
 
     def scorer(self) -> Scorer:
         """The live scorer. The registry is checked at most once a second; a changed one is
@@ -142,10 +156,14 @@ class LearnedRanker:
     def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
         if not candidates:
             return candidates
-        started = time.perf_counter()
-        deadline = started + self.timeout_s
+        started, cpu_started = self._wall(), self._cpu()
+        deadline = started + self.wall_timeout_s
         if context.deadline is not None:
             deadline = min(deadline, context.deadline)
+
+        def late() -> bool:
+            return self._cpu() - cpu_started > self.timeout_s or self._wall() > deadline
+
         notes: list[str] = context.info.setdefault("degraded", [])
         try:
             scorer = self.scorer_for(context.ranker_version)
@@ -165,11 +183,11 @@ class LearnedRanker:
             features = compute_features(candidates, inputs)
             for cand, feats in zip(candidates, features, strict=True):
                 cand.features = feats
-            if time.perf_counter() > deadline:
+            if late():
                 raise RankerTimeoutError("features")
             x = vectorise(features)
             scores = scorer.score(x)
-            if time.perf_counter() > deadline:
+            if late():
                 raise RankerTimeoutError("model")
         except RankerTimeoutError:
             degrade(notes, "rerank", "timeout")

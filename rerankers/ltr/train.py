@@ -13,7 +13,8 @@ The gate is debiased as well: the held-out engagement is weighted by the inverse
 examination propensity of the position it happened at (`propensities`: a position-based
 click model fitted on the training slice), and the default metric is the unbiased
 IPS-DCG@10 (`evaluate_scorer`). Unweighted, the live model that chose the order would
-look better than a truly better candidate.
+look better than a truly better candidate. The candidate must win by more than `GATE_Z`
+standard errors of its paired per-search gain, not on the mean alone (`gate`).
 
 Needs the [ml] extra (lightgbm, onnxmltools); the serving path never imports this module.
 """
@@ -36,6 +37,7 @@ from shoprank.errors import ConfigError, ShoprankError
 from shoprank.evaluation.metrics import dcg_of_gains
 from shoprank.rerankers.features.registry import FEATURE_NAMES, REGISTRY_VERSION, vectorise
 from shoprank.rerankers.ltr.dataset import Dataset
+from shoprank.rerankers.ltr.propensity import propensities
 from shoprank.rerankers.ltr.registry import ModelRegistry
 from shoprank.rerankers.ltr.scorers import OnnxScorer, Scorer
 
@@ -69,6 +71,8 @@ class TrainReport:
     parity_max_abs_diff: float = 0.0
     promoted: bool = False
     gate: str = ""
+    gate_gain: float = 0.0
+    gate_gain_se: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,8 @@ class TrainReport:
             "parity_max_abs_diff": self.parity_max_abs_diff,
             "promoted": self.promoted,
             "gate": self.gate,
+            "gate_gain": self.gate_gain,
+            "gate_gain_se": self.gate_gain_se,
         }
 
 
@@ -175,82 +181,6 @@ def export(booster: Any, out: Path, meta: dict[str, Any]) -> Path:
     return out
 
 
-PROPENSITY_FLOOR = 0.05
-PROPENSITY_SAMPLE = 200_000  # impressions the click model is fitted on, at most
-
-
-def naive_propensities(data: Dataset, *, max_position: int = 100) -> np.ndarray:
-    """Engagement rate per 0-based position relative to position 1 (monotone, floored at
-    0.05). Confounded by relevance (the logging ranker put its best guesses on top), so it
-    over-states the position bias; only the starting point of `propensities`."""
-    hits = np.zeros(max_position)
-    shown = np.zeros(max_position)
-    for search in data.searches:
-        for pos, grade in zip(search.positions, search.grades, strict=True):
-            if 1 <= pos <= max_position:
-                shown[pos - 1] += 1
-                hits[pos - 1] += grade > 0
-    rate = np.divide(hits, shown, out=np.zeros(max_position), where=shown > 0)
-    if rate[0] <= 0:
-        return np.ones(max_position)
-    prop = np.minimum.accumulate(np.clip(rate / rate[0], PROPENSITY_FLOOR, 1.0))
-    prop[shown == 0] = prop[shown > 0][-1] if (shown > 0).any() else 1.0
-    return np.asarray(prop)
-
-
-def propensities(data: Dataset, *, max_position: int = 100, iterations: int = 100) -> np.ndarray:
-    """Examination propensity per 0-based position (position 1 = 1.0), estimated from the
-    logs with a position-based click model, as training does: P(engaged at position k) =
-    theta_k x relevance(features), examination and relevance fitted jointly by
-    regression-EM (Wang et al., "Position Bias Estimation for Unbiased Learning to Rank in
-    Personal Search", WSDM 2018) with a logistic relevance model over the registry's
-    (standardised) features. Because relevance is explained by the features - the user's
-    affinities included - a relevant product shown on top does not pass for examination,
-    which the raw engagement rate per position (`naive_propensities`) cannot tell apart.
-    Monotone, floored at 0.05 (a deep engagement weighs at most 20x)."""
-    x, y, _, pos = data.matrices()
-    keep = (pos >= 0) & (pos < max_position)
-    if not keep.any() or not (y[keep] > 0).any():
-        return np.ones(max_position)
-    rows = np.nonzero(keep)[0]
-    if len(rows) > PROPENSITY_SAMPLE:  # bounded cost on large logs (deterministic sample)
-        rows = np.sort(np.random.default_rng(0).choice(rows, PROPENSITY_SAMPLE, replace=False))
-    feats = x[rows].astype(np.float64)
-    pos, click = pos[rows], y[rows] > 0
-    sd = feats.std(axis=0)
-    sd[sd == 0] = 1.0
-    design = np.hstack([(feats - feats.mean(axis=0)) / sd, np.ones((len(feats), 1))])
-    shown = np.bincount(pos, minlength=max_position).astype(np.float64)
-    theta = np.clip(naive_propensities(data, max_position=max_position), 0.05, 0.95)
-    w = np.zeros(design.shape[1])
-    for _ in range(iterations):
-        t, g = theta[pos], _sigmoid(design @ w)
-        denom = np.maximum(1.0 - t * g, 1e-9)
-        examined = np.where(click, 1.0, t * (1.0 - g) / denom)
-        relevant = np.where(click, 1.0, (1.0 - t) * g / denom)
-        theta = np.clip(
-            np.divide(
-                np.bincount(pos, examined, max_position),
-                shown,
-                out=np.ones(max_position),
-                where=shown > 0,
-            ),
-            1e-3,
-            1.0,
-        )
-        for _ in range(10):  # a few gradient steps of the (soft-label) logistic regression
-            g = _sigmoid(design @ w)
-            w -= design.T @ (g - relevant) / len(design) + 1e-3 * w
-    prop = np.minimum.accumulate(np.clip(theta / theta[0], PROPENSITY_FLOOR, 1.0))
-    last = int(np.nonzero(shown > 0)[0][-1])
-    prop[last + 1 :] = prop[last]
-    return np.asarray(prop)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0))))
-
-
 def evaluate_scorer(
     scorer: Scorer | None,
     data: Dataset,
@@ -269,6 +199,19 @@ def evaluate_scorer(
     Counterfactual Learning-to-Rank", SIGIR 2019) - the gate's default metric. The nDCG
     keys divide it by the IPS-weighted ideal DCG of the same window: a ratio, so not
     unbiased, kept for comparison."""
+    values = per_search_metrics(scorer, data, k=k, propensity=propensity)
+    n = max(len(data.searches), 1)
+    return {key: sum(v) / n for key, v in values.items()}
+
+
+def per_search_metrics(
+    scorer: Scorer | None,
+    data: Dataset,
+    *,
+    k: int = 10,
+    propensity: np.ndarray | None = None,
+) -> dict[str, list[float]]:
+    """`evaluate_scorer`'s metrics, one value per logged search (in `data`'s order)."""
     dcgk, ndcg5, ndcgk, rr = [], [], [], []
     for search in data.searches:
         gains = {}
@@ -289,13 +232,7 @@ def evaluate_scorer(
         ndcg5.append(dcg_of_gains(got[:5]) / max(dcg_of_gains(ideal[:5]), 1e-12))
         ndcgk.append(dcg_of_gains(got[:k]) / max(dcg_of_gains(ideal[:k]), 1e-12))
         rr.append(next((1.0 / (i + 1) for i, gain in enumerate(got) if gain > 0), 0.0))
-    n = max(len(data.searches), 1)
-    return {
-        f"dcg@{k}": sum(dcgk) / n,
-        "ndcg@5": sum(ndcg5) / n,
-        f"ndcg@{k}": sum(ndcgk) / n,
-        "mrr": sum(rr) / n,
-    }
+    return {f"dcg@{k}": dcgk, "ndcg@5": ndcg5, f"ndcg@{k}": ndcgk, "mrr": rr}
 
 
 def parity(booster: Any, scorer: OnnxScorer, x: np.ndarray) -> float:
@@ -313,6 +250,23 @@ class GateResult:
     verdict: str
     metrics: dict[str, dict[str, float]]
     propensity: np.ndarray
+    gain: float = 0.0  # mean per-search gain of the candidate over the live model
+    gain_se: float = 0.0  # its standard error (paired over the held-out searches)
+
+
+#: The gate's one-sided confidence: the candidate must beat the live model by more than
+#: the margin by `z` standard errors of the paired per-search gain, not merely on average
+#: (the IPS-weighted metric is noisy: a deep engagement weighs up to 20x). 0.5 ≈ 69 %
+#: one-sided confidence.
+GATE_Z = 0.5
+
+
+def paired_gain(new: Sequence[float], old: Sequence[float]) -> tuple[float, float]:
+    """Mean of (new - old) over paired searches and its standard error."""
+    diff = np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
+    if len(diff) < 2:
+        return (float(diff.mean()) if len(diff) else 0.0), 0.0
+    return float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(len(diff)))
 
 
 def gate(
@@ -323,26 +277,33 @@ def gate(
     *,
     metric: str = "dcg@10",
     margin: float = 0.0,
+    z: float = GATE_Z,
 ) -> GateResult:
     """Does `candidate` beat `live` by more than `margin` on `metric` over the held-out
-    logged windows `test`? Position-debiased whether or not either model was trained so:
+    logged windows `test`, with one-sided confidence `z` (paired per search; `z=0`: on the
+    mean alone)? Position-debiased whether or not either model was trained so:
     examination propensities are estimated on `train` (`propensities`) and the held-out
     engagement is weighted by their inverse (`evaluate_scorer`)."""
     prop = propensities(train)
-    metrics = {
-        "candidate": evaluate_scorer(candidate, test, propensity=prop),
-        "live": evaluate_scorer(live, test, propensity=prop),
-        "logged": evaluate_scorer(None, test, propensity=prop),
+    per = {
+        "candidate": per_search_metrics(candidate, test, propensity=prop),
+        "live": per_search_metrics(live, test, propensity=prop),
+        "logged": per_search_metrics(None, test, propensity=prop),
     }
+    n = max(len(test.searches), 1)
+    metrics = {name: {key: sum(v) / n for key, v in values.items()} for name, values in per.items()}
     if metric not in metrics["candidate"]:
         raise ConfigError(f"unknown gate metric {metric!r}; one of {', '.join(metrics['live'])}")
     new, old = metrics["candidate"][metric], metrics["live"][metric]
-    wins = new > old + margin
+    gain, se = paired_gain(per["candidate"][metric], per["live"][metric])
+    bound = gain - z * se
+    wins = bound > margin
     verdict = (
-        f"{metric} (position-debiased): candidate {new:.4f} vs live {live.version} {old:.4f} "
-        f"(margin {margin}) → {'pass' if wins else 'fail'}"
+        f"{metric} (position-debiased): candidate {new:.4f} vs live {live.version} {old:.4f}, "
+        f"gain lower bound {bound:+.4f} (z {z:g}, margin {margin}) → "
+        f"{'pass' if wins else 'fail'}"
     )
-    return GateResult(wins, verdict, metrics, prop)
+    return GateResult(wins, verdict, metrics, prop, gain, se)
 
 
 def train_ranker(
@@ -355,6 +316,7 @@ def train_ranker(
     min_searches: int = 50,
     gate_metric: str = "dcg@10",
     gate_margin: float = 0.0,
+    gate_z: float = GATE_Z,
     promote: bool = True,
     force: bool = False,
 ) -> TrainReport:
@@ -391,12 +353,13 @@ def train_ranker(
     diff = parity(booster, scorer, x_test)
     if diff > PARITY_TOLERANCE:
         raise ShoprankError(f"ONNX export differs from LightGBM by {diff:.2e} (> 1e-5)")
-    result = gate(scorer, live, train, test, metric=gate_metric, margin=gate_margin)
+    result = gate(scorer, live, train, test, metric=gate_metric, margin=gate_margin, z=gate_z)
     metrics = result.metrics
     meta["offline_metrics"] = metrics
     meta["gate"] = {
         "metric": gate_metric,
         "margin": gate_margin,
+        "z": gate_z,
         "weighting": "inverse propensity (position-based click model, regression-EM)",
         "verdict": result.verdict,
     }
@@ -413,6 +376,8 @@ def train_ranker(
         metrics=metrics,
         parity_max_abs_diff=diff,
         gate=result.verdict,
+        gate_gain=result.gain,
+        gate_gain_se=result.gain_se,
     )
     wins = result.wins
     if promote and (wins or force):

@@ -11,6 +11,8 @@ import pytest
 from shoprank.indexing.encoders.protocol import TextEncoder
 from shoprank.indexing.mapping import product_mapping
 from shoprank.plugin.backends.remote import RESOLVE_TTL_S, BulkWriteError
+from shoprank.plugin.search import SearchService
+from shoprank.settings import Settings
 
 from .conftest import Engine, service_for
 
@@ -397,3 +399,38 @@ def test_a_full_search_after_the_resolve_ttl_asks_for_the_alias_once(
         "POST /products/_mget",
     ]
     assert response["hits"]["hits"]
+
+
+def test_spelling_on_a_cluster_runs_only_on_the_fields_named(
+    loaded: Engine, minilm: TextEncoder, tmp_path: Path
+) -> None:
+    """Off by default on a cluster (its `term` suggester reads stems); with
+    `SHOPRANK_SPELLING_FIELDS` a `full` search first asks a `term` suggester on exactly those
+    fields, in an otherwise spec-valid `_search` (the specs cannot check suggesters: see
+    `test_frontend_passthrough`), and then searches as before."""
+    body = {"query": {"match": {"title": "shoes"}}, "ext": {"shoprank": {"mode": "full"}}}
+    service_for(loaded, minilm, tmp_path).search("products", body)
+    assert not [r for r in loaded.conforming() if "suggest" in (r.body or {})]
+
+    settings = Settings(
+        data_dir=tmp_path,
+        backend=loaded.name,  # type: ignore[arg-type]
+        spelling_fields=["title.plain"],
+    )
+    service = SearchService(backend=loaded.backend, settings=settings, encoder=lambda: minilm)
+    response = service.search("products", body)
+    assert response["hits"]["hits"]
+    requests = list(loaded.cluster.requests)
+    loaded.cluster.reset()
+    suggests = [r for r in requests if isinstance(r.body, dict) and "suggest" in r.body]
+    assert len(suggests) == 1 and suggests[0].path == "/products/_search"
+    section = suggests[0].body["suggest"]
+    assert section["text"] == "shoes"
+    assert {s["term"]["field"] for k, s in section.items() if k != "text"} == {"title.plain"}
+    for req in requests:
+        plain = (
+            {k: v for k, v in req.body.items() if k != "suggest"}
+            if isinstance(req.body, dict)
+            else req.body
+        )
+        assert loaded.spec.errors(req.method, req.path, req.params, plain) == [], req.path

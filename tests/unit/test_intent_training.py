@@ -115,10 +115,12 @@ def test_too_few_categories_is_a_clear_error(tmp_path: Path) -> None:
 def test_serving_picks_up_a_retrained_model(trained: tuple[Settings, dict[str, Any]]) -> None:
     import os
 
+    from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
     from shoprank.rerankers.intent.service import QueryUnderstanding, intent_dir
 
     settings, meta = trained
-    understanding = QueryUnderstanding(backend=None, settings=settings)
+    backend = EmbeddedBackend(settings.data_dir / "index")
+    understanding = QueryUnderstanding(backend=backend, settings=settings)
     notes: list[str] = []
     first = understanding.predictor("any-index", notes)
     assert first.head is not None and first.model_version == meta["model_version"]

@@ -81,11 +81,18 @@ def test_a_recommendation_list_keeps_its_blend_ahead_of_brand_affinity(tmp_path:
 
 
 def test_error_and_timeout_keep_retrieval_order(tmp_path: Path) -> None:
+    # A store slower than the wall-clock bound (50 ms asleep, bound 20 ms): CPU time does
+    # not see a wait, the wall clock does.
     for source, timeout_ms, reason in (
         (Source(FACTS, fail=True), 1000.0, "rerank: error: RuntimeError"),
         (Source(FACTS, delay=0.05), 5.0, "rerank: timeout"),
     ):
-        ranker = LearnedRanker(model_dir=tmp_path, source=source, timeout_ms=timeout_ms)  # type: ignore[arg-type]
+        ranker = LearnedRanker(
+            model_dir=tmp_path,
+            source=source,  # type: ignore[arg-type]
+            timeout_ms=timeout_ms,
+            wall_timeout_ms=20.0,
+        )
         context = ctx()
         out = ranker.rerank(context, window())
         assert [c.id for c in out] == ["p1", "p2", "p3", "p4", "p5"]

@@ -14,6 +14,7 @@ from shoprank.evaluation.metrics import ndcg_at_k
 from shoprank.events.model import Event
 from shoprank.rerankers.features.registry import FEATURE_NAMES, vectorise
 from shoprank.rerankers.ltr.dataset import Dataset, LoggedSearch, join
+from shoprank.rerankers.ltr.propensity import propensities
 from shoprank.rerankers.ltr.registry import ModelRegistry
 from shoprank.rerankers.ltr.reranker import LearnedRanker, load_scorer
 from shoprank.rerankers.ltr.scorers import DEFAULT_VERSION, DefaultScorer, OnnxScorer
@@ -24,7 +25,6 @@ from shoprank.rerankers.ltr.train import (
     fit,
     gate,
     parity,
-    propensities,
     train_ranker,
 )
 

@@ -93,16 +93,21 @@ class AggRun(AggContext):
                 out[name] = EVALUATORS[kind](self, name, body, sub_aggs(spec), query)
             if "meta" in spec:
                 out[name] = {"meta": spec["meta"], **out[name]}
-        return {name: out[name] for name in aggs}
+        return out if not metrics else {name: out[name] for name in aggs}
 
     def _prefetch_terms(self, aggs: dict[str, Any], query: tantivy.Query) -> None:
         """The `terms` fields this level (and the match-everything `filter`s under it, which
         evaluate the same query) will count, fetched in one tantivy request."""
+        walked = self._walked
+        if walked.get((id(aggs), id(query))) is query:
+            return  # a match-everything `filter`'s level: its parent fetched it
         fields = []
         ranged = []
         pending = [aggs]
         while pending:
             level = pending.pop()
+            if level:
+                walked[(id(level), id(query))] = query
             for name, spec in level.items():
                 kind, body = agg_type(name, spec)
                 if kind == "terms" and isinstance(body.get("field"), str):

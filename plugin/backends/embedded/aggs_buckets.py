@@ -5,6 +5,7 @@ bucket's condition."""
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import Any
 
 import tantivy
@@ -51,14 +52,41 @@ def terms_agg(
         absent = ctx.minus(query, ctx.exists(info))
         counts[missing] = counts.get(missing, 0) + ctx.count(absent)
         conditions[missing] = ctx.any_of([ctx.minus(tantivy.Query.all_query(), ctx.exists(info))])
-    eligible = [(k, n) for k, n in counts.items() if n >= min_doc_count]
-    ordered = _order_terms(ctx, name, body.get("order"), eligible, sub, info, query, conditions)
-    chosen = ordered[:size]
+    eligible = list(counts.items())
+    if min(counts.values(), default=min_doc_count) < min_doc_count:  # else every one counts
+        eligible = [(k, n) for k, n in eligible if n >= min_doc_count]
+    order = body.get("order")
+    chosen: list[tuple[Any, int, dict[str, Any] | None]]
+    if order is None or order == {"_count": "desc"} or order == [{"_count": "desc"}]:
+        # A keyword field's values are strings (a `missing` key may not be).
+        ranked = _by_count(eligible, strings=info.kind == "keyword" and "missing" not in body)
+        chosen = [(k, n, None) for k, n in ranked[:size]]
+        other = sum(map(itemgetter(1), ranked[size:]))
+    else:
+        ordered = _order_terms(ctx, name, order, eligible, sub, info, query, conditions)
+        chosen = ordered[:size]
+        other = sum(n for _, n, _ in ordered[size:])
+    deadline = ctx.deadline
+    shown = info.kind in ("boolean", "date")
+    if not sub and deadline is None and not shown:  # the plain facet: its buckets at once
+        return {
+            "doc_count_error_upper_bound": 0,
+            "sum_other_doc_count": other,
+            "buckets": [
+                {**_shown(info, k), "doc_count": n}
+                if isinstance(k, bool)
+                else {"key": k, "doc_count": n}
+                for k, n, _ in chosen
+            ],
+        }
     buckets = []
     for key, count, subs in chosen:
-        if ctx.passed():
+        if deadline is not None and deadline.passed():
             break
-        bucket = {**_shown(info, key), "doc_count": count}
+        if shown or isinstance(key, bool):
+            bucket = {**_shown(info, key), "doc_count": count}
+        else:
+            bucket = {"key": key, "doc_count": count}
         if sub:
             if subs is None:
                 subs = ctx.evaluate(sub, ctx.both(query, _condition(ctx, info, key, conditions)))
@@ -66,9 +94,20 @@ def terms_agg(
         buckets.append(bucket)
     return {
         "doc_count_error_upper_bound": 0,
-        "sum_other_doc_count": sum(n for _, n, _ in ordered[size:]),
+        "sum_other_doc_count": other,
         "buckets": buckets,
     }
+
+
+def _by_count(eligible: list[tuple[Any, int]], *, strings: bool = False) -> list[tuple[Any, int]]:
+    """ES's default terms order: most documents first, ties by key ascending (two stable
+    sorts on C keys: by key, then by count descending). `strings`: every key is a string."""
+    if strings or all(isinstance(k, str) for k, _ in eligible):
+        ranked = sorted(eligible, key=itemgetter(0))
+    else:
+        ranked = sorted(eligible, key=lambda r: _sortable(r[0]))
+    ranked.sort(key=itemgetter(1), reverse=True)
+    return ranked
 
 
 def _condition(
@@ -89,15 +128,10 @@ def _order_terms(
     query: tantivy.Query,
     conditions: dict[Any, tantivy.Query],
 ) -> list[tuple[Any, int, dict[str, Any] | None]]:
-    rows: list[tuple[Any, int, dict[str, Any] | None]] = [(k, n, None) for k, n in eligible]
     keys = order if isinstance(order, list) else [order] if order is not None else []
     if not keys or keys == [{"_count": "desc"}]:
-        # The default: most documents first, ties by key ascending, in one sort.
-        if all(isinstance(k, str) for k, _ in eligible):
-            rows.sort(key=lambda r: (-r[1], r[0]))
-        else:
-            rows.sort(key=lambda r: (-r[1], _sortable(r[0])))
-        return rows
+        return [(k, n, None) for k, n in _by_count(eligible)]
+    rows: list[tuple[Any, int, dict[str, Any] | None]] = [(k, n, None) for k, n in eligible]
     rows.sort(key=lambda r: _sortable(r[0]))  # ties: key ascending
     for spec in reversed(keys):
         if not isinstance(spec, dict) or len(spec) != 1:
@@ -162,11 +196,13 @@ def matches_everything(dsl: Any) -> bool:
         return False
     ((kind, body),) = dsl.items()
     if kind == "match_all":
-        return isinstance(body, dict) and set(body) <= {"_name"}
-    if kind != "bool" or not isinstance(body, dict) or set(body) - {"must", "filter", "_name"}:
+        return isinstance(body, dict) and body.keys() <= {"_name"}
+    if kind != "bool" or not isinstance(body, dict) or not body.keys() <= _SCORELESS_BOOL:
         return False
-    clauses = [c for key in ("must", "filter") for c in _as_list(body.get(key))]
-    return all(matches_everything(c) for c in clauses)
+    return all(matches_everything(c) for key in ("must", "filter") for c in _as_list(body.get(key)))
+
+
+_SCORELESS_BOOL = frozenset(("must", "filter", "_name"))
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -46,6 +46,9 @@ class AggContext:
         self._intervals: dict[
             tuple[int, str, tuple[Interval, ...]], tuple[tantivy.Query, list[int]]
         ] = {}
+        self._infos: dict[str, FieldInfo] = {}  # `field`'s schema lookups, by path
+        # Levels whose fields were walked for a query by `AggRun._prefetch_terms`.
+        self._walked: dict[tuple[int, int], tantivy.Query] = {}
 
     def evaluate(self, aggs: dict[str, Any], query: tantivy.Query) -> dict[str, Any]:
         raise NotImplementedError
@@ -173,14 +176,15 @@ class AggContext:
 
     @staticmethod
     def _buckets(info: FieldInfo, raw: dict[str, Any]) -> list[tuple[Any, int]]:
-        out = []
-        for bucket in raw.get("buckets", []):
-            key = bucket.get("key")
-            if info.kind == "boolean":
-                key = bool(key)
-            elif isinstance(key, float) and key.is_integer() and info.kind != "date":
-                key = int(key)
-            out.append((key, int(bucket["doc_count"])))
+        buckets = raw.get("buckets", [])
+        if info.kind == "boolean":
+            return [(bool(b.get("key")), int(b["doc_count"])) for b in buckets]
+        out = [(b.get("key"), int(b["doc_count"])) for b in buckets]
+        if info.kind in ("keyword", "date"):  # string keys; dates stay milliseconds
+            return out
+        for i, (key, n) in enumerate(out):  # whole numbers read as ints
+            if isinstance(key, float) and key.is_integer():
+                out[i] = (int(key), n)
         return out
 
     def matches(self, query: tantivy.Query) -> list[tuple[float, tantivy.DocAddress]]:
@@ -191,7 +195,9 @@ class AggContext:
         path = body.get("field")
         if not isinstance(path, str):
             raise BadRequestError(f"[{kind}] aggregation [{name}] requires a [field]")
-        info = self.schema.field(path)
+        info = self._infos.get(path)
+        if info is None:  # an unmapped attribute's is built on each lookup: once a request
+            info = self._infos[path] = self.schema.field(path)
         if info.kind == "text":
             raise BadRequestError(
                 f"field [{path}] is a text field and cannot be aggregated; "

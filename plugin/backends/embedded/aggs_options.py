@@ -49,6 +49,9 @@ COMPOSITE_SOURCES: dict[str, set[str]] = {
 }
 
 
+_NOT_TYPES = frozenset(("aggs", "aggregations", "meta"))
+
+
 def sub_aggs(spec: dict[str, Any]) -> dict[str, Any]:
     sub = spec.get("aggs", spec.get("aggregations"))
     if sub is not None and not isinstance(sub, dict):
@@ -60,7 +63,7 @@ def agg_type(name: str, spec: Any) -> tuple[str, dict[str, Any]]:
     """The one type of aggregation `name` and its body."""
     if not isinstance(spec, dict):
         raise BadRequestError(f"aggregation [{name}] must be an object")
-    kinds = [k for k in spec if k not in ("aggs", "aggregations", "meta")]
+    kinds = [k for k in spec if k not in _NOT_TYPES]
     if len(kinds) != 1:
         raise BadRequestError(
             f"aggregation [{name}] must have exactly one type, found {kinds or 'none'}"

@@ -3,13 +3,16 @@ terms marked, the way Elasticsearch's highlighters answer (`hit["highlight"][fie
 
 Per request the query is read once (`highlight_terms`) and compiled per highlighted field
 into one matcher (a set of index terms, prefixes, one wildcard regex, fuzzy terms); each hit
-then only splits its values into words (`tokens.words`) and looks their stems up.
+then only splits its values into words (`tokens.words`) and looks their stems up. Text of
+ASCII words is scanned by one regex for the words that may match, and a value that is one
+fragment is marked in that same pass (`_marked_whole`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +32,9 @@ from .values import source_of
 
 HIGHLIGHTABLE = ("text", "keyword", "dynamic")
 _NOTHING = re.compile(r"(?!)")
+_ALNUM = frozenset(string.ascii_lowercase + string.digits)
+_PATTERN = re.compile(r"[*?\[]")  # what makes an fnmatch pattern more than a name
+_WORDLY = re.compile(r"[^\W\x00-\x7f]")  # a letter or digit outside ASCII
 
 
 @dataclass
@@ -43,8 +49,12 @@ class Matcher:
     folded: dict[str, int] = field(default_factory=dict)  # case-insensitive keyword values
     seen: dict[str, int] = field(default_factory=dict)
     surface: dict[str, int] = field(default_factory=dict)  # word as written → term id
-    # Words that may stem to a term (ASCII text only): begin with the term's first letters.
+    # Words that may stem to a term (text of ASCII words): begin with the term's first
+    # letters. In lower case, case-sensitive: it scans the text's `ascii_words`.
     candidates: re.Pattern[str] | None = None
+    # Whether `candidates` leaves out "not after a letter or digit" (checked by the caller):
+    # heads of letters and digits only, so a match is a whole word or inside one.
+    by_hand: bool = False
     phrases: list[tuple[int, ...]] = field(default_factory=list)  # term ids, in order
     phrase_only: set[int] = field(default_factory=set)
 
@@ -56,13 +66,18 @@ class Matcher:
         terms = list(self.exact) + [p for p, _ in self.prefixes]
         heads = {t[: max(1, len(t) - 2)] for t in terms}
         # A term outside ASCII cannot match ASCII text, whatever its head.
-        heads = {h for h in heads if h.isascii()}
+        heads = {h.lower() for h in heads if h.isascii()}
         alternatives = "|".join(re.escape(h) for h in sorted(heads, key=len, reverse=True))
-        self.candidates = (
-            _NOTHING
-            if not heads
-            else re.compile(rf"(?<![^\W_])(?:{alternatives})[^\W_]*", re.IGNORECASE)
-        )
+        # On lower-cased ASCII text, ASCII classes say what `[^\W_]` says, and faster; a
+        # lookbehind slows both the scan and the compiling, so it is left to the caller when
+        # every head is letters and digits (a match inside a word then spans its rest).
+        self.by_hand = bool(heads) and all(h.isalnum() for h in heads)
+        if not heads:
+            self.candidates = _NOTHING
+        elif self.by_hand:
+            self.candidates = re.compile(rf"(?:{alternatives})[a-z0-9]*")
+        else:
+            self.candidates = re.compile(rf"(?<![a-z0-9])(?:{alternatives})[a-z0-9]*")
         return self
 
     @property
@@ -190,7 +205,11 @@ def _phrase_filter(text: str, matches: list[Match], m: Matcher) -> list[Match]:
 def _applies(clause: Clause, name: str, require_field_match: bool) -> bool:
     if not require_field_match:
         return True
-    return any(p in (ANY_FIELD, name) or fnmatch.fnmatchcase(name, p) for p in clause.fields)
+    fields = clause.fields
+    if name in fields or ANY_FIELD in fields:
+        return True
+    # A field name without pattern characters matches only itself.
+    return any(fnmatch.fnmatchcase(name, p) for p in fields if _PATTERN.search(p))
 
 
 def _source_values(source: dict[str, Any], path: str, schema: IndexSchema) -> list[str]:
@@ -218,7 +237,8 @@ def value_matches(text: str, matcher: Matcher) -> list[Match]:
         tid = matcher.term_id(text)
         return [(0, len(text), tid)] if tid >= 0 and text else []
     out = []
-    if CJK.search(text):
+    ascii_text = text.isascii()  # CJK is never ASCII: skip the scan for it
+    if not ascii_text and CJK.search(text):
         for start, end, word in words(text):
             term = stem(word)
             tid = matcher.term_id(term) if term else -1
@@ -229,20 +249,70 @@ def value_matches(text: str, matcher: Matcher) -> list[Match]:
         return _merge_overlaps(out)
     # The common case, kept tight: one regex pass, one dict lookup per word.
     surface = matcher.surface
-    pattern = matcher.candidates if matcher.candidates is not None and text.isascii() else WORD
-    for found in pattern.finditer(text):
-        word = found.group()
-        known = surface.get(word)
-        if known is not None:
-            tid = known
-        else:
-            term = stem(word)
-            tid = matcher.term_id(term) if term else -1
-            if len(surface) < 50_000:
-                surface[word] = tid
-        if tid >= 0:
-            out.append((found.start(), found.end(), tid))
+    scanned, pattern, by_hand = text, WORD, False
+    if matcher.candidates is not None:
+        lowered = ascii_words(text)
+        if lowered is not None:
+            scanned, pattern, by_hand = lowered, matcher.candidates, matcher.by_hand
+    for found in pattern.finditer(scanned):
+        start, end = found.span()
+        if by_hand and start and scanned[start - 1] in _ALNUM:
+            continue
+        word = text[start:end]
+        mark = surface.get(word)
+        if mark is None:
+            mark = _word_id(word, matcher)
+        if mark >= 0:
+            out.append((start, end, mark))
     return _phrase_filter(text, out, matcher) if matcher.phrase_only and out else out
+
+
+def _word_id(word: str, matcher: Matcher) -> int:
+    """The term id of a word not yet in `matcher.surface` (then remembered there)."""
+    term = stem(word)
+    tid = matcher.term_id(term) if term else -1
+    if len(matcher.surface) < 50_000:
+        matcher.surface[word] = tid
+    return tid
+
+
+def ascii_words(text: str) -> str | None:
+    """`text` lower-cased with every character outside ASCII as `?`, offsets unchanged, when
+    all its words are ASCII (nothing outside ASCII is a letter or a digit: `®`, `–`, `”`);
+    else None. Words and their boundaries are the same in both: `Matcher.candidates` scans
+    this one."""
+    if text.isascii():
+        return text.lower()
+    if _WORDLY.search(text):
+        return None
+    return text.encode("ascii", "replace").decode("ascii").lower()
+
+
+def _marked_whole(text: str, lowered: str, matcher: Matcher, pre: str, post: str) -> str | None:
+    """`text` whole with its words marked, or None when none is: what `value_matches`,
+    `value_fragments` and `pick_fragments` answer for one value of ASCII words
+    (`lowered`: its `ascii_words`) that is one fragment, with one tag pair, no phrase-only
+    terms and no HTML encoding, in one pass."""
+    assert matcher.candidates is not None
+    surface = matcher.surface
+    by_hand = matcher.by_hand
+    parts: list[str] = []
+    at = 0
+    for found in matcher.candidates.finditer(lowered):
+        start, end = found.span()
+        if by_hand and start and lowered[start - 1] in _ALNUM:
+            continue
+        word = text[start:end]
+        tid = surface.get(word)
+        if tid is None:
+            tid = _word_id(word, matcher)
+        if tid >= 0:
+            parts += (text[at:start], pre, word, post)
+            at = end
+    if not parts:
+        return None
+    parts.append(text[at:])
+    return "".join(parts)
 
 
 def _merge_overlaps(matches: list[Match]) -> list[Match]:
@@ -289,11 +359,29 @@ class PageHighlighter:
                     if _applies(c, path, opts.require_field_match)
                 ]
                 # Fields queried alike share one matcher (and its word cache).
-                key = (kind != "text", tuple(id(c) for c in clauses))
+                key = (kind != "text", tuple(map(id, clauses)))
                 matcher = matchers.get(key) or compile_matcher(clauses, kind, self.ids)
                 matchers[key] = matcher
                 if not matcher.empty or opts.no_match_size:
                     self.fields.append((path, opts, matcher))
+        # Per field: whether a top-level value is read directly, and whether a value that is
+        # one fragment can be marked in one pass (`_marked_whole`).
+        self._plan = [
+            (
+                path,
+                opts,
+                matcher,
+                "." not in path,
+                not self.html
+                and len(opts.pre_tags) == 1
+                and len(opts.post_tags) == 1
+                and matcher.candidates is not None
+                and not matcher.whole_value
+                and not matcher.phrase_only
+                and opts.max_analyzed_offset is None,
+            )
+            for path, opts, matcher in self.fields
+        ]
 
     def _query_clauses(self, opts: FieldOptions) -> list[Clause]:
         query = opts.highlight_query if opts.highlight_query is not None else self.query
@@ -304,7 +392,7 @@ class PageHighlighter:
 
     def _expand(self, name: str, opts: FieldOptions) -> list[tuple[str, str]]:
         """Concrete highlightable fields of a field name or pattern, with their kinds."""
-        if not any(c in name for c in "*?"):
+        if "*" not in name and "?" not in name:
             try:
                 info = self.schema.field(name)
             except BadRequestError:  # `_id` and the like: nothing to highlight
@@ -332,11 +420,27 @@ class PageHighlighter:
 
     def hit(self, source: dict[str, Any]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for path, opts, matcher in self.fields:
-            values = _source_values(source, path, self.schema)
-            if not values:
-                continue
-            fragments = field_highlight(values, matcher, opts, self.html)
+        html = self.html
+        for path, opts, matcher, top_level, quick in self._plan:
+            value = source.get(path) if top_level else None
+            if type(value) is not str:  # a list, a number, a nested path: the general way
+                values = _source_values(source, path, self.schema)
+                if not values:
+                    continue
+                fragments = field_highlight(values, matcher, opts, html)
+            else:
+                lowered = None  # the value's `ascii_words` when it is one fragment to mark
+                if quick and (opts.number_of_fragments == 0 or len(value) <= opts.fragment_size):
+                    lowered = value.lower() if value.isascii() else ascii_words(value)
+                if lowered is None:
+                    fragments = field_highlight([value], matcher, opts, html)
+                else:
+                    pre, post = opts.pre_tags[0], opts.post_tags[0]
+                    marked = _marked_whole(value, lowered, matcher, pre, post)
+                    if marked is not None:
+                        out[path] = [marked]
+                        continue
+                    fragments = pick_fragments([], [value], opts, html)
             if fragments:
                 out[path] = fragments
         return out
