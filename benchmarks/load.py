@@ -285,7 +285,7 @@ async def run_load(
         "accepted_events": len(accepted_ids),
         "fault_timeline": fault_log,
         "requests_over_100ms": len(slow),
-        "slow_requests": sorted(slow)[:500],
+        "slow_requests": sorted(slow, key=lambda r: (r[0], r[1], r[2]))[:500],
     }
     for kind in ("search", "events"):
         out[kind] = {

@@ -23,6 +23,10 @@ class RawHTTPError(Exception):
     """A connection that failed, closed early or answered something unreadable."""
 
 
+class _Unanswered(Exception):
+    """The connection failed before the server's answer began."""
+
+
 class PoolTimeout(RawHTTPError):
     """No connection became free (nor could one be opened) in time."""
 
@@ -78,13 +82,36 @@ class RawClient:
 
     async def _exchange(self, request: bytes) -> RawResponse:
         if self._idle:
+            # A kept-alive connection the server has closed meanwhile (its keep-alive
+            # timeout) fails before any answer: the request is sent again on a new one,
+            # as HTTP clients do for idempotent retries of unanswered requests.
             reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-        keep = False
+            try:
+                return await self._on(reader, writer, request)
+            except _Unanswered:
+                pass
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            return await self._on(reader, writer, request)
+        except _Unanswered as exc:
+            raise RawHTTPError(str(exc)) from exc
+
+    async def _on(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+    ) -> RawResponse:
         try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            writer.close()
+            raise _Unanswered(type(exc).__name__) from exc
+        return await self._answer(reader, writer, head)
+
+    async def _answer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes
+    ) -> RawResponse:
+        keep = False
+        try:
             lines = head.split(b"\r\n")
             status = int(lines[0].split(b" ", 2)[1])
             length = 0

@@ -62,7 +62,7 @@ from shoprank.plugin.pipeline.page import (
     fetch_page,
     fused_response,
 )
-from shoprank.plugin.pipeline.record import explanation, search_record
+from shoprank.plugin.pipeline.record import announced_spelling, explanation, search_record
 from shoprank.plugin.pipeline.request import (
     SearchRequest,
     Trace,
@@ -75,7 +75,7 @@ from shoprank.plugin.pipeline.rerank import rerank_window
 from shoprank.plugin.pipeline.vectors import EncoderFactory, QueryVectors
 from shoprank.plugin.stages import StageRunner
 from shoprank.rerankers.diversity import Diversifier
-from shoprank.rerankers.intent.recovery import recover
+from shoprank.rerankers.intent.recovery import checked_plan, recover
 from shoprank.rerankers.intent.rewriter import RewritePlan
 from shoprank.rerankers.intent.service import QueryUnderstanding, hit_count
 from shoprank.rerankers.protocol import Candidate, Reranker, WarmUp
@@ -269,19 +269,19 @@ class SearchService:
             spelled = next((a for a in plan.actions if a.get("action") == "spelling"), None)
             if spelled is not None:
                 request = replace(request, spelled_text=spelled["after"])
-                # What a shopper is told: the typos corrected ("8x6" searched as "8 x 6"
-                # is the catalog's way of writing it, not a correction to announce).
-                typos = [
-                    {"word": c["word"], "correction": c["correction"]}
-                    for c in spelled["corrections"]
-                    if c.get("kind") != "dimensions"
-                ]
-                if typos:
-                    trace.spelling = {
-                        "original": spelled["before"],
-                        "corrected": spelled["after"],
-                        "corrections": typos,
-                    }
+                trace.spelling = announced_spelling(spelled)
+        if plan is not None and plan.constraints:
+            # The hard filters are checked against the query's own top hits before
+            # retrieval, so a filter that becomes a boost costs no second retrieval.
+            plan = checked_plan(
+                plan,
+                partial(self.backend.msearch, request.index),
+                notes=trace.notes,
+                degraded=trace.degraded,
+                timings=trace.timings,
+            )
+            request = request.with_body(plan.body)
+            trace.rewrite = list(plan.actions)
         applied = effective_mode(request, trace)
         if request.diversity.enabled and applied == "lexical":
             trace.notes.append(NO_LEXICAL_DIVERSITY)

@@ -62,3 +62,17 @@ def search_record(
         rewrite=list(trace.rewrite),
         relaxation=trace.relaxation,
     )
+
+
+def announced_spelling(action: dict[str, Any]) -> dict[str, Any] | None:
+    """What `_shoprank.spelling` tells a shopper of a spelling action: the typos corrected,
+    for a "Showing results for …" line; None when there are none ("8x6" searched as
+    "8 x 6" is the catalog's way of writing it, not a correction to announce)."""
+    typos = [
+        {"word": c["word"], "correction": c["correction"]}
+        for c in action.get("corrections", [])
+        if c.get("kind") != "dimensions"
+    ]
+    if not typos:
+        return None
+    return {"original": action["before"], "corrected": action["after"], "corrections": typos}

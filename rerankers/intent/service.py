@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from shoprank.errors import IndexNotFoundError, ShoprankError
+from shoprank.errors import BadRequestError, IndexNotFoundError, ShoprankError
 from shoprank.metrics import degrade
 from shoprank.settings import Settings
 
@@ -131,7 +131,10 @@ class QueryUnderstanding:
         self.settings = settings
         self.config = rewrite_config(settings)
         self.spelling = spelling_config(settings, backend.name)
-        self._brands: dict[int, frozenset[str]] = {}
+        # Brand words per intent vocabulary (kept with it: an object's id is reused once
+        # it is freed); the spelling fields each generation maps, once one was missing.
+        self._brands: dict[int, tuple[Vocabulary, frozenset[str]]] = {}
+        self._spell_fields: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._model: tuple[float, IntentArtefacts | None, IntentPredictor | None] | None = None
         self._by_generation: dict[str, IntentPredictor] = {}
@@ -205,26 +208,69 @@ class QueryUnderstanding:
 
     # -- per query ---------------------------------------------------------------------------
 
-    def spell(self, index: str, text: str, notes: list[str]) -> Spelling:
+    def spell(self, index: str, text: str, body: dict[str, Any], notes: list[str]) -> Spelling:
         """`text` with its misspelled words corrected against the index's vocabulary (as
-        typed when spelling is off, or when the backend cannot suggest: noted)."""
+        typed when spelling is off, when the backend cannot suggest, or when the body has
+        no full-text query the corrections could go into: noted)."""
         if self.spelling is None:
             return Spelling(text, text)
         predictor = self.predictor(index, [])
-        brands = self._brands.get(id(predictor.vocab))
-        if brands is None:
-            brands = brand_words(predictor.vocab.attributes.get("brand", []))
+        vocab = predictor.vocab
+        cached = self._brands.get(id(vocab))
+        if cached is None or cached[0] is not vocab:  # an id is reused once freed
+            cached = (vocab, brand_words(vocab.attributes.get("brand", [])))
             with self._lock:
                 if len(self._brands) > 32:
                     self._brands.clear()
-                self._brands[id(predictor.vocab)] = brands
+                self._brands[id(vocab)] = cached
         try:
-            return correct(self.backend, index, text, self.spelling, brands=brands)
+            spelled = self._correct(index, text, cached[1])
         except IndexNotFoundError:
             raise
         except ShoprankError as exc:
             notes.append(f"spelling: not checked ({exc.reason})")
             return Spelling(text, text)
+        except Exception as exc:  # noqa: BLE001 - spelling is optional, intent goes on
+            notes.append(f"spelling: not checked ({type(exc).__name__})")
+            return Spelling(text, text)
+        if spelled.changed and correct_body(body, spelled) == body:
+            # The words are in a query the corrections do not rewrite (query_string, …):
+            # the search runs as typed, so nothing is announced or embedded corrected.
+            notes.append("spelling: the query's syntax is searched as typed")
+            return Spelling(text, text)
+        return spelled
+
+    def _correct(self, index: str, text: str, brands: frozenset[str]) -> Spelling:
+        """`correct` on the spelling fields this index maps: a field it lacks makes the
+        suggest request a 400, after which each field is tried alone once per generation
+        and only those that answer are used from then on."""
+        assert self.spelling is not None
+        generation = self.backend.resolve(index)
+        fields = self._spell_fields.get(generation)
+        config = self.spelling if fields is None else replace(self.spelling, fields=fields)
+        if not config.fields:
+            return Spelling(text, text)
+        try:
+            return correct(self.backend, index, text, config, brands=brands)
+        except BadRequestError:
+            if fields is not None:
+                raise
+        usable = tuple(f for f in config.fields if self._suggests(index, f))
+        with self._lock:
+            if len(self._spell_fields) > 32:
+                self._spell_fields.clear()
+            self._spell_fields[generation] = usable
+        if not usable:
+            return Spelling(text, text)
+        return correct(self.backend, index, text, replace(config, fields=usable), brands=brands)
+
+    def _suggests(self, index: str, name: str) -> bool:
+        probe = {"size": 0, "suggest": {"text": "probe", "p": {"term": {"field": name}}}}
+        try:
+            self.backend.search(index, probe)
+        except BadRequestError:
+            return False
+        return True
 
     def understand(
         self, index: str, text: str, *, embed: Embed | None, notes: list[str]
@@ -275,7 +321,7 @@ class QueryUnderstanding:
         def predict() -> Understanding | Exception:
             nonlocal spelled
             try:
-                spelled = self.spell(index, text, found)
+                spelled = self.spell(index, text, body, found)
                 return self.understand(
                     index,
                     spelled.corrected,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,8 @@ KEYED_TEXT_QUERIES = ("multi_match", "combined_fields")
 SUGGEST_NAME = "shoprank_spelling"
 # Candidates of one word checked against the rest of the query.
 CONTEXT_CANDIDATES = 3
+# Distinct words one query may have corrected (bounds the counts a long text asks for).
+MAX_CORRECTED = 8
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _POSITIONS = {c: (r, i) for r, row in enumerate(_ROWS) for i, c in enumerate(row)}
 
@@ -283,11 +285,8 @@ def _total(response: Mapping[str, Any] | Exception) -> int | None:
 
 
 def apply(text: str, corrections: Sequence[Correction]) -> str:
-    """`text` with each corrected word replaced (by position)."""
-    out = text
-    for c in sorted(corrections, key=lambda c: c.start, reverse=True):
-        out = out[: c.start] + c.correction + out[c.end :]
-    return out
+    """`text` with every occurrence of each corrected word replaced (as in the body)."""
+    return _replace_words(text, corrections)
 
 
 def correct(
@@ -308,9 +307,14 @@ def correct(
     with the rest of the query ("baroque grill") is a different word, not the meant one."""
     response = backend.search(index, suggest_body(text, config))
     proposals: list[list[Correction]] = []
+    seen: set[str] = set()
     for word in candidates_of(text, response):
+        folded = fold(word.text.lower())
         if len(word.text) < config.min_word_length or protected(word.text, brands):
             continue
+        if folded in seen or len(seen) >= MAX_CORRECTED:
+            continue  # a repeated word is corrected everywhere by its first occurrence
+        seen.add(folded)
         found = viable(word, config)
         if found:
             proposals.append(found)
@@ -319,7 +323,7 @@ def correct(
             m.group(0), split_dimensions(m.group(0)), 0.0, 0, m.start(), m.end(), "dimensions"
         )
         for m in _DIMENSIONS.finditer(text)
-    ]
+    ][:MAX_CORRECTED]
     if not proposals and not dimensions:
         return Spelling(text, text)
     fields = list(config.fields)
@@ -367,11 +371,16 @@ def correct(
     return Spelling(text, apply(text, corrections), corrections)
 
 
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda _: text
+
+
 def _replace_words(text: str, corrections: Sequence[Correction]) -> str:
     out = text
     for c in corrections:
         pattern = re.compile(rf"(?<![^\W_]){re.escape(c.word)}(?![^\W_])", re.IGNORECASE)
-        out = pattern.sub(c.correction, out)
+        # The correction is put in literally (as a template a backslash would be an escape).
+        out = pattern.sub(_literal(c.correction), out)
     return out
 
 

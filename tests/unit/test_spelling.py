@@ -205,3 +205,32 @@ def test_full_mode_searches_the_corrected_words_and_says_so(
         backend=backend, settings=Settings(data_dir=tmp_path, search_log=False, spelling=False)
     )
     assert "spelling" not in _search(off, "toliet seat", "full").get("_shoprank", {})
+
+
+def test_a_query_the_corrections_cannot_go_into_is_searched_and_shown_as_typed(
+    backend: EmbeddedBackend, tmp_path: Path
+) -> None:
+    service = SearchService(backend=backend, settings=Settings(data_dir=tmp_path, search_log=False))
+    body = {
+        "query": {"query_string": {"query": "toliet"}},
+        "ext": {"shoprank": {"mode": "full", "explain": True}},
+    }
+    found = service.search("products", body)
+    assert "spelling" not in found["_shoprank"]
+    assert not [a for a in found["_shoprank"].get("rewrite", []) if a["action"] == "spelling"]
+
+
+def test_every_occurrence_of_a_repeated_typo_is_corrected_once(backend: EmbeddedBackend) -> None:
+    found = correct(backend, "products", "Toliet seat toliet", CONFIG)
+    assert found.corrected == "toilet seat toilet"
+    assert [(c.word, c.correction) for c in found.corrections] == [("Toliet", "toilet")]
+
+
+def test_a_spelling_field_the_index_lacks_leaves_the_others_working(
+    backend: EmbeddedBackend, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, search_log=False, spelling_fields=["title", "nosuch"])
+    service = SearchService(backend=backend, settings=settings)
+    for _ in range(2):  # the second search uses the fields found to work
+        found = _search(service, "toliet", "full")
+        assert found["_shoprank"]["spelling"]["corrected"] == "toilet"

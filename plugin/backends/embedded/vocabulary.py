@@ -26,7 +26,7 @@ from .schema import IndexSchema
 from .tokens import WORD, plain, words
 from .values import source_of
 
-_KEEP = 8
+_KEEP = 16  # (generation, revision, field) entries: 4 spelling fields of 4 indexes
 MAX_ENTRIES = 2_000_000  # completion inputs kept per field (a memory bound)
 _SEPARATORS = re.compile(r"[\W_]+")
 _lock = threading.Lock()
