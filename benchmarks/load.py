@@ -383,10 +383,18 @@ def capacity_run(
         out["speedup"] = round(capacities[2] / capacities[1], 2)
     base = capacities[2] or capacities[1] or args.start_rate
     inflights = [v for v in str(getattr(args, "overload_inflight", "") or "").split(",") if v]
-    for inflight in inflights or [None]:
+    threads = [v for v in str(getattr(args, "overload_threads", "") or "").split(",") if v]
+    runs = [(i, t) for i in inflights or [None] for t in threads or [None]]
+    for inflight, running in runs:
         # A fresh server per admission setting, offered 1x, 2x and 4x the 2-worker capacity.
-        run_env = dict(env) if inflight is None else {**env, "SHOPRANK_MAX_INFLIGHT": inflight}
-        key = "overload" if inflight is None else f"overload_inflight_{inflight}"
+        run_env = dict(env)
+        key = "overload"
+        if inflight is not None:
+            run_env["SHOPRANK_MAX_INFLIGHT"] = inflight
+            key += f"_inflight_{inflight}"
+        if running is not None:
+            run_env["SHOPRANK_SEARCH_THREADS"] = running
+            key += f"_threads_{running}"
         proc, url = start_server(args.data_dir, run_env, 2)
         try:
             warm_up(url, products, 2)
@@ -397,7 +405,10 @@ def capacity_run(
                 step = load_step(args, url, products, base * factor)
                 step["factor"] = factor
                 step["goodput_share_of_capacity"] = round(step["goodput_rps"] / base, 2)
-                print(json.dumps({"max_inflight": inflight, **step}), flush=True)
+                print(
+                    json.dumps({"max_inflight": inflight, "search_threads": running, **step}),
+                    flush=True,
+                )
                 out[key]["runs"].append(step)
                 time.sleep(2)
         finally:
@@ -426,6 +437,12 @@ def main() -> None:
         default="",
         help="--capacity: comma-separated SHOPRANK_MAX_INFLIGHT values, one overload run each "
         "(default: the server's own setting)",
+    )
+    parser.add_argument(
+        "--overload-threads",
+        default="",
+        help="--capacity: comma-separated SHOPRANK_SEARCH_THREADS values, one overload run "
+        "each (with each --overload-inflight value)",
     )
     parser.add_argument(
         "--client",

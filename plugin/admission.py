@@ -14,10 +14,12 @@ arrived and names the worker process in `X-Shoprank-Worker`; `respond`
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 WORKER_HEADER = b"x-shoprank-worker"
+# Searches on the embedded backend are CPU-bound: a worker runs this many at once.
+EMBEDDED_SEARCH_THREADS = 2
 
 
 class ClientClosedError(ShoprankError):
@@ -50,17 +54,50 @@ class Admission:
     all the same, for apps driven from several loops, as test clients do)."""
 
     def __init__(
-        self, limit: int, max_queue_s: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        max_queue_s: float,
+        *,
+        running: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
         self.max_queue_s = max_queue_s
+        # Admitted searches that run at once (0: all of them); the others wait for one of
+        # these threads, at most `max_queue_s`, instead of sharing the cores with them.
+        self.running = running
         self.clock = clock
         self.inflight = 0
         self._lock = threading.Lock()
+        self._limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Admission:
-        return cls(settings.max_inflight, settings.max_queue_ms / 1000.0)
+        return cls(
+            settings.max_inflight,
+            settings.max_queue_ms / 1000.0,
+            running=(
+                settings.search_threads
+                if settings.search_threads is not None
+                else EMBEDDED_SEARCH_THREADS
+                if settings.backend == "embedded"
+                else 0
+            ),
+        )
+
+    def limiter(self) -> anyio.CapacityLimiter | None:
+        """The running-search slots of the calling event loop (None: unbounded); one per
+        loop, since a limiter belongs to the loop it was made on."""
+        if not self.running:
+            return None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            found = self._limiters.get(loop)
+            if found is None:
+                found = self._limiters[loop] = anyio.CapacityLimiter(self.running)
+        return found
 
     def enter(self) -> TooManyRequestsError | None:
         """Admit one search, or the 429 to answer when `limit` are already in flight."""

@@ -237,6 +237,14 @@ class Settings(BaseSettings):
         "past it a 429 `es_rejected_execution_exception` with `Retry-After` at once "
         "(0 = unbounded).",
     )
+    search_threads: int | None = Field(
+        default=None,
+        ge=0,
+        description="Admitted searches running at once per worker; the rest of "
+        "SHOPRANK_MAX_INFLIGHT wait for a thread (at most SHOPRANK_MAX_QUEUE_MS) instead of "
+        "sharing the cores. Unset: 2 on the embedded backend (CPU-bound searches), all "
+        "admitted on a cluster (they wait on the network); 0 = all admitted.",
+    )
     max_queue_ms: float = Field(
         default=1000.0,
         gt=0,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -188,7 +189,9 @@ async def respond(fn: Callable[[], Any], accept: str, status: int = 200) -> ESRe
             late = gate.expired(incoming.arrived)
             return error_response(late, accept) if late else answer(fn, accept, status)
 
-        response = await run_in_threadpool(job)
+        # Past `SHOPRANK_SEARCH_THREADS` running, it waits here (on the loop, costing
+        # nothing) for a thread; `job` drops it if that took longer than the queue allows.
+        response = await anyio.to_thread.run_sync(job, limiter=gate.limiter())
         return response
     finally:
         gate.leave()

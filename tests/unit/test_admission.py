@@ -190,3 +190,68 @@ async def test_every_response_names_its_worker_process(index_root: Path) -> None
 @pytest.fixture()
 def anyio_backend() -> str:
     return "asyncio"
+
+
+class PeakBackend(GatedBackend):
+    """Counts the searches inside the backend at once (held at the gate while armed)."""
+
+    def __init__(self, root: Path, gate: Gate) -> None:
+        super().__init__(root, gate)
+        self.inside = 0
+        self.peak = 0
+        self.second = threading.Event()
+        self._lock = threading.Lock()
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+            if self.inside >= 2:
+                self.second.set()
+        try:
+            return super().search(index, body)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def test_past_the_running_threads_an_admitted_search_waits_for_one(index_root: Path) -> None:
+    """`SHOPRANK_SEARCH_THREADS=1`: a second admitted search waits for the first to finish
+    instead of sharing the core with it, then runs (200 both)."""
+    from prometheus_client import REGISTRY
+
+    gate = Gate()
+    backend = PeakBackend(index_root / "index", gate)
+    settings = Settings(
+        data_dir=index_root, default_mode="lexical", max_inflight=3, search_threads=1
+    )
+    service = SearchService(backend=backend, settings=settings)
+    answers: list[int] = []
+
+    def search(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=WAIT_S * 2) as client:
+            answers.append(client.post("/products/_search", json=SEARCH).status_code)
+
+    with loopback_server(service, wait_s=WAIT_S, before_stop=gate.released.set) as url:
+        before = REGISTRY.get_sample_value("shoprank_inflight_searches") or 0.0
+        gate.armed = True
+        first = threading.Thread(target=search, args=(url,))
+        first.start()
+        assert gate.entered.wait(WAIT_S), "the first search never reached the backend"
+        second = threading.Thread(target=search, args=(url,))
+        second.start()
+        for _ in range(int(WAIT_S * 100)):  # until the second one is admitted too
+            inflight = REGISTRY.get_sample_value("shoprank_inflight_searches") or 0.0
+            if inflight - before >= 2:
+                break
+            threading.Event().wait(0.01)
+        # Admitted, it does not reach the backend while the first holds the only thread
+        # (unbounded, it would be inside within milliseconds; this wait cannot make a
+        # correct server fail).
+        assert not backend.second.wait(0.5)
+        gate.armed = False
+        gate.released.set()
+        first.join(WAIT_S * 2)
+        second.join(WAIT_S * 2)
+    assert answers == [200, 200]
+    assert backend.peak == 1
