@@ -364,7 +364,12 @@ def run_size(pool: Pool, n: int, data_dir: Path, args: argparse.Namespace) -> di
     settings = Settings(data_dir=data_dir)
     store = make_backend(settings)
     report: dict[str, Any] = {"products": n}
-    report["load"] = load(store, pool, n, seed=args.seed, batch=args.batch_size)
+    if args.searches_only:
+        # A kept data directory from an earlier run: measure its searches again.
+        generations = sorted((data_dir / "embedded" / "indices").iterdir(), key=_mtime)
+        report["load"] = {"generation": generations[-1].name, "load_s": float("nan")}
+    else:
+        report["load"] = load(store, pool, n, seed=args.seed, batch=args.batch_size)
     print(f"  load: {report['load']}", flush=True)
     gen_dir = data_dir / "embedded" / "indices" / report["load"]["generation"]
     report["disk_bytes"] = disk_usage(gen_dir)
@@ -379,6 +384,10 @@ def run_size(pool: Pool, n: int, data_dir: Path, args: argparse.Namespace) -> di
         )
     report["total_s"] = round(time.perf_counter() - started, 1)
     return report
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -406,6 +415,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale.json")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
+    parser.add_argument(
+        "--searches-only",
+        action="store_true",
+        help="reuse the kept data directories of an earlier --keep run: searches only",
+    )
     parser.add_argument("--queries", type=int, default=200, help="timed searches per mode")
     parser.add_argument("--warmup", type=int, default=20, help="untimed searches per mode")
     parser.add_argument("--batch-size", type=int, default=20_000, help="products per write_batch")
@@ -421,9 +435,11 @@ def main() -> None:
     try:
         for n in sizes:
             data_dir = base / f"n{n}"
-            if data_dir.exists():
+            if args.searches_only:
+                args.keep = True
+            elif data_dir.exists():
                 shutil.rmtree(data_dir)
-            data_dir.mkdir(parents=True)
+            data_dir.mkdir(parents=True, exist_ok=True)
             try:
                 results.append(run_size(pool, n, data_dir, args))
                 results[-1]["load_average_end"] = os.getloadavg()
