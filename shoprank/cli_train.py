@@ -86,10 +86,17 @@ def intent(
     if as_json:
         click.echo(json.dumps(meta, indent=2, ensure_ascii=False))
         return
-    click.echo(
-        f"trained {meta['model_version']}: {meta['categories']} categories, "
-        f"{meta['train_examples']} examples ({meta['click_pairs']} click pairs)"
-    )
+    if meta.get("kind") == "product_types":
+        click.echo(
+            f"trained {meta['model_version']}: no categories in the index, so "
+            f"{meta['product_types']} product types were induced from the text vectors of "
+            f"{meta['train_examples']} products (largest: {', '.join(meta['largest_types'][:5])})"
+        )
+    else:
+        click.echo(
+            f"trained {meta['model_version']}: {meta['categories']} categories, "
+            f"{meta['train_examples']} examples ({meta['click_pairs']} click pairs)"
+        )
     for source, acc in meta["accuracy"].items():
         click.echo(
             f"  held-out {source}: top-1 {acc['top1']:.3f}  top-3 {acc['top3']:.3f}  (n={acc['n']})"
@@ -252,8 +259,14 @@ def train_intent_after_load(
     if not quiet:
         held_out = (meta.get("accuracy") or {}).get("all")
         click.echo(
-            f"intent model trained for [{alias}]: {meta['categories']} categories from "
-            f"{meta['train_examples']} examples in {meta['train_seconds']}s"
+            f"intent model trained for [{alias}]: "
+            + (
+                f"{meta['product_types']} product types induced from {meta['train_examples']} "
+                f"products (the index has no categories) in {meta['train_seconds']}s"
+                if meta.get("kind") == "product_types"
+                else f"{meta['categories']} categories from "
+                f"{meta['train_examples']} examples in {meta['train_seconds']}s"
+            )
             + (f", held-out top-1 {held_out['top1']:.3f}" if held_out else "")
             + (
                 f"; it replaces the one trained for [{trained_for}] (one intent model per data dir)"

@@ -238,6 +238,8 @@ def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[di
                 f["intent_cat_prob"] = sum(intent.category_probability(x) for x in levels) / len(
                     levels
                 )
+            elif (typed := intent.type_probability(cand.id)) is not None:
+                f["intent_cat_prob"] = typed  # an induced type stands for the category
             if brands:
                 hit = brand is not None and _norm(brand) in brands
                 f["intent_brand_match" if hit else "intent_brand_conflict"] = 1.0

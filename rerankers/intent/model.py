@@ -8,6 +8,8 @@
   the bag of words, written as a plain ONNX graph (no torch needed to run it).
 - `labels.json` — the C leaf category paths, in output order.
 - `vocab.json` — catalog values of each attribute field, price bands per category.
+- `types.json` + `types.npz` — instead of the head, for a catalog without categories: the
+  product types induced from its text vectors (`product_types.py`).
 - `metadata.json` — model_version, index, encoder, dims, training counts and accuracy.
 """
 
@@ -23,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from shoprank.errors import ShoprankError
+
+from .product_types import ProductTypes
 
 CATEGORY_SEPARATOR = " > "
 BOW_DIMS = 4096
@@ -165,6 +169,7 @@ class IntentArtefacts:
     head: IntentHead | None
     vocab: Vocabulary
     metadata: dict[str, Any]
+    types: ProductTypes | None = None
 
 
 def load_artefacts(model_dir: Path) -> IntentArtefacts | None:
@@ -176,9 +181,10 @@ def load_artefacts(model_dir: Path) -> IntentArtefacts | None:
         metadata = json.loads(meta_path.read_text())
         vocab = Vocabulary.from_json(json.loads((model_dir / "vocab.json").read_text()))
         head = IntentHead(model_dir) if (model_dir / "head.onnx").is_file() else None
+        types = ProductTypes.load(model_dir) if head is None else None
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise ShoprankError(
             f"intent model in {str(model_dir)!r} is unreadable ({type(exc).__name__}: {exc}); "
             "retrain it with `shoprank train intent`"
         ) from exc
-    return IntentArtefacts(head, vocab, metadata)
+    return IntentArtefacts(head, vocab, metadata, types)

@@ -15,6 +15,7 @@ import numpy as np
 from .attributes import AttributeMatch, AttributeMatcher
 from .model import BOW_DIMS, IntentHead, Vocabulary
 from .price import PriceMatch, parse_price
+from .product_types import ProductTypes
 from .text import Token, hashed_bag, remove_spans, tokenize
 from .types import Intent, QueryType
 
@@ -51,16 +52,25 @@ class IntentPredictor:
         vocab: Vocabulary,
         head: IntentHead | None = None,
         *,
+        types: ProductTypes | None = None,
         model_version: str | None = None,
     ) -> None:
         self.vocab = vocab
         self.head = head
+        self.types = types
         self.matcher = AttributeMatcher(vocab.attributes)
         self.model_version = model_version
 
     @property
     def embedding_dims(self) -> int | None:
-        return self.head.embedding_dims if self.head is not None else None
+        if self.head is not None:
+            return self.head.embedding_dims
+        return self.types.dims if self.types is not None else None
+
+    @property
+    def wants_embedding(self) -> bool:
+        """Whether a prediction reads the query's embedding (a head or induced types)."""
+        return self.head is not None or self.types is not None
 
     def predict(self, text: str, *, embedding: Sequence[float] | None = None) -> Understanding:
         text = text or ""
@@ -80,6 +90,7 @@ class IntentPredictor:
         # Price words say nothing about the category: the bag of words leaves them out.
         words = [t for i, t in enumerate(tokens) if i not in price_tokens]
         categories = self._categories(words or tokens, embedding)
+        product_types = self.types.predict(embedding) if self.types is not None and words else []
         attributes: dict[str, list[str]] = {}
         for m in matches:
             values = attributes.setdefault(m.field, [])
@@ -87,7 +98,7 @@ class IntentPredictor:
                 values.append(m.value)
         price_range = dict(price.range) if price.range else None
         if price_range is None and price.band is not None:
-            price_range = self._band(price.band, categories)
+            price_range = self._band(price.band, categories or product_types)
         residual = remove_spans(
             text[:512],
             [(m.start, m.end) for m in matches if m.confidence >= 1.0] + price.spans,
@@ -97,10 +108,14 @@ class IntentPredictor:
             categories=categories,
             attributes=attributes,
             price=price_range,
-            query_type=self._query_type(tokens, claimed, matches, skus, categories),
+            query_type=self._query_type(
+                tokens, claimed, matches, skus, categories or product_types
+            ),
             skus=skus,
             residual_text=residual,
             model_version=self.model_version,
+            product_types=product_types,
+            types=self.types if product_types else None,
         )
         return Understanding(intent, matches, price)
 

@@ -163,6 +163,7 @@ class QueryUnderstanding:
                 predictor = IntentPredictor(
                     artefacts.vocab,
                     artefacts.head,
+                    types=artefacts.types,
                     model_version=str(artefacts.metadata.get("model_version")),
                 )
             self._model = (stamp, artefacts, predictor)
@@ -277,7 +278,7 @@ class QueryUnderstanding:
     ) -> Understanding:
         predictor = self.predictor(index, notes)
         embedding: list[float] | None = None
-        if predictor.head is not None and embed is not None:
+        if predictor.wants_embedding and embed is not None:
             try:
                 embedding = embed(text)
             except ShoprankError as exc:

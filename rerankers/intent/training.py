@@ -28,10 +28,12 @@ from shoprank.settings import Settings
 
 from .model import BOW_DIMS, Vocabulary, ancestors, build_head_onnx, price_bands
 from .predictor import looks_like_sku
+from .product_types import induce
 from .service import intent_dir
 from .text import hashed_bag, tokenize
 
 MAX_PER_CATEGORY = 2000
+SCAN_PAGE = 5000
 CLICK_WEIGHT = 3
 Encode = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 
@@ -92,6 +94,11 @@ def catalog_products(
     backend = make_backend(settings)
     aggs = {"c": {"terms": {"field": "category", "size": 100_000}}}
     buckets = backend.search(index, {"size": 0, "aggs": aggs})["aggregations"]["c"]["buckets"]
+    if len(buckets) < 2:
+        # No taxonomy: every product is read (its types are induced from all of them).
+        wanted = ["id", "title", "brand", "price", "category", *settings.intent_attributes]
+        yield from scan_products(backend, index, list(dict.fromkeys(wanted)))
+        return
     for bucket in buckets:
         body = {
             "query": {"bool": {"filter": [{"term": {"category": bucket["key"]}}]}},
@@ -99,6 +106,26 @@ def catalog_products(
         }
         for hit in backend.search(index, body)["hits"]["hits"]:
             yield {"id": hit["_id"], **hit.get("_source", {})}
+
+
+def scan_products(backend: Any, index: str, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """Every product of `index` (those `_source` fields), in pages sorted by `id`."""
+    after: list[Any] | None = None
+    while True:
+        body: dict[str, Any] = {
+            "size": SCAN_PAGE,
+            "sort": [{"id": "asc"}],
+            "_source": list(fields),
+            "query": {"match_all": {}},
+        }
+        if after is not None:
+            body["search_after"] = after
+        hits = backend.search(index, body)["hits"]["hits"]
+        for hit in hits:
+            yield {**hit.get("_source", {}), "id": hit["_id"]}
+        if len(hits) < SCAN_PAGE:
+            return
+        after = hits[-1]["sort"]
 
 
 def click_pairs(settings: Settings, categories: dict[str, str]) -> list[tuple[str, str]]:
@@ -272,18 +299,28 @@ def train_intent(
     )
     if limit is not None:
         products = (p for i, p in zip(range(limit), products, strict=False))
+    records: list[tuple[str, str, float | None]] = []  # what product types are induced from
+
+    def recording(items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for product in items:
+            price = product.get("price")
+            number = float(price) if isinstance(price, int | float) else None
+            records.append((str(product.get("id", "")), str(product.get("title") or ""), number))
+            yield product
+
     train, test, vocab, leaf_of = build_examples(
-        products, attribute_fields=settings.intent_attributes, holdout=holdout, seed=seed
+        recording(products), attribute_fields=settings.intent_attributes, holdout=holdout, seed=seed
     )
     clicks = click_pairs(settings, leaf_of) if use_clicks else []
     for query, category in clicks:
         for _ in range(CLICK_WEIGHT):
             train.append(Example(query, category, None, "click"))
     labels = sorted({e.label for e in train})
-    if len(labels) < 2:
+    if len(labels) < 2 and (index is None or catalog is not None):
         raise ConfigError(
             f"train intent needs products in at least 2 categories, found {len(labels)}: "
-            "load a catalog with a `category` column (a path `A > B > C`)"
+            "load a catalog with a `category` column (a path `A > B > C`), or train on the "
+            "loaded index (--index), whose product types are then induced from its vectors"
         )
     position = {name: i for i, name in enumerate(labels)}
     test = [e for e in test if e.label in position]
@@ -301,6 +338,21 @@ def train_intent(
     else:
         dims = int(np.asarray(encode(["probe"])).shape[1])
         model_name = encoder_name() if encoder_name is not None else "custom"
+    target = out_dir or intent_dir(settings)
+    if len(labels) < 2:
+        assert index is not None
+        return _train_types(
+            settings,
+            index=index,
+            records=records,
+            vocab=vocab,
+            encode=encode,
+            dims=dims,
+            model_name=lambda: encoder_name() if encoder_name is not None else model_name,
+            target=target,
+            seed=seed,
+            started=started,
+        )
     emb, bow = _features(train, encode)
     y = np.array([position[e.label] for e in train], dtype=np.int64)
     weights = fit_head(emb, bow, y, len(labels), epochs=epochs, seed=seed)
@@ -333,12 +385,97 @@ def train_intent(
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "train_seconds": round(time.time() - started, 1),
     }
-    target = out_dir or intent_dir(settings)
     target.mkdir(parents=True, exist_ok=True)
+    for stale in ("types.json", "types.npz"):
+        (target / stale).unlink(missing_ok=True)
     tmp = target / ".head.onnx.tmp"
     tmp.write_bytes(onnx_bytes)
     tmp.replace(target / "head.onnx")
     (target / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
+    (target / "vocab.json").write_text(json.dumps(vocab.to_json(), ensure_ascii=False))
+    # metadata last: its mtime is what serving processes watch to reload.
+    (target / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+    return metadata
+
+
+def _train_types(
+    settings: Settings,
+    *,
+    index: str,
+    records: Sequence[tuple[str, str, float | None]],
+    vocab: Vocabulary,
+    encode: Encode,
+    dims: int,
+    model_name: Callable[[], str],
+    target: Path,
+    seed: int,
+    started: float,
+) -> dict[str, Any]:
+    """The intent model of a catalog without categories: product types induced from the
+    index's text vectors (`product_types.py`) instead of a trained head; price bands per
+    type. Written like the head's model, metadata last."""
+    from shoprank.indexing.mapping import TEXT_VECTOR_FIELD
+    from shoprank.wiring import make_backend
+
+    backend = make_backend(settings)
+    ids = [pid for pid, _, _ in records]
+    vectors: dict[str, npt.NDArray[np.float32]] = {}
+    if TEXT_VECTOR_FIELD in backend.vector_fields(index):
+        for i in range(0, len(ids), SCAN_PAGE):
+            vectors.update(backend.vectors_of(index, ids[i : i + SCAN_PAGE], TEXT_VECTOR_FIELD))
+    if not vectors:
+        raise ConfigError(
+            f"index [{index}] has no categories and no `{TEXT_VECTOR_FIELD}` to induce product "
+            "types from: load it with text vectors, or with a `category` column"
+        )
+    stored = len(next(iter(vectors.values())))
+    if stored != dims:
+        raise ConfigError(
+            f"index [{index}] holds {stored}-dimensional text vectors but the text encoder "
+            f"gives {dims}: re-index with the serving encoder before training intent"
+        )
+    try:
+        types = induce(
+            [(pid, title) for pid, title, _ in records],
+            vectors,
+            encode=encode,
+            windows_of=lambda title, rng: query_texts({"title": title}, rng)[1:],
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"train intent: index [{index}] has no categories and {exc}") from exc
+    prices: dict[str, list[float]] = defaultdict(list)
+    for pid, _, price in records:
+        name = types.of(pid)
+        if name is not None and price is not None:
+            prices[name].append(price)
+    vocab.price_bands.update(price_bands(prices))
+    sizes = Counter(types.names[int(label)] for label in types.labels)
+    fingerprint = zlib.crc32(types.centroids.tobytes())
+    version = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + f"-{fingerprint:08x}"
+    metadata: dict[str, Any] = {
+        "model_version": f"intent-{version}",
+        "kind": "product_types",
+        "index": index,
+        "catalog": None,
+        "encoder": model_name(),
+        "embedding_dims": dims,
+        "categories": 0,
+        "product_types": len(types.names),
+        "largest_types": [name for name, _ in sizes.most_common(10)],
+        "temperature": types.temperature,
+        "train_examples": len(types.ids),
+        "held_out_examples": int((types.accuracy.get("all") or {}).get("n", 0)),
+        "click_pairs": 0,
+        "accuracy": types.accuracy,
+        "attribute_values": {k: len(v) for k, v in vocab.attributes.items()},
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "train_seconds": round(time.time() - started, 1),
+    }
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in ("head.onnx", "labels.json"):
+        (target / stale).unlink(missing_ok=True)
+    types.save(target)
     (target / "vocab.json").write_text(json.dumps(vocab.to_json(), ensure_ascii=False))
     # metadata last: its mtime is what serving processes watch to reload.
     (target / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
