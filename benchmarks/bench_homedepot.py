@@ -286,19 +286,29 @@ def per_query(a: list[offline.QueryRun], b: list[offline.QueryRun]) -> dict[str,
 
 def loss_reasons(service: Any, index: str, losses: list[dict[str, Any]]) -> dict[str, Any]:
     """What `full` logged for each query it loses by > 0.2 (its `_shoprank` rewrite actions,
-    relaxation, notes): a loss with none is a loss without a logged reason."""
+    relaxation, and the ranker's nudges in the hits' explanations, e.g. `ranker:intent_cat_prob`
+    for a product demoted as of a ruled-out type): a loss with none is a loss without a
+    logged reason."""
     explained = []
     for loss in losses:
         body = {
             "query": {"multi_match": {"query": loss["query"], "fields": FIELDS}},
-            "size": 10,
+            "size": 100,
             "_source": False,
             "ext": {"shoprank": {"mode": "full", "explain": True}},
         }
-        meta = service.without_log().search(index, body).get("_shoprank", {})
+        response = service.without_log().search(index, body)
+        meta = response.get("_shoprank", {})
         reasons = [a.get("action") for a in meta.get("rewrite") or []]
         if meta.get("relaxation"):
             reasons.append(f"relaxed:{meta['relaxation']}")
+        nudged = {
+            name
+            for hit in response["hits"]["hits"]
+            for name, value in ((hit.get("_shoprank") or {}).get("contributions") or {}).items()
+            if value and name != "retrieval_rr"
+        }
+        reasons += [f"ranker:{name}" for name in sorted(nudged)]
         explained.append({**loss, "reasons": reasons})
     return {
         "without a logged reason": sum(not e["reasons"] for e in explained),

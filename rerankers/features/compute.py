@@ -239,7 +239,9 @@ def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[di
                     levels
                 )
             elif (typed := intent.type_probability(cand.id)) is not None:
-                f["intent_cat_prob"] = typed  # an induced type stands for the category
+                # Its own feature: the cold-start scorer's category rule does not read it
+                # (weaker evidence than a shop's taxonomy), a learned ranker may.
+                f["intent_type_prob"] = typed
             if brands:
                 hit = brand is not None and _norm(brand) in brands
                 f["intent_brand_match" if hit else "intent_brand_conflict"] = 1.0

@@ -45,7 +45,12 @@ FEATURES: tuple[Feature, ...] = (
     _f("img_rr", "retrieval", "1 / rank in the image leg"),
     # intent agreement
     _f("intent_present", "intent", "an intent prediction was available", kind="bool"),
-    _f("intent_cat_prob", "intent", "query's probability of the product's category or type"),
+    _f("intent_cat_prob", "intent", "predicted probability of the product's category"),
+    _f(
+        "intent_type_prob",
+        "intent",
+        "query's probability of the product's induced type (a catalog without categories)",
+    ),
     _f(
         "intent_brand_match", "intent", "the product's brand is one named in the query", kind="bool"
     ),

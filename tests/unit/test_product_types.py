@@ -153,7 +153,8 @@ def test_the_query_picks_the_type_of_its_products(
     # The ranker's feature reads it; without the query's embedding there is no type.
     cands = [Candidate(id=toilets[0], score=1.0), Candidate(id=drills[0], score=0.9)]
     features = compute_features(cands, Inputs(intent=intent))
-    assert features[0]["intent_cat_prob"] > 0.5 > 0.05 > features[1]["intent_cat_prob"]
+    assert features[0]["intent_type_prob"] > 0.5 > 0.05 > features[1]["intent_type_prob"]
+    assert "intent_cat_prob" not in features[0]  # the cold-start category rule ignores types
     blind = predictor.predict("toilet", embedding=None).intent
     assert blind.product_types == [] and blind.type_probability(toilets[0]) is None
 
