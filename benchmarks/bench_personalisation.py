@@ -178,8 +178,10 @@ def load_products(limit_per_type: int) -> tuple[list[dict[str, Any]], list[Produ
     return raw, products
 
 
-def ensure_base(work: Path, raw: list[dict[str, Any]]) -> Path:
-    base = work / "base"
+def ensure_base(work: Path, raw: list[dict[str, Any]], *, intent: bool = False) -> Path:
+    """The loaded index every seed copies; with `intent`, `index load` also trains the
+    intent model (product types induced from the vectors: the catalog has no categories)."""
+    base = work / ("base-intent" if intent else "base")
     if (base / ".loaded").exists():
         return base
     shutil.rmtree(base, ignore_errors=True)
@@ -187,7 +189,7 @@ def ensure_base(work: Path, raw: list[dict[str, Any]]) -> Path:
     catalog = work / "icecat-typed.jsonl"
     catalog.write_text("".join(json.dumps(r) + "\n" for r in raw))
     cmd = [sys.executable, "-m", "shoprank.cli", "--data-dir", str(base), "index", "load"]
-    cmd += ["--no-train-intent", str(catalog), "--index", INDEX]
+    cmd += ([] if intent else ["--no-train-intent"]) + [str(catalog), "--index", INDEX]
     cmd += ["--fields", "brand=supplier,description=short_description"]
     cmd += ["--price-multiplier", "0.01"]
     subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -425,13 +427,16 @@ def main() -> None:
     ap.add_argument("--holdout-per-user", type=int, default=3)
     ap.add_argument("--page", type=int, default=10)
     ap.add_argument("--per-type", type=int, default=250)
+    ap.add_argument(
+        "--intent", action="store_true", help="train the intent model (product types) at load"
+    )
     ap.add_argument("--out", default="")
     ap.add_argument("--seed-run", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     raw, products = load_products(args.per_type)
-    base = ensure_base(work, raw)
+    base = ensure_base(work, raw, intent=args.intent)
     shop = Shop(products)
     if args.seed_run is not None:  # one seed, in its own process (settings are per process)
         run_seed(args, base, shop, args.seed_run)
