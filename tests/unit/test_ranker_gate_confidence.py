@@ -71,3 +71,14 @@ def test_a_clear_gain_passes() -> None:
     result = gate(ByFeature("vec_rr"), ByFeature("retrieval_rr"), data, data)
     assert result.wins, result.verdict
     assert result.gain > 0.5 * result.gain_se
+
+
+def test_too_few_held_out_searches_decide_nothing() -> None:
+    """The same clear advantage, on 40 held-out searches instead of 200: refused, and the
+    verdict says why (a few dozen IPS-weighted searches are too noisy to trust)."""
+    candidate, live = ByFeature("vec_rr"), ByFeature("retrieval_rr")
+    few = logs(wins=12, losses=2, ties=26)
+    result = gate(candidate, live, few, few)
+    assert result.gain > 0.5 * result.gain_se  # it would pass on confidence alone
+    assert not result.wins and "fewer than 100" in result.verdict, result.verdict
+    assert gate(candidate, live, few, few, min_searches=40).wins
