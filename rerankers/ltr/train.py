@@ -329,6 +329,7 @@ def train_ranker(
     gate_metric: str = "dcg@10",
     gate_margin: float = 0.0,
     gate_z: float = GATE_Z,
+    min_gate_searches: int = MIN_GATE_SEARCHES,
     promote: bool = True,
     force: bool = False,
 ) -> TrainReport:
@@ -365,7 +366,16 @@ def train_ranker(
     diff = parity(booster, scorer, x_test)
     if diff > PARITY_TOLERANCE:
         raise ShoprankError(f"ONNX export differs from LightGBM by {diff:.2e} (> 1e-5)")
-    result = gate(scorer, live, train, test, metric=gate_metric, margin=gate_margin, z=gate_z)
+    result = gate(
+        scorer,
+        live,
+        train,
+        test,
+        metric=gate_metric,
+        margin=gate_margin,
+        z=gate_z,
+        min_searches=min_gate_searches,
+    )
     metrics = result.metrics
     meta["offline_metrics"] = metrics
     meta["gate"] = {
