@@ -42,6 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import tantivy  # noqa: E402
 
+from shoprank import heap  # noqa: E402
 from shoprank.evaluation import offline  # noqa: E402
 from shoprank.evaluation.metrics import condensed_ndcg_at_k  # noqa: E402
 from shoprank.indexing.mapping import TEXT_VECTOR_FIELD  # noqa: E402
@@ -379,6 +380,7 @@ def main() -> None:
     # A server's first `full` search after a (re)load reads the spelling vocabulary of the
     # index; do it before timing, as a running server has long done it.
     service.search(args.index, {"query": {"match": {"title": "warm up"}}, "size": 1})
+    heap.settle()  # as `shoprank serve` does after its warm-up
     # The encoder the server embeds queries with (the one this index was embedded with).
     encoder = query_text_encoder(settings)
     queries = [c.query for c in cases]

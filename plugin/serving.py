@@ -23,7 +23,6 @@ lock lets one run at a time.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from shoprank import heap
 from shoprank.errors import ShoprankError
 from shoprank.settings import Settings
 
@@ -61,8 +61,7 @@ def build_app(settings: Settings, *, shared: bool) -> FastAPI:
     # Everything loaded so far (models, indices, settings) lives as long as the process:
     # out of the collector's sight, so a full collection does not walk it again and again
     # (on the Icecat recommendation benchmark, ~35 ms pauses in 1 of ~150 requests).
-    gc.collect()
-    gc.freeze()
+    heap.settle()
     if not settings.redis_url and settings.retrain_interval_s > 0:
         # No Redis, so no Celery beat: this server runs the training schedule itself.
         from shoprank.scheduled import InProcessScheduler

@@ -19,6 +19,7 @@ from typing import Any
 
 import tantivy
 
+from shoprank import heap
 from shoprank.errors import BadRequestError
 
 from .generation import Generation
@@ -145,6 +146,9 @@ def _build(key: tuple[str, Any, str], searcher: tantivy.Searcher, path: str) -> 
         _cache[key] = vocab
         while len(_cache) > _KEEP:
             _cache.popitem(last=False)
+    # Built once per generation and kept: out of the full collections' way, as the
+    # server's models are after warm-up.
+    heap.settle()
     return vocab
 
 
