@@ -96,6 +96,7 @@ def train_ranker_cmd(
                     min_searches=min_searches or settings.ranker_min_searches,
                     gate_metric=settings.ranker_gate_metric,
                     gate_margin=settings.ranker_gate_margin,
+                    min_gate_searches=settings.ranker_min_gate_searches,
                     promote=not no_promote,
                     force=force,
                 )

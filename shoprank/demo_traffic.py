@@ -105,7 +105,7 @@ def bootstrap(
             min_searches=min(settings.ranker_min_searches, 20),
             # The demo's few hundred synthetic searches hold out fewer than the 100 the
             # gate wants from real traffic; the verdict printed below says what it saw.
-            min_gate_searches=50,
+            min_gate_searches=min(settings.ranker_min_gate_searches, 50),
         )
         if report.promoted:
             echo(f"ranker {report.version} trained and live ({report.gate})")

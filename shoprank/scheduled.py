@@ -243,6 +243,7 @@ class TrainingCycle:
                 min_searches=settings.ranker_min_searches,
                 gate_metric=settings.ranker_gate_metric,
                 gate_margin=settings.ranker_gate_margin,
+                min_gate_searches=settings.ranker_min_gate_searches,
                 promote=False,
             )
         except NotEnoughDataError as exc:

@@ -299,6 +299,12 @@ class Settings(BaseSettings):
         description="Labelled searches needed before a ranker is trained "
         "(below it the default scorer stays live).",
     )
+    ranker_min_gate_searches: int = Field(
+        default=100,
+        ge=1,
+        description="Held-out searches the gate needs to decide; on fewer it refuses the "
+        "candidate (too few to tell a better model from noise).",
+    )
 
     # --- scheduled training ---
     retrain_interval_s: float = Field(

@@ -56,6 +56,9 @@ def loop(
         "SHOPRANK_RETRAIN_INTERVAL_S": "2",
         "SHOPRANK_RETRAIN_MIN_NEW_SEARCHES": "200",
         "SHOPRANK_RANKER_MIN_SEARCHES": "100",
+        # 210 searches hold out 42: the loop's mechanics are under test, not the gate's
+        # statistics (which want 100 held-out searches by default).
+        "SHOPRANK_RANKER_MIN_GATE_SEARCHES": "30",
         "SHOPRANK_RETRAIN_INTENT": "false",
         "SHOPRANK_EXPERIMENT_METHOD": "interleave",
         "SHOPRANK_EXPERIMENT_MDE": "0.2",
