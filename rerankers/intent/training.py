@@ -381,19 +381,40 @@ def train_intent(
         "click_pairs": len(clicks),
         "holdout": holdout,
         "accuracy": accuracy,
-        "attribute_values": {k: len(v) for k, v in vocab.attributes.items()},
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "train_seconds": round(time.time() - started, 1),
     }
+
+    def write_head() -> None:
+        tmp = target / ".head.onnx.tmp"
+        tmp.write_bytes(onnx_bytes)
+        tmp.replace(target / "head.onnx")
+        (target / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
+
+    return _write_model(
+        target, vocab, metadata, started, stale=("types.json", "types.npz"), write=write_head
+    )
+
+
+def _write_model(
+    target: Path,
+    vocab: Vocabulary,
+    metadata: dict[str, Any],
+    started: float,
+    *,
+    stale: Sequence[str],
+    write: Callable[[], None],
+) -> dict[str, Any]:
+    """One kind of intent model into `target`: the other kind's files removed, `write`, the
+    vocabulary, the metadata last (its mtime is what serving processes watch to reload)."""
+    metadata.update(
+        attribute_values={k: len(v) for k, v in vocab.attributes.items()},
+        trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        train_seconds=round(time.time() - started, 1),
+    )
     target.mkdir(parents=True, exist_ok=True)
-    for stale in ("types.json", "types.npz"):
-        (target / stale).unlink(missing_ok=True)
-    tmp = target / ".head.onnx.tmp"
-    tmp.write_bytes(onnx_bytes)
-    tmp.replace(target / "head.onnx")
-    (target / "labels.json").write_text(json.dumps(labels, ensure_ascii=False))
+    for name in stale:
+        (target / name).unlink(missing_ok=True)
+    write()
     (target / "vocab.json").write_text(json.dumps(vocab.to_json(), ensure_ascii=False))
-    # metadata last: its mtime is what serving processes watch to reload.
     (target / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
     return metadata
 
@@ -468,15 +489,12 @@ def _train_types(
         "held_out_examples": int((types.accuracy.get("all") or {}).get("n", 0)),
         "click_pairs": 0,
         "accuracy": types.accuracy,
-        "attribute_values": {k: len(v) for k, v in vocab.attributes.items()},
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "train_seconds": round(time.time() - started, 1),
     }
-    target.mkdir(parents=True, exist_ok=True)
-    for stale in ("head.onnx", "labels.json"):
-        (target / stale).unlink(missing_ok=True)
-    types.save(target)
-    (target / "vocab.json").write_text(json.dumps(vocab.to_json(), ensure_ascii=False))
-    # metadata last: its mtime is what serving processes watch to reload.
-    (target / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
-    return metadata
+    return _write_model(
+        target,
+        vocab,
+        metadata,
+        started,
+        stale=("head.onnx", "labels.json"),
+        write=lambda: types.save(target),
+    )
