@@ -80,8 +80,10 @@ class LazyEncoder(Generic[T]):
         return self._identity.get()
 
     def warm_up(self) -> None:
-        """Load the model now rather than on the first encode call; later calls are free."""
+        """Load the model and fingerprint its weights now rather than on the first encode
+        call (hashing the weights takes a few hundred ms); later calls are free."""
         self._model.get()
+        self._identity.get()
 
     def _loaded(self) -> T:
         return self._model.get()

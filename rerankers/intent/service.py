@@ -11,7 +11,9 @@ index's own values (read with aggregations, cached per generation).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from .spelling import Spelling, SpellingConfig, brand_words, correct, correct_bo
 if TYPE_CHECKING:
     from shoprank.plugin.backends.protocol import SearchBackend
 
+log = logging.getLogger("shoprank.intent")
 Embed = Callable[[str], list[float]]
 T = TypeVar("T")
 CATEGORY_FIELD = "category"
@@ -139,6 +142,12 @@ class QueryUnderstanding:
         self._model: tuple[float, IntentArtefacts | None, IntentPredictor | None] | None = None
         self._by_generation: dict[str, IntentPredictor] = {}
         self._load_error: str | None = None
+        # Generations whose spelling vocabulary the backend has read (True) or is reading
+        # in the background (False). Only after `warm_up` (a serving process): before it,
+        # a search reads what it needs itself, as a one-off process wants.
+        self._spell_warm: dict[str, bool] = {}
+        self._spell_threads: list[threading.Thread] = []
+        self._background = False
 
     # -- models ------------------------------------------------------------------------------
 
@@ -170,8 +179,77 @@ class QueryUnderstanding:
         return artefacts, predictor
 
     def warm_up(self) -> None:
-        """Load the trained model now (a broken one is remembered and reported per search)."""
+        """Load the trained model now (a broken one is remembered and reported per search),
+        and have the backend read the spelling vocabulary of every index it serves.
+
+        From then on a generation first seen later (an alias swap) has its vocabulary read
+        in the background while its searches run without spelling (noted): reading the
+        vocabulary of a large catalog takes seconds (Home Depot's 54,667 titles: ~3 s),
+        which the searches used to wait for, each one until the intent stage's deadline."""
         self._trained()
+        if self.spelling is not None:
+            for alias in self._aliases():
+                try:
+                    generation = self.backend.resolve(alias)
+                except ShoprankError:  # no such index (yet): its first search reads it
+                    continue
+                self._warm_spelling(alias, generation)
+        self._background = True
+
+    def _aliases(self) -> list[str]:
+        """The shop's product index, and every alias a backend that keeps generations has."""
+        from shoprank.plugin.backends.protocol import GenerationStore
+
+        names = {self.settings.product_index}
+        if isinstance(self.backend, GenerationStore):
+            with contextlib.suppress(ShoprankError):  # the product index alone, then
+                names |= {str(g["alias"]) for g in self.backend.generations() if g.get("alias")}
+        return sorted(names)
+
+    def _warm_spelling(self, index: str, generation: str) -> None:
+        """Read what spelling `index` (now `generation`) needs: one suggest request."""
+        try:
+            self._correct(index, "warm", frozenset())
+        except Exception:  # noqa: BLE001 - a search reports the failure with its own query
+            log.warning("spelling vocabulary of [%s] unavailable", index, exc_info=True)
+        finally:
+            with self._lock:
+                if len(self._spell_warm) > 64:
+                    self._spell_warm.clear()
+                self._spell_warm[generation] = True
+
+    def wait_for_spelling(self) -> None:
+        """Block until the vocabularies being read in the background are read."""
+        with self._lock:
+            threads = list(self._spell_threads)
+        for thread in threads:
+            thread.join()
+
+    def _spelling_ready(self, index: str, notes: list[str]) -> bool:
+        """Whether spelling may run now; after warm-up, a generation not read yet starts
+        being read in the background and its searches meanwhile go unchecked."""
+        if not self._background:
+            return True
+        generation = self.backend.resolve(index)
+        if self._spell_warm.get(generation):
+            return True
+        with self._lock:
+            start = generation not in self._spell_warm
+            if start:
+                self._spell_warm[generation] = False
+        if start:
+            thread = threading.Thread(
+                target=self._warm_spelling,
+                args=(index, generation),
+                name="shoprank-spelling-warm",
+                daemon=True,
+            )
+            with self._lock:
+                self._spell_threads = [t for t in self._spell_threads if t.is_alive()]
+                self._spell_threads.append(thread)
+            thread.start()
+        degrade(notes, "spelling", "vocabulary loading")
+        return False
 
     def predictor(self, index: str, notes: list[str]) -> IntentPredictor:
         """The trained model when it was trained for this index, else the index's values."""
@@ -225,6 +303,8 @@ class QueryUnderstanding:
                     self._brands.clear()
                 self._brands[id(vocab)] = cached
         try:
+            if not self._spelling_ready(index, notes):
+                return Spelling(text, text)
             spelled = self._correct(index, text, cached[1])
         except IndexNotFoundError:
             raise
