@@ -22,7 +22,12 @@ def rerank_window(
     runner: StageRunner,
 ) -> tuple[list[FusedHit], list[str], dict[str, Candidate]]:
     """The window in its reranked order, the stages that applied, and each candidate (with
-    the features and contributions the stages filled in) by id."""
+    the features and contributions the stages filled in) by id.
+
+    The window is the fused top `window` (`ext.shoprank.window`): the fusion of two legs
+    of `window` hits each holds up to twice as many, and those past the window follow the
+    reranked ones in their fused order, unscored (a third of the ranker's work on Home
+    Depot, where the union averages 166)."""
     context = RerankContext(
         index=request.index,
         query_text=request.query_text,
@@ -34,7 +39,8 @@ def rerank_window(
         intent=trace.intent,
         ranker_version=request.ranker_version,
     )
-    by_id = {h.id: h for h in fused}
+    head, rest = fused[: request.window], fused[request.window :]
+    by_id = {h.id: h for h in head}
     candidates = [
         Candidate(
             h.id,
@@ -42,7 +48,7 @@ def rerank_window(
             legs={leg: (lh.rank, lh.score) for leg, lh in h.legs.items()},
             retrieval_rank=rank,
         )
-        for rank, h in enumerate(fused, start=1)
+        for rank, h in enumerate(head, start=1)
     ]
     applied = []
     for reranker in rerankers:
@@ -59,4 +65,4 @@ def rerank_window(
         hit = by_id[cand.id]
         hit.score = cand.score
         out.append(hit)
-    return out, applied, {c.id: c for c in candidates}
+    return out + rest, applied, {c.id: c for c in candidates}

@@ -122,9 +122,25 @@ REGISTRY_VERSION = (
 )
 
 
+_DEFAULT_ROW = np.array([f.default for f in FEATURES], dtype=np.float32)
+
+
 def vectorise(rows: Sequence[Mapping[str, float]]) -> np.ndarray:
-    """Feature dicts → a float32 matrix in registry order (missing → the default)."""
-    out = np.empty((len(rows), len(FEATURES)), dtype=np.float32)
+    """Feature dicts → a float32 matrix in registry order (missing → the default).
+
+    A row sets a third of the registry or less: the defaults are laid down at once and
+    only the values present are written, in one scatter (names outside the registry are
+    ignored)."""
+    out = np.tile(_DEFAULT_ROW, (len(rows), 1))
+    at, cols, values = [], [], []
+    index = INDEX
     for i, row in enumerate(rows):
-        out[i] = [row.get(name, default) for name, default in DEFAULTS.items()]
+        for name, value in row.items():
+            col = index.get(name)
+            if col is not None:
+                at.append(i)
+                cols.append(col)
+                values.append(value)
+    if values:
+        out[at, cols] = values
     return out
