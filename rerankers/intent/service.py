@@ -38,6 +38,9 @@ Embed = Callable[[str], list[float]]
 T = TypeVar("T")
 CATEGORY_FIELD = "category"
 MAX_VALUES = 5000
+# How long, and for how many words, a generation's settled spelling words are kept.
+SETTLED_TTL_S = 60.0
+MAX_SETTLED = 100_000
 
 
 def intent_dir(settings: Settings) -> Path:
@@ -147,6 +150,7 @@ class QueryUnderstanding:
         # a search reads what it needs itself, as a one-off process wants.
         self._spell_warm: dict[str, bool] = {}
         self._spell_threads: list[threading.Thread] = []
+        self._settled_words: dict[str, tuple[float, set[str]]] = {}
         self._background = False
 
     # -- models ------------------------------------------------------------------------------
@@ -332,7 +336,9 @@ class QueryUnderstanding:
         if not config.fields:
             return Spelling(text, text)
         try:
-            return correct(self.backend, index, text, config, brands=brands)
+            return correct(
+                self.backend, index, text, config, brands=brands, settled=self._settled(generation)
+            )
         except BadRequestError:
             if fields is not None:
                 raise
@@ -343,7 +349,28 @@ class QueryUnderstanding:
             self._spell_fields[generation] = usable
         if not usable:
             return Spelling(text, text)
-        return correct(self.backend, index, text, replace(config, fields=usable), brands=brands)
+        return correct(
+            self.backend,
+            index,
+            text,
+            replace(config, fields=usable),
+            brands=brands,
+            settled=self._settled(generation),
+        )
+
+    def _settled(self, generation: str) -> set[str]:
+        """The words of `generation` found to need no correction (`spelling.correct`),
+        forgotten after `SETTLED_TTL_S`, so words that incremental updates bring to the
+        index (or take away) count within that time, and at most `MAX_SETTLED` kept."""
+        now = time.monotonic()
+        with self._lock:
+            found = self._settled_words.get(generation)
+            if found is None or now - found[0] > SETTLED_TTL_S or len(found[1]) > MAX_SETTLED:
+                if len(self._settled_words) > 8:
+                    self._settled_words.clear()
+                found = (now, set())
+                self._settled_words[generation] = found
+        return found[1]
 
     def _suggests(self, index: str, name: str) -> bool:
         probe = {"size": 0, "suggest": {"text": "probe", "p": {"term": {"field": name}}}}

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .predictor import looks_like_sku
-from .text import fold, tokenize
+from .text import Token, fold, tokenize
 
 if TYPE_CHECKING:
     from shoprank.plugin.backends.protocol import SearchBackend
@@ -289,6 +289,15 @@ def apply(text: str, corrections: Sequence[Correction]) -> str:
     return _replace_words(text, corrections)
 
 
+def _checkable(text: str, config: SpellingConfig, brands: frozenset[str]) -> list[Token]:
+    """The words of `text` a correction could touch (long enough, not protected)."""
+    return [
+        t
+        for t in tokenize(text)
+        if len(t.text) >= config.min_word_length and not protected(t.text, brands)
+    ]
+
+
 def correct(
     backend: SearchBackend,
     index: str,
@@ -296,6 +305,7 @@ def correct(
     config: SpellingConfig,
     *,
     brands: frozenset[str] = frozenset(),
+    settled: set[str] | None = None,
 ) -> Spelling:
     """The spelling of `text` checked against the index (raises `ShoprankError` when the
     backend cannot answer; the caller degrades).
@@ -304,7 +314,19 @@ def correct(
     in a spelling field is known and stays; of an unknown word's candidates, the cheapest
     one that shares a product with another word of the query wins (a query of one word
     has no context: its cheapest candidate wins). A candidate no product holds together
-    with the rest of the query ("baroque grill") is a different word, not the meant one."""
+    with the rest of the query ("baroque grill") is a different word, not the meant one.
+
+    `settled` (the caller's, one per index generation) holds the folded words found to
+    need nothing — no candidate at all, or known to the index — whatever the rest of the
+    query: a text whose every checkable word is settled, and that types no size, is
+    answered without asking the backend (most searches, once the usual words were seen)."""
+    checkable = _checkable(text, config, brands)
+    if (
+        settled is not None
+        and all(fold(t.text.lower()) in settled for t in checkable)
+        and not _DIMENSIONS.search(text)
+    ):
+        return Spelling(text, text)
     response = backend.search(index, suggest_body(text, config))
     proposals: list[list[Correction]] = []
     seen: set[str] = set()
@@ -318,12 +340,21 @@ def correct(
         found = viable(word, config)
         if found:
             proposals.append(found)
+        elif settled is not None:  # candidates, none within the budget: nothing to do
+            settled.add(folded)
     dimensions = [
         Correction(
             m.group(0), split_dimensions(m.group(0)), 0.0, 0, m.start(), m.end(), "dimensions"
         )
         for m in _DIMENSIONS.finditer(text)
     ][:MAX_CORRECTED]
+    if settled is not None:
+        asked = [(w.start, w.end) for w in candidates_of(text, response)]
+        settled.update(
+            fold(t.text.lower())
+            for t in checkable
+            if not any(t.start < end and start < t.end for start, end in asked)
+        )
     if not proposals and not dimensions:
         return Spelling(text, text)
     fields = list(config.fields)
@@ -359,6 +390,8 @@ def correct(
         known = next(totals)
         together = [next(totals) for _ in options] if context else [1 for _ in options]
         if known is None or known > 0:
+            if known and settled is not None:
+                settled.add(fold(options[0].word.lower()))
             continue  # a word the index knows (or could not be checked) stays as typed
         for option, shared in zip(options, together, strict=True):
             if shared:

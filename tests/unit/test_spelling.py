@@ -234,3 +234,42 @@ def test_a_spelling_field_the_index_lacks_leaves_the_others_working(
     for _ in range(2):  # the second search uses the fields found to work
         found = _search(service, "toliet", "full")
         assert found["_shoprank"]["spelling"]["corrected"] == "toilet"
+
+
+class _Counting:
+    """The real backend, counting the requests spelling makes of it."""
+
+    def __init__(self, backend: EmbeddedBackend) -> None:
+        self.backend = backend
+        self.requests = 0
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        return self.backend.search(index, body)
+
+    def msearch(self, index: str, bodies: list[dict[str, Any]]) -> list[Any]:
+        self.requests += 1
+        return self.backend.msearch(index, bodies)
+
+
+def test_words_found_to_need_nothing_are_not_asked_about_again(backend: EmbeddedBackend) -> None:
+    counting = _Counting(backend)
+    settled: set[str] = set()
+    ask = lambda text: correct(counting, "products", text, CONFIG, settled=settled)  # type: ignore[arg-type]  # noqa: E731
+
+    assert ask("elongated toilet seat").corrected == "elongated toilet seat"
+    asked = counting.requests
+    assert asked >= 1
+    # The same known words in another order and another query: nothing to ask.
+    assert ask("toilet seat elongated").corrected == "toilet seat elongated"
+    assert counting.requests == asked
+    # A typo among them is still asked about and corrected, every time.
+    for _ in range(2):
+        before = counting.requests
+        assert ask("toliet seat").corrected == "toilet seat"
+        assert counting.requests > before
+    # A size typed without spaces is always checked, among settled words too.
+    ask("cedar shed")
+    before = counting.requests
+    assert ask("cedar shed 8x6").corrected == "cedar shed 8 x 6"
+    assert counting.requests > before
