@@ -68,9 +68,6 @@ class _TTLCache:
                 key, _ = self._stamps.popitem(last=False)
                 del self._values[key]
 
-    def __len__(self) -> int:
-        return len(self._stamps)
-
 
 class FeatureSource:
     """Collects `Inputs` for a window from `backend` (product facts, vectors) and

@@ -289,13 +289,14 @@ def apply(text: str, corrections: Sequence[Correction]) -> str:
     return _replace_words(text, corrections)
 
 
+def _correctable(word: str, config: SpellingConfig, brands: frozenset[str]) -> bool:
+    """Whether a correction may touch `word` (long enough, not protected)."""
+    return len(word) >= config.min_word_length and not protected(word, brands)
+
+
 def _checkable(text: str, config: SpellingConfig, brands: frozenset[str]) -> list[Token]:
-    """The words of `text` a correction could touch (long enough, not protected)."""
-    return [
-        t
-        for t in tokenize(text)
-        if len(t.text) >= config.min_word_length and not protected(t.text, brands)
-    ]
+    """The words of `text` a correction could touch."""
+    return [t for t in tokenize(text) if _correctable(t.text, config, brands)]
 
 
 def correct(
@@ -330,9 +331,10 @@ def correct(
     response = backend.search(index, suggest_body(text, config))
     proposals: list[list[Correction]] = []
     seen: set[str] = set()
-    for word in candidates_of(text, response):
+    suggested = candidates_of(text, response)
+    for word in suggested:
         folded = fold(word.text.lower())
-        if len(word.text) < config.min_word_length or protected(word.text, brands):
+        if not _correctable(word.text, config, brands):
             continue
         if folded in seen or len(seen) >= MAX_CORRECTED:
             continue  # a repeated word is corrected everywhere by its first occurrence
@@ -349,11 +351,10 @@ def correct(
         for m in _DIMENSIONS.finditer(text)
     ][:MAX_CORRECTED]
     if settled is not None:
-        asked = [(w.start, w.end) for w in candidates_of(text, response)]
         settled.update(
             fold(t.text.lower())
             for t in checkable
-            if not any(t.start < end and start < t.end for start, end in asked)
+            if not any(t.start < w.end and w.start < t.end for w in suggested)
         )
     if not proposals and not dimensions:
         return Spelling(text, text)

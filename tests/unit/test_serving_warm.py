@@ -9,8 +9,6 @@ import gc
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shoprank.indexing.mapping import product_mapping
 from shoprank.plugin.backends.embedded.backend import EmbeddedBackend
 from shoprank.plugin.search import SearchService
@@ -84,33 +82,27 @@ def _tracked() -> int:
     return len(gc.get_objects())
 
 
-@pytest.mark.parametrize("count", [2000])
-def test_cached_product_facts_add_no_objects_for_the_collector_to_walk(
-    tmp_path: Path, count: int
-) -> None:
+def test_cached_product_facts_add_no_objects_for_the_collector_to_walk(tmp_path: Path) -> None:
+    count = 2000
     titles = [f"Product {i}" for i in range(count)]
     backend, _ = build_index(tmp_path / "data", _docs(titles))
     source = FeatureSource(backend=backend, profiles=None, prior_ctr=0.05)
     ids = [str(i) for i in range(count)]
-    source.fetch(
-        index="products",
-        ids=ids[:10],
-        query=None,
-        user_id=None,
-        session_id=None,
-        intent=None,
-        degraded=[],
-    )
+
+    def fetch(wanted: list[str]) -> Any:
+        return source.fetch(
+            index="products",
+            ids=wanted,
+            query=None,
+            user_id=None,
+            session_id=None,
+            intent=None,
+            degraded=[],
+        )
+
+    fetch(ids[:10])
     before = _tracked()
-    inputs = source.fetch(
-        index="products",
-        ids=ids,
-        query=None,
-        user_id=None,
-        session_id=None,
-        intent=None,
-        degraded=[],
-    )
+    inputs = fetch(ids)
     assert inputs.facts["7"]["price"] == 17.0  # the facts are really cached and served
     del inputs
     grown = _tracked() - before
