@@ -134,13 +134,18 @@ class VectorField:
         self, query: FloatArray, k: int, num_candidates: int, key_filter: KeyFilter
     ) -> tuple[KeyArray, FloatArray]:
         """HNSW over-fetched and post-filtered by `key_filter`, widened while too few
-        survive, then exact over what the filter lets through."""
+        survive, then exact over what the filter lets through. Asking HNSW for the whole
+        index does not mean getting it: a graph whose regions are weakly linked (its build
+        runs on several threads, so this varies from build to build) can return far fewer,
+        and then the exact search answers rather than a short page."""
         want = max(k, num_candidates) * OVERFETCH
         for _ in range(WIDENINGS):
             keys, sims = self._hnsw(query, want)
             keep = key_filter.accept(keys)
-            if keep.sum() >= k or want >= len(self.index):
+            if keep.sum() >= k:
                 return keys[keep][:k], sims[keep][:k]
+            if want >= len(self.index):
+                break
             want *= OVERFETCH
         return self._exact(query, key_filter.allowed(), k)
 
