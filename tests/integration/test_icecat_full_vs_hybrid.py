@@ -25,6 +25,9 @@ from .conftest import ICECAT, Server, cli
 
 pytestmark = [
     pytest.mark.slow,
+    # The module's server first loads and embeds the whole Icecat sample (~9 min on two idle
+    # cores, twice that on busy ones): the test budget is the load's own, not the default.
+    pytest.mark.timeout(3600),
     pytest.mark.skipif(not ICECAT.exists(), reason=f"Icecat sample not found at {ICECAT}"),
 ]
 
