@@ -211,7 +211,7 @@ def reference_runs(
         ):
             seen = set(judged)
             judged = judged + offline.fixed_order(case, [p for p in judged_ids if p not in seen])
-            out[name].append(offline.QueryRun(case, top, judged, took))
+            out[name].append(offline.QueryRun(case, tuple(top), tuple(judged), took))
     return out
 
 

@@ -45,6 +45,8 @@ def fetch_page(
     if wants_extras(request):
         found = page_extras(backend, request, ids, source=source_spec)
         sources = {i: f["_source"] for i, f in found.items() if "_source" in f}
+    elif source_spec is False:  # nothing to read: the ids and scores are the fused ones
+        found, sources = {}, {}
     else:
         found, sources = {}, backend.mget(request.index, ids, source=source_spec)
     concrete = backend.resolve(request.index)

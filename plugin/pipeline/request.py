@@ -119,28 +119,31 @@ def prefix_only(query: Any) -> bool:
     fragment, so neither its embedding nor its intent means anything: such a search is
     answered lexically, in the order a search-as-you-type box expects."""
     kinds: list[bool] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                walk(item)
-            return
-        if not isinstance(node, dict):
-            return
-        for name, body in node.items():
-            if name in FILTER_CONTEXT:
-                continue
-            if name in QUERY_KEYED and isinstance(body, dict):
-                kinds.append(body.get("type") in PREFIX_TYPES)
-            elif name in PREFIX_QUERIES:
-                kinds.append(True)
-            elif name in FIELD_KEYED or name in SYNTAX_QUERIES or name in TERM_LEVEL:
-                kinds.append(False)
-            elif isinstance(body, dict | list):
-                walk(body)
-
-    walk(query)
+    _text_clause_kinds(query, kinds)
     return bool(kinds) and all(kinds)
+
+
+def _text_clause_kinds(node: Any, kinds: list[bool]) -> None:
+    """Append, for each text clause under `node` (filters aside), whether it completes a
+    prefix. A module function rather than a closure: a nested function calling itself is a
+    reference cycle, left for the cyclic collector on every search."""
+    if isinstance(node, list):
+        for item in node:
+            _text_clause_kinds(item, kinds)
+        return
+    if not isinstance(node, dict):
+        return
+    for name, body in node.items():
+        if name in FILTER_CONTEXT:
+            continue
+        if name in QUERY_KEYED and isinstance(body, dict):
+            kinds.append(body.get("type") in PREFIX_TYPES)
+        elif name in PREFIX_QUERIES:
+            kinds.append(True)
+        elif name in FIELD_KEYED or name in SYNTAX_QUERIES or name in TERM_LEVEL:
+            kinds.append(False)
+        elif isinstance(body, dict | list):
+            _text_clause_kinds(body, kinds)
 
 
 def strip_query_syntax(text: str) -> str:

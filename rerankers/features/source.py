@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -82,12 +82,15 @@ class FeatureSource:
         prior_ctr: float,
         cache_size: int = 50_000,
         cache_ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.profiles = profiles
         self.prior_ctr = prior_ctr
+        self.clock = clock
         self._facts = _TTLCache(cache_size, cache_ttl_s)
         self._vectors = _TTLCache(cache_size, cache_ttl_s)
+        self._has_facts = _TTLCache(256, cache_ttl_s)  # per index: does any product have one
 
     def warm_up(self) -> None:
         if self.profiles is not None:
@@ -103,6 +106,24 @@ class FeatureSource:
             found.update(fetched)
         return {k: v for k, v in found.items() if v is not None}
 
+    def _index_has_facts(self, backend: SearchBackend, index: str, now: float) -> bool:
+        """Whether any product of `index` has a fact field, asked once per cache period
+        with one `count` of `exists` clauses (any backend): a title-only catalog (Home
+        Depot) then skips the facts `mget` of every window, which could only come back
+        empty. A product given a fact later is seen within the period, as a changed fact
+        is. When the count fails, the facts are fetched as before."""
+        found, _ = self._has_facts.get_many(index, [index], now)
+        if index in found:
+            return bool(found[index])
+        exists = [{"exists": {"field": name}} for name in FACT_FIELDS]
+        try:
+            has = backend.count(index, {"query": {"bool": {"should": exists}}}) > 0
+        except Exception:  # noqa: BLE001 - unknown: fetch the facts, which degrade on their own
+            log.warning("could not tell whether products have facts", exc_info=True)
+            return True
+        self._has_facts.put_many(index, {index: has}, [index], now)
+        return has
+
     def fetch(
         self,
         *,
@@ -117,10 +138,11 @@ class FeatureSource:
         from shoprank.metrics import degrade
 
         now = time.time()
-        mono = time.monotonic()
+        mono = self.clock()
         inputs = Inputs(intent=intent, prior_ctr=self.prior_ctr, now=now)
         backend = self.backend
-        if backend is not None:
+        has_facts = backend is not None and self._index_has_facts(backend, index, mono)
+        if backend is not None and has_facts:
             try:
                 inputs.facts = self._cached(
                     self._facts,
@@ -140,7 +162,7 @@ class FeatureSource:
             if found:
                 inputs.user, inputs.session = found
             recent = _recent_ids(inputs.user, exclude=ids)
-            if recent and backend is not None:
+            if recent and backend is not None and has_facts:
                 try:  # the engaged items' brands and prices (the `user_sim_*` features)
                     inputs.facts = {
                         **self._cached(

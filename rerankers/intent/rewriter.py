@@ -248,35 +248,37 @@ def words_query(query: Any, words: str) -> Any | None:
     finds the products that contain the words where the client searches. None when the
     query has no such text (a `query_string`, a `term`)."""
     found: list[bool] = []
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        out: dict[str, Any] = {}
-        for name, body in node.items():
-            if name in ("filter", "must_not"):
-                out[name] = copy.deepcopy(body)
-            elif name == "multi_match" and isinstance(body, dict) and "query" in body:
-                found.append(True)
-                spec = {k: v for k, v in body.items() if k != "minimum_should_match"}
-                out[name] = {**spec, "query": words, "operator": "and"}
-            elif name in MATCH_QUERIES and isinstance(body, dict) and len(body) == 1:
-                ((field, spec),) = body.items()
-                found.append(True)
-                options = spec if isinstance(spec, dict) else {}
-                new = {k: v for k, v in options.items() if k != "minimum_should_match"}
-                new["query"] = words
-                if name == "match":
-                    new["operator"] = "and"
-                out[name] = {field: new}
-            else:
-                out[name] = walk(body)
-        return out
-
-    edited = walk(query)
+    edited = _with_words(query, words, found)
     return edited if found else None
+
+
+def _with_words(node: Any, words: str, found: list[bool]) -> Any:
+    """`words_query`'s copy of `node` (a module function: a self-calling closure would be a
+    reference cycle per search)."""
+    if isinstance(node, list):
+        return [_with_words(item, words, found) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for name, body in node.items():
+        if name in ("filter", "must_not"):
+            out[name] = copy.deepcopy(body)
+        elif name == "multi_match" and isinstance(body, dict) and "query" in body:
+            found.append(True)
+            spec = {k: v for k, v in body.items() if k != "minimum_should_match"}
+            out[name] = {**spec, "query": words, "operator": "and"}
+        elif name in MATCH_QUERIES and isinstance(body, dict) and len(body) == 1:
+            ((field, spec),) = body.items()
+            found.append(True)
+            options = spec if isinstance(spec, dict) else {}
+            new = {k: v for k, v in options.items() if k != "minimum_should_match"}
+            new["query"] = words
+            if name == "match":
+                new["operator"] = "and"
+            out[name] = {field: new}
+        else:
+            out[name] = _with_words(body, words, found)
+    return out
 
 
 def _edit_text(node: Any, phrases: list[tuple[str, ...]], edits: list[dict[str, str]]) -> Any:

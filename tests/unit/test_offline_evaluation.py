@@ -88,7 +88,7 @@ def test_judged_ranking_searches_only_the_judged_products() -> None:
     # The mode finds c before a and never b; b follows the found ones.
     service = FilteringService({"lexical": ["c", "x", "a"]})
     runs = offline.run_mode(service, "hd", cases, mode="lexical")
-    assert runs[0].judged == ["c", "a", "b"]
+    assert list(runs[0].judged) == ["c", "a", "b"]
     judged_body = service.bodies[1]
     assert sorted(judged_body["query"]["bool"]["filter"][0]["ids"]["values"]) == ["a", "b", "c"]
     assert judged_body["query"]["bool"]["must"][0]["multi_match"]["query"] == "drill"

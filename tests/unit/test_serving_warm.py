@@ -108,3 +108,36 @@ def test_cached_product_facts_add_no_objects_for_the_collector_to_walk(tmp_path:
     grown = _tracked() - before
     # A (stamp, facts) pair per entry would add one tracked object per product.
     assert grown < count // 20
+
+
+def test_searches_leave_no_reference_cycles_for_the_collector(tmp_path: Path) -> None:
+    """Every reference cycle a search leaves behind is work for the cyclic collector, whose
+    full collections pause every search in the process; a self-calling closure per search
+    (the prefix check, the words query of relaxation) was one. Searches of each mode, a
+    misspelled one and an autocomplete one, leave none."""
+    backend, _ = build_index(tmp_path / "data", _docs([*TITLES, *VACUUMS]))
+    service = SearchService(backend=backend, settings=Settings(data_dir=tmp_path, search_log=False))
+    service.warm_up()
+    bodies = [
+        {"query": {"multi_match": {"query": text, "fields": ["title"]}}, "size": 5}
+        for text in ("toilet seat", "toliet", "wet vacuum", "drill kit 3")
+    ]
+    bodies.append({"query": {"multi_match": {"query": "vac", "type": "bool_prefix"}}})
+    searches = [
+        {**body, "ext": {"shoprank": {"mode": mode, "explain": explain}}}
+        for body in bodies
+        for mode in ("lexical", "hybrid", "full")
+        for explain in (False, True)
+    ]
+    for body in searches:  # caches and lazily built state are made once, not counted
+        service.search("products", body)
+    assert _full(service, "toliet")["_shoprank"]["spelling"]["corrected"] == "toilet"
+    gc.collect()
+    gc.disable()
+    try:
+        for body in searches:
+            service.search("products", body)
+        left = gc.collect()
+    finally:
+        gc.enable()
+    assert left == 0

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
 from shoprank.errors import BadRequestError, UnsupportedQueryError
 
-from .tokens import edit_distance
 from .vocabulary import Vocabulary
 
 TERM_KEYS = {
@@ -125,17 +127,21 @@ def corrections(vocab: Vocabulary, word: str, opts: TermOptions) -> list[tuple[s
     if freq and freq > _threshold(opts.max_term_freq, vocab.docs):
         return []
     min_freq = _threshold(opts.min_doc_freq, vocab.docs)
+    pool = vocab.candidates(word[: opts.prefix_length], len(word), opts.max_edits)
     found: list[tuple[str, float, int]] = []
-    for cand in vocab.candidates(word[: opts.prefix_length], len(word), opts.max_edits):
+    # Distances of the whole pool in native code (the same optimal-string-alignment
+    # distance as `edit_distance`); a pool is every word of the same initial within
+    # `max_edits` letters of the length: thousands on a large catalog.
+    within = process.extract(
+        word, pool, scorer=OSA.distance, score_cutoff=opts.max_edits, limit=None
+    )
+    for cand, edits, _ in within:
         if cand == word:
             continue
         cand_freq = vocab.df[cand]
         if cand_freq < min_freq or (opts.mode == "popular" and cand_freq <= freq):
             continue
-        edits = edit_distance(word, cand, opts.max_edits)
-        if edits > opts.max_edits:
-            continue
-        score = 1.0 - edits / min(len(word), len(cand))
+        score = 1.0 - int(edits) / min(len(word), len(cand))
         if score < opts.accuracy:
             continue
         found.append((cand, score, cand_freq))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import tantivy
+from rapidfuzz.distance import OSA
 
 from shoprank.errors import BadRequestError
 from shoprank.text import CJK, fold
@@ -85,11 +86,9 @@ def edit_distance(a: str, b: str, limit: int, *, prefix: bool = False) -> int:
         return over
     if a == b or (prefix and b.startswith(a)):
         return 0
-    if prefix:
-        b = b[: len(a) + limit]
-    # Each edit adds or removes at most one distinct character: a cheap lower bound.
-    if not prefix and (len(set(a) - set(b)) > limit or len(set(b) - set(a)) > limit):
-        return over
+    if not prefix:  # the same distance in native code
+        return int(OSA.distance(a, b, score_cutoff=limit))
+    b = b[: len(a) + limit]
     n = len(b)
     prev2: list[int] = []
     prev = list(range(n + 1))
@@ -114,7 +113,7 @@ def edit_distance(a: str, b: str, limit: int, *, prefix: bool = False) -> int:
         if best > limit:
             return over
         prev2, prev = prev, cur
-    final = min(prev) if prefix else prev[n]
+    final = min(prev)
     return final if final <= limit else over
 
 
