@@ -384,8 +384,11 @@ def capacity_run(
     base = capacities[2] or capacities[1] or args.start_rate
     inflights = [v for v in str(getattr(args, "overload_inflight", "") or "").split(",") if v]
     threads = [v for v in str(getattr(args, "overload_threads", "") or "").split(",") if v]
-    runs = [(i, t) for i in inflights or [None] for t in threads or [None]]
-    for inflight, running in runs:
+    queues = [v for v in str(getattr(args, "overload_queue_ms", "") or "").split(",") if v]
+    runs = [
+        (i, t, q) for i in inflights or [None] for t in threads or [None] for q in queues or [None]
+    ]
+    for inflight, running, queue_ms in runs:
         # A fresh server per admission setting, offered 1x, 2x and 4x the 2-worker capacity.
         run_env = dict(env)
         key = "overload"
@@ -395,6 +398,9 @@ def capacity_run(
         if running is not None:
             run_env["SHOPRANK_SEARCH_THREADS"] = running
             key += f"_threads_{running}"
+        if queue_ms is not None:
+            run_env["SHOPRANK_MAX_QUEUE_MS"] = queue_ms
+            key += f"_queue_{queue_ms}ms"
         proc, url = start_server(args.data_dir, run_env, 2)
         try:
             warm_up(url, products, 2)
@@ -406,7 +412,14 @@ def capacity_run(
                 step["factor"] = factor
                 step["goodput_share_of_capacity"] = round(step["goodput_rps"] / base, 2)
                 print(
-                    json.dumps({"max_inflight": inflight, "search_threads": running, **step}),
+                    json.dumps(
+                        {
+                            "max_inflight": inflight,
+                            "search_threads": running,
+                            "max_queue_ms": queue_ms,
+                            **step,
+                        }
+                    ),
                     flush=True,
                 )
                 out[key]["runs"].append(step)
@@ -443,6 +456,12 @@ def main() -> None:
         default="",
         help="--capacity: comma-separated SHOPRANK_SEARCH_THREADS values, one overload run "
         "each (with each --overload-inflight value)",
+    )
+    parser.add_argument(
+        "--overload-queue-ms",
+        default="",
+        help="--capacity: comma-separated SHOPRANK_MAX_QUEUE_MS values, one overload run "
+        "each (with each --overload-inflight and --overload-threads value)",
     )
     parser.add_argument(
         "--client",

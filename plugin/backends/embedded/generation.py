@@ -35,6 +35,7 @@ from .vectors import FloatArray, VectorField
 # How long a write waits for tantivy's writer lock to be released (see `_get_writer`).
 WRITER_LOCK_WAIT_S = 30.0
 WRITER_LOCK_POLL_S = 0.25
+MAX_KNOWN_IDS = 500_000  # key → id entries kept per generation (~50 MB at most)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -95,6 +96,10 @@ class Generation:
         self._sleep = time.sleep  # waits for a busy writer lock (injectable)
         # id → key of documents written but not yet committed (invisible to searchers).
         self._pending: dict[str, int] = {}
+        # key → id of documents hits have named: a key is never given to another document
+        # (`next_key` only grows), so an entry stays true; ints and strings only, so the
+        # cyclic collector untracks the dict and never walks it.
+        self._ids: dict[int, str] = {}
 
     @classmethod
     def create(cls, directory: Path, *, mapping: dict[str, Any], alias: str | None) -> Generation:
@@ -194,6 +199,24 @@ class Generation:
                     self._sleep(WRITER_LOCK_POLL_S)
                     waited += WRITER_LOCK_POLL_S
         return self._writer
+
+    def ids_at(self, searcher: tantivy.Searcher, addresses: list[Any]) -> list[str]:
+        """The `_id` of each document address: from the document key's fast field and the
+        key → id map, reading a stored document only for a key not seen before (a hit's
+        stored document costs ~10 µs; a search's two legs name ~200)."""
+        keys = searcher.fast_field_values("_key", addresses)
+        known = self._ids
+        out: list[str] = []
+        for addr, key in zip(addresses, keys, strict=True):
+            pid = known.get(key) if key is not None else None
+            if pid is None:
+                pid = str(searcher.doc(addr).get_first("_id"))
+                if key is not None:
+                    if len(known) >= MAX_KNOWN_IDS:
+                        known.clear()
+                    known[int(key)] = pid
+            out.append(pid)
+        return out
 
     def _keys_of(self, ids: list[str]) -> dict[str, int]:
         if not ids:

@@ -317,6 +317,12 @@ def _hits(
     shape_source = source_filter(source_spec)
     per_hit = any(body.get(k) for k in ("fields", "docvalue_fields"))
     read_source = want or per_hit or full_sources is not None
+    if not read_source:  # ids only (`_source: false`, as shoprank's own legs ask)
+        for (score, _), pid in zip(page, gen.ids_at(searcher, [a for _, a in page]), strict=True):
+            hit = {"_index": gen.name, "_id": pid, "_score": float(score)}
+            add_meta(gen, hit, body)
+            hits.append(hit)
+        return hits
     for score, addr in page:
         if deadline is not None and deadline.passed():
             break
