@@ -208,7 +208,7 @@ class Generation:
         known = self._ids
         out: list[str] = []
         for addr, key in zip(addresses, keys, strict=True):
-            pid = known.get(key) if key is not None else None
+            pid = known.get(int(key)) if key is not None else None
             if pid is None:
                 pid = str(searcher.doc(addr).get_first("_id"))
                 if key is not None:

@@ -319,9 +319,9 @@ def _hits(
     read_source = want or per_hit or full_sources is not None
     if not read_source:  # ids only (`_source: false`, as shoprank's own legs ask)
         for (score, _), pid in zip(page, gen.ids_at(searcher, [a for _, a in page]), strict=True):
-            hit = {"_index": gen.name, "_id": pid, "_score": float(score)}
-            add_meta(gen, hit, body)
-            hits.append(hit)
+            named: dict[str, Any] = {"_index": gen.name, "_id": pid, "_score": float(score)}
+            add_meta(gen, named, body)
+            hits.append(named)
         return hits
     for score, addr in page:
         if deadline is not None and deadline.passed():
