@@ -200,6 +200,9 @@ def similar_features(
     return out
 
 
+_NO_FACTS: Mapping[str, Any] = {}
+
+
 def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[dict[str, float]]:
     """The feature dict of each candidate (in order); only non-default values need be
     present, but every registry feature that applies is set."""
@@ -228,10 +231,13 @@ def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[di
                     f[f"{prefix}_present"] = 1.0
                 f[f"{prefix}_score"] = float(score)
                 f[f"{prefix}_rr"] = 1.0 / rank if rank > 0 else 0.0
-        fact = inputs.facts.get(cand.id) or {}
-        levels = _levels(fact)
-        brand = fact.get("brand")
-        price = _number(fact.get("price"))
+        fact = inputs.facts.get(cand.id) or _NO_FACTS
+        if fact:
+            levels = _levels(fact)
+            brand = fact.get("brand")
+            price = _number(fact.get("price"))
+        else:  # a title-only catalog: none of the fact features below apply
+            levels, brand, price = [], None, None
         if intent is not None:
             f["intent_present"] = 1.0
             if levels:
@@ -280,18 +286,24 @@ def compute_features(candidates: Sequence[Candidate], inputs: Inputs) -> list[di
         qstats = inputs.query_stats.get(cand.id) or {}
         f["query_ctr"] = float(qstats.get("ctr", inputs.prior_ctr))
         f["query_clicks"] = math.log1p(qstats.get("clicks", 0.0))
-        rating = _number(fact.get("rating"))
-        if rating is not None:
-            f["rating"] = rating
-        reviews = _number(fact.get("review_count"))
-        if reviews is not None and reviews >= 0:
-            f["log_reviews"] = math.log1p(reviews)
-        if price is not None and price >= 0:
-            f["log_price"] = math.log1p(price)
-        years = _years_since(fact.get("released"), inputs.now)
-        if years is not None:
-            f["freshness"] = 1.0 / (1.0 + years)
-        if isinstance(fact.get("in_stock"), bool):
-            f["in_stock"] = 1.0 if fact["in_stock"] else 0.0
+        if fact:
+            _fact_features(f, fact, price, inputs.now)
         out.append(f)
     return out
+
+
+def _fact_features(f: dict[str, float], fact: Mapping[str, Any], price: Any, now: float) -> None:
+    """The product's own features from its facts (rating, reviews, price, age, stock)."""
+    rating = _number(fact.get("rating"))
+    if rating is not None:
+        f["rating"] = rating
+    reviews = _number(fact.get("review_count"))
+    if reviews is not None and reviews >= 0:
+        f["log_reviews"] = math.log1p(reviews)
+    if price is not None and price >= 0:
+        f["log_price"] = math.log1p(price)
+    years = _years_since(fact.get("released"), now)
+    if years is not None:
+        f["freshness"] = 1.0 / (1.0 + years)
+    if isinstance(fact.get("in_stock"), bool):
+        f["in_stock"] = 1.0 if fact["in_stock"] else 0.0

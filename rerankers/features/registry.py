@@ -128,19 +128,22 @@ _DEFAULT_ROW = np.array([f.default for f in FEATURES], dtype=np.float32)
 def vectorise(rows: Sequence[Mapping[str, float]]) -> np.ndarray:
     """Feature dicts → a float32 matrix in registry order (missing → the default).
 
-    A row sets a third of the registry or less: the defaults are laid down at once and
-    only the values present are written, in one scatter (names outside the registry are
-    ignored)."""
+    A row sets a third of the registry or less: the defaults are laid down at once and the
+    values present written over them. The rows of a window mostly set the same names in
+    the same order (one code path made them), so rows are grouped by their names and each
+    group written in one assignment (names outside the registry are ignored)."""
     out = np.tile(_DEFAULT_ROW, (len(rows), 1))
-    at, cols, values = [], [], []
-    index = INDEX
+    groups: dict[tuple[str, ...], list[int]] = {}
     for i, row in enumerate(rows):
-        for name, value in row.items():
-            col = index.get(name)
-            if col is not None:
-                at.append(i)
-                cols.append(col)
-                values.append(value)
-    if values:
-        out[at, cols] = values
+        groups.setdefault(tuple(row), []).append(i)
+    index = INDEX
+    for names, at in groups.items():
+        keep = [k for k, name in enumerate(names) if name in index]
+        if not keep:
+            continue
+        cols = [index[names[k]] for k in keep]
+        values = np.array([list(rows[i].values()) for i in at], dtype=np.float32)
+        if len(keep) < len(names):
+            values = values[:, keep]
+        out[np.ix_(at, cols)] = values
     return out
