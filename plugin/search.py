@@ -78,7 +78,7 @@ from shoprank.rerankers.diversity import Diversifier
 from shoprank.rerankers.intent.recovery import checked_plan, recover
 from shoprank.rerankers.intent.rewriter import RewritePlan
 from shoprank.rerankers.intent.service import QueryUnderstanding, hit_count
-from shoprank.rerankers.protocol import Candidate, Reranker, WarmUp
+from shoprank.rerankers.protocol import RANKER_NAME, Candidate, Reranker, WarmUp
 from shoprank.settings import Settings
 from shoprank.types import Mode
 
@@ -88,6 +88,10 @@ if TYPE_CHECKING:
 __all__ = ["SearchRequest", "SearchService", "Trace", "extract_filters", "extract_query_text"]
 
 Response = dict[str, Any]
+# Optional stages that bound their own work and so run on the search's thread
+# (`shoprank.plugin.stages`): query understanding and the learned ranker. Extra rerankers
+# (`SHOPRANK_EXTRA_RERANKERS`) run on the stage threads, cut off at the deadline.
+INLINE_STAGES = frozenset({"intent", f"rerank:{RANKER_NAME}"})
 NO_LEXICAL_DIVERSITY = (
     "diversity needs a fused mode (hybrid or full): this search ran lexical, in the "
     "backend's own order"
@@ -119,8 +123,9 @@ class SearchService:
         self.rerankers = list(rerankers)
         self.vectors = QueryVectors(text=encoder, image_text=image_text_encoder)
         self.legs = LegBuilder(backend=backend, settings=settings, vectors=self.vectors)
-        # Runs optional stages under the search's deadline (shoprank.plugin.stages).
-        self.stages = StageRunner()
+        # Runs optional stages under the search's deadline (shoprank.plugin.stages); the
+        # built-in ones bound their own work and run on the search's thread.
+        self.stages = StageRunner(inline=INLINE_STAGES)
         self.understanding = QueryUnderstanding(backend=backend, settings=settings)
         # Diversity of the page (`ext.shoprank.diversity`), with its vector / field cache.
         self.diversity = Diversifier(backend)

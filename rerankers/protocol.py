@@ -57,6 +57,10 @@ class RerankContext:
     ranker_version: str | None = None
 
 
+# The built-in learned ranker's stage name (`shoprank.rerankers.ltr.LearnedRanker`).
+RANKER_NAME = "ltr"
+
+
 @runtime_checkable
 class Reranker(Protocol):
     name: str

@@ -34,7 +34,7 @@ from shoprank.plugin.recommend.behaviour import MIN_TRENDING, Kind
 from shoprank.plugin.recommend.catalog import category_clause
 from shoprank.plugin.recommend.context import Ask, Outcome, Pick
 from shoprank.plugin.recommend.strategies import cosine, popular, rank_picks
-from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
+from shoprank.rerankers.protocol import RANKER_NAME, Candidate, RerankContext, Reranker
 
 SOURCE_WEIGHTS = {"recent": 1.0, "trending": 1.0, "vector": 0.3, "affinity": 0.2}
 RECENT_WEIGHTS: dict[Kind, float] = {"view": 0.4, "buy": 2.0}
@@ -43,7 +43,6 @@ TRENDING_CANDIDATES = 200
 TOP_CATEGORIES = 3
 TOP_BRANDS = 3
 RECENT_ITEMS = 5
-RANKER_NAME = "ltr"
 
 
 def top_categories(affinities: Mapping[str, float], n: int = TOP_CATEGORIES) -> list[str]:

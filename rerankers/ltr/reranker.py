@@ -31,7 +31,7 @@ from shoprank.rerankers.ltr.scorers import (
     OnnxScorer,
     Scorer,
 )
-from shoprank.rerankers.protocol import Candidate, RerankContext
+from shoprank.rerankers.protocol import RANKER_NAME, Candidate, RerankContext
 
 log = logging.getLogger("shoprank.ranker")
 RELOAD_CHECK_S = 1.0
@@ -51,7 +51,7 @@ def load_scorer(registry: ModelRegistry) -> Scorer:
 
 
 class LearnedRanker:
-    name = "ltr"
+    name = RANKER_NAME
 
     def __init__(
         self,

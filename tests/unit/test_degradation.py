@@ -220,28 +220,51 @@ def test_extra_rerankers_load_from_import_paths() -> None:
         load_extra_rerankers(["tests.unit.test_degradation:Nope"])
 
 
-def test_stuck_query_understanding_is_skipped_at_the_deadline(
+def test_late_query_understanding_is_skipped(
     tmp_path: Path, corpus_backend: EmbeddedBackend, clock: StoppedClock, retrieval_order: list[str]
 ) -> None:
+    """Query understanding runs on the search's own thread (it bounds its own work); one that
+    finishes after the budget is spent is discarded: no rewrite from a late prediction."""
     client = stopped_client(clock, tmp_path, corpus_backend, search_budget_ms=100)
     service = client.service  # type: ignore[attr-defined]
-    release = threading.Event()
     understand = service.understanding.understand
+    threads: list[str] = []
 
-    def stuck(*args: object, **kwargs: object) -> object:
+    def late(*args: object, **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
         clock.advance(3600)  # overruns the budget
-        release.wait(30)
         return understand(*args, **kwargs)
 
-    service.understanding.understand = stuck
+    service.understanding.understand = late
     before = degradations(client, "intent", "timeout")
-    try:
-        response = client.post("/products/_search", json=BODY)
-    finally:
-        release.set()
+    response = client.post("/products/_search", json=BODY)
     assert response.status_code == 200
     body = response.json()
     assert "intent: timeout" in body["_shoprank"]["degraded"]
     assert "rewrite" not in body["_shoprank"]  # no rewrite from a late prediction
     assert ids(body) == retrieval_order
     assert degradations(client, "intent", "timeout") == before + 1
+    assert threads and not threads[0].startswith("stage-")
+
+
+def test_built_in_ranker_runs_on_the_search_thread_and_extras_on_stage_threads(
+    tmp_path: Path, corpus_backend: EmbeddedBackend
+) -> None:
+    """The learned ranker bounds its own work (a CPU-time budget), so it is not handed to a
+    stage thread and back; a stage of unknown cost (`SHOPRANK_EXTRA_RERANKERS`) still is."""
+    seen: dict[str, str] = {}
+
+    class Named(Reverse):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def rerank(self, context: RerankContext, candidates: list[Candidate]) -> list[Candidate]:
+            seen[self.name] = threading.current_thread().name
+            return super().rerank(context, candidates)
+
+    client = make_client(tmp_path, corpus_backend, rerankers=(Named("ltr"), Named("extra")))
+    response = client.post("/products/_search", json=BODY)
+    assert response.status_code == 200
+    assert "degraded" not in response.json().get("_shoprank", {})
+    assert not seen["ltr"].startswith("stage-")
+    assert seen["extra"].startswith("stage-")
