@@ -187,6 +187,8 @@ async def run_load(
     total = int(args.rate * args.duration)
     latencies: dict[str, list[float]] = {"search": [], "events": [], "accepted": []}
     statuses: dict[str, dict[str, int]] = {"search": {}, "events": {}}
+    # Search answers per worker process (`X-Shoprank-Worker`) and status: how the load split.
+    by_worker: dict[str, dict[str, int]] = {}
     accepted_ids: set[str] = set()
     degraded = 0
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
@@ -211,6 +213,9 @@ async def run_load(
             try:
                 if kind == "search":
                     resp = await client.post("/demo/_search", json=search_body(rng, products))
+                    worker = resp.worker if raw else resp.headers.get("x-shoprank-worker")
+                    counts = by_worker.setdefault(str(worker), {})
+                    counts[str(resp.status_code)] = counts.get(str(resp.status_code), 0) + 1
                     if resp.status_code == 200:
                         answer = resp.json()
                         took = answer.get("took")
@@ -298,6 +303,7 @@ async def run_load(
             "max_ms": round(max(latencies[kind]), 3) if latencies[kind] else None,
         }
     out["search"]["goodput_rps"] = round(len(latencies["accepted"]) / wall, 1)
+    out["search"]["by_worker"] = by_worker
     out["search"]["accepted_p50_ms"] = pct(latencies["accepted"], 0.50)
     out["search"]["accepted_p99_ms"] = pct(latencies["accepted"], 0.99)
     out["_accepted_ids"] = accepted_ids
@@ -341,6 +347,7 @@ def load_step(
         "p99_ms": search["p99_ms"],
         "accepted_p99_ms": search["accepted_p99_ms"],
         "statuses": search["statuses"],
+        "by_worker": search["by_worker"],
     }
 
 
@@ -385,10 +392,15 @@ def capacity_run(
     inflights = [v for v in str(getattr(args, "overload_inflight", "") or "").split(",") if v]
     threads = [v for v in str(getattr(args, "overload_threads", "") or "").split(",") if v]
     queues = [v for v in str(getattr(args, "overload_queue_ms", "") or "").split(",") if v]
+    sheds = [v for v in str(getattr(args, "overload_shed", "") or "").split(",") if v]
     runs = [
-        (i, t, q) for i in inflights or [None] for t in threads or [None] for q in queues or [None]
+        (i, t, q, s)
+        for i in inflights or [None]
+        for t in threads or [None]
+        for q in queues or [None]
+        for s in sheds or [None]
     ]
-    for inflight, running, queue_ms in runs:
+    for inflight, running, queue_ms, shed in runs:
         # A fresh server per admission setting, offered 1x, 2x and 4x the 2-worker capacity.
         run_env = dict(env)
         key = "overload"
@@ -401,6 +413,9 @@ def capacity_run(
         if queue_ms is not None:
             run_env["SHOPRANK_MAX_QUEUE_MS"] = queue_ms
             key += f"_queue_{queue_ms}ms"
+        if shed is not None:
+            run_env["SHOPRANK_SHED_BUSY_CONNECTIONS"] = shed
+            key += f"_shed_{shed}"
         proc, url = start_server(args.data_dir, run_env, 2)
         try:
             warm_up(url, products, 2)
@@ -417,6 +432,7 @@ def capacity_run(
                             "max_inflight": inflight,
                             "search_threads": running,
                             "max_queue_ms": queue_ms,
+                            "shed_busy_connections": shed,
                             **step,
                         }
                     ),
@@ -462,6 +478,12 @@ def main() -> None:
         default="",
         help="--capacity: comma-separated SHOPRANK_MAX_QUEUE_MS values, one overload run "
         "each (with each --overload-inflight and --overload-threads value)",
+    )
+    parser.add_argument(
+        "--overload-shed",
+        default="",
+        help="--capacity: comma-separated SHOPRANK_SHED_BUSY_CONNECTIONS values (true,false),"
+        " one overload run each (with each of the other --overload-* values)",
     )
     parser.add_argument(
         "--client",

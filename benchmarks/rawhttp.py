@@ -35,6 +35,8 @@ class PoolTimeout(RawHTTPError):
 class RawResponse:
     status_code: int
     content: bytes
+    # The answering worker process (`X-Shoprank-Worker`), when the server names it.
+    worker: str | None = None
 
     def json(self) -> Any:
         return orjson.loads(self.content)
@@ -116,6 +118,7 @@ class RawClient:
             status = int(lines[0].split(b" ", 2)[1])
             length = 0
             close = False
+            worker = None
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
@@ -123,13 +126,15 @@ class RawClient:
                     length = int(value)
                 elif name == b"connection" and value.strip().lower() == b"close":
                     close = True
+                elif name == b"x-shoprank-worker":
+                    worker = value.strip().decode()
                 elif name == b"transfer-encoding":
                     raise RawHTTPError("chunked responses are not supported")
             content = await reader.readexactly(length) if length else b""
             # Only a connection whose whole answer was read is reused (a cancelled read
             # leaves bytes on it).
             keep = not close
-            return RawResponse(status, content)
+            return RawResponse(status, content, worker)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             raise RawHTTPError(type(exc).__name__) from exc
         finally:

@@ -7,6 +7,15 @@ will wait for. An admitted search is still dropped before it runs when its clien
 (checked before it is handed to the thread pool) or when it waited past `max_queue_s`
 (checked first thing on the worker thread).
 
+With several worker processes on one port (`shoprank serve --workers N`), a connection
+belongs to the worker that accepted it, and a client's keep-alive pool reuses the
+connections that answered last: in a 2x overload step of the load benchmark one worker
+answered all 1,270 requests (707 refusals) while the other answered none. So a busy worker
+(`shed_connections`) closes the connections it answers (`Connection: close`) while its
+running slots are all taken or when it refuses a search: the client's next request opens
+a new connection, which the worker with a free event loop accepts first. An idle worker
+keeps its connections alive.
+
 `AdmissionMiddleware` (outermost, `shoprank.plugin.ops.install`) records when each request
 arrived and names the worker process in `X-Shoprank-Worker`; `respond`
 (`shoprank.plugin.routes.common`) asks `current()` for the request it runs under.
@@ -59,6 +68,7 @@ class Admission:
         max_queue_s: float,
         *,
         running: int = 0,
+        shed_connections: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
@@ -66,6 +76,8 @@ class Admission:
         # Admitted searches that run at once (0: all of them); the others wait for one of
         # these threads, at most `max_queue_s`, instead of sharing the cores with them.
         self.running = running
+        # One of several workers on a port: close the connections of a busy worker.
+        self.shed_connections = shed_connections
         self.clock = clock
         self.inflight = 0
         self._lock = threading.Lock()
@@ -74,7 +86,7 @@ class Admission:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Admission:
+    def from_settings(cls, settings: Settings, *, shed_connections: bool = False) -> Admission:
         return cls(
             settings.max_inflight,
             settings.max_queue_ms / 1000.0,
@@ -85,6 +97,7 @@ class Admission:
                 if settings.backend == "embedded"
                 else 0
             ),
+            shed_connections=shed_connections,
         )
 
     def limiter(self) -> anyio.CapacityLimiter | None:
@@ -114,6 +127,18 @@ class Admission:
             )
         INFLIGHT.inc()
         return None
+
+    def busy(self) -> bool:
+        """Whether a search arriving now would wait for a running slot, or be refused."""
+        with self._lock:
+            if self.running and self.inflight >= self.running:
+                return True
+            return bool(self.limit) and self.inflight >= self.limit
+
+    def closes(self, status: int) -> bool:
+        """Whether the connection of a response with `status` is to be closed now (see the
+        module docstring): only with `shed_connections`, on a refusal or while busy."""
+        return self.shed_connections and (status == 429 or self.busy())
 
     def leave(self) -> None:
         with self._lock:
@@ -176,12 +201,16 @@ class AdmissionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = _incoming.set(Incoming(self.admission, self.admission.clock(), receive))
+        gate = self.admission
+        token = _incoming.set(Incoming(gate, gate.clock(), receive))
         worker = self.worker
 
         async def named(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (WORKER_HEADER, worker)]
+                headers = [*message.get("headers", ()), (WORKER_HEADER, worker)]
+                if gate.closes(int(message["status"])):
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -33,11 +33,13 @@ def create_app(
     *,
     cluster_name: str = "shoprank",
     health: Callable[[], Any] | None = None,
-    shared_rate_limit: bool = False,
+    one_of_workers: bool = False,
 ) -> FastAPI:
     """The ASGI app serving `service`; cheap to build, nothing is loaded until used.
-    `shared_rate_limit`: the rate-limit buckets are the ones all workers of this data
-    directory share (`shoprank.plugin.shared_limits`), not this process's own."""
+    `one_of_workers`: this app is one of several worker processes on one port: the
+    rate-limit buckets are the ones all workers of this data directory share
+    (`shoprank.plugin.shared_limits`), not this process's own, and a busy worker closes
+    the connections it answers (`shoprank.plugin.admission`)."""
     app = FastAPI(
         title="shoprank",
         version=__version__,
@@ -77,5 +79,5 @@ def create_app(
     # Requests no route serves: forwarded to a cluster if allowlisted, refused otherwise.
     install_proxy(app, service.backend, service.settings.proxy_allowlist)
     # Access control, limits, admission, metrics, readiness (plugin/ops.py).
-    install(app, service, shared_rate_limit=shared_rate_limit)
+    install(app, service, one_of_workers=one_of_workers)
     return app

@@ -76,9 +76,10 @@ def stream_lag(client: Any) -> int:
     return int(client.xlen(EVENTS_STREAM))
 
 
-def install(app: FastAPI, service: SearchService, *, shared_rate_limit: bool = False) -> None:
+def install(app: FastAPI, service: SearchService, *, one_of_workers: bool = False) -> None:
     """Guard and admission middleware, ES-shaped 422, and the metrics and readiness routes;
-    `shared_rate_limit`: rate-limit buckets shared by every worker of the data directory."""
+    `one_of_workers`: one of several worker processes on one port (rate-limit buckets
+    shared by every worker of the data directory; busy connections closed)."""
     settings: Settings = service.settings
     spool = (
         EventSpool(settings.event_spool_dir, max_bytes=settings.event_spool_max_bytes)
@@ -93,11 +94,13 @@ def install(app: FastAPI, service: SearchService, *, shared_rate_limit: bool = F
         return redis_client[0]
 
     limiter: TokenBucketLimiter | None = (
-        make_shared_limiter(settings) if shared_rate_limit else make_limiter(settings)
+        make_shared_limiter(settings) if one_of_workers else make_limiter(settings)
     )
     app.add_middleware(GuardMiddleware, settings=settings, limiter=limiter)
     # Added last, so outermost: every request's arrival is stamped before anything else.
-    app.state.admission = Admission.from_settings(settings)
+    app.state.admission = Admission.from_settings(
+        settings, shed_connections=one_of_workers and settings.shed_busy_connections
+    )
     app.add_middleware(AdmissionMiddleware, admission=app.state.admission)
     app.openapi = lambda: shoprank_openapi(app)  # type: ignore[method-assign]
 

@@ -57,7 +57,7 @@ def build_app(settings: Settings, *, shared: bool) -> FastAPI:
             f"warning: query encoder unavailable ({exc.reason}); vector legs will be skipped",
             file=sys.stderr,
         )
-    app = create_app(service, shared_rate_limit=shared)
+    app = create_app(service, one_of_workers=shared)
     # Everything loaded so far (models, indices, settings) lives as long as the process:
     # out of the collector's sight, so a full collection does not walk it again and again
     # (on the Icecat recommendation benchmark, ~35 ms pauses in 1 of ~150 requests).

@@ -251,6 +251,11 @@ class Settings(BaseSettings):
         description="A search that waited longer than this for a worker thread is dropped "
         "with the same 429 instead of being run.",
     )
+    shed_busy_connections: bool = Field(
+        default=True,
+        description="With several worker processes, a busy worker answers `Connection: "
+        "close` so the client's next request can reach another worker.",
+    )
     max_agg_ranges: int = Field(
         default=1_000, ge=1, description="Most ranges one `range` aggregation may list (400)."
     )

@@ -51,15 +51,21 @@ def key(name: str) -> dict[str, str]:
 
 @contextmanager
 def loopback_server(
-    service: SearchService, *, wait_s: float, before_stop: Callable[[], None] | None = None
+    service: SearchService,
+    *,
+    wait_s: float,
+    before_stop: Callable[[], None] | None = None,
+    one_of_workers: bool = False,
 ) -> Iterator[str]:
     """The real app served by uvicorn on a free loopback port, in a thread; yields its URL
     once it accepts connections. `before_stop` runs first on the way out (e.g. releasing
-    requests a test holds, so the server can finish them)."""
+    requests a test holds, so the server can finish them); `one_of_workers` builds the app
+    as one worker of several would be."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(service), log_level="warning", lifespan="off")
+    app = create_app(service, one_of_workers=one_of_workers)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

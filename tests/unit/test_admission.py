@@ -6,6 +6,9 @@ not run at all. Every response names its worker process (`X-Shoprank-Worker`).
 Nothing is timed: the in-flight search is held inside the backend at a gate (as in
 `test_event_loop`), the disconnect is a client that says so in its ASGI messages, and the
 queue deadline is crossed by an injected clock.
+
+One worker of several (`shoprank serve --workers N`) closes the connections it answers
+while it is busy, so that a client's keep-alive pool moves to a worker with room.
 """
 
 from __future__ import annotations
@@ -255,3 +258,47 @@ def test_past_the_running_threads_an_admitted_search_waits_for_one(index_root: P
         second.join(WAIT_S * 2)
     assert answers == [200, 200]
     assert backend.peak == 1
+
+
+@pytest.mark.parametrize("one_of_workers", [True, False])
+def test_a_busy_worker_of_several_closes_the_connections_it_answers(
+    index_root: Path, one_of_workers: bool
+) -> None:
+    """While a search holds the worker's only running slot, its answers (a refusal, health)
+    say `Connection: close` when it is one of several workers, so the client's next request
+    opens a connection another worker can accept; idle again, it keeps connections alive.
+    A lone worker never closes: there is no other worker to move to."""
+    gate = Gate()
+    settings = Settings(
+        data_dir=index_root, default_mode="lexical", max_inflight=1, search_threads=1
+    )
+    service = SearchService(backend=GatedBackend(index_root / "index", gate), settings=settings)
+    held: list[httpx.Response] = []
+
+    def slow(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=WAIT_S * 2) as client:
+            held.append(client.post("/products/_search", json=SEARCH))
+
+    with loopback_server(
+        service, wait_s=WAIT_S, before_stop=gate.released.set, one_of_workers=one_of_workers
+    ) as url:
+        gate.armed = True
+        worker = threading.Thread(target=slow, args=(url,))
+        worker.start()
+        try:
+            assert gate.entered.wait(WAIT_S), "the first search never reached the backend"
+            with httpx.Client(base_url=url, timeout=WAIT_S) as client:
+                refused = client.post("/products/_search", json=SEARCH)
+                health = client.get("/_shoprank/health")
+        finally:
+            gate.armed = False
+            gate.released.set()
+            worker.join(WAIT_S * 2)
+        with httpx.Client(base_url=url, timeout=WAIT_S) as client:
+            idle = [client.post("/products/_search", json=SEARCH) for _ in range(2)]
+    assert refused.status_code == 429 and health.status_code == 200
+    busy_closes = [r.headers.get("connection") == "close" for r in (refused, health)]
+    assert busy_closes == [one_of_workers, one_of_workers]
+    assert held[0].status_code == 200
+    assert [r.status_code for r in idle] == [200, 200]
+    assert not any(r.headers.get("connection") == "close" for r in idle)
