@@ -12,9 +12,9 @@ belongs to the worker that accepted it, and a client's keep-alive pool reuses th
 connections that answered last: in a 2x overload step of the load benchmark one worker
 answered all 1,270 requests (707 refusals) while the other answered none. So a busy worker
 (`shed_connections`) closes the connections it answers (`Connection: close`) while its
-running slots are all taken or when it refuses a search: the client's next request opens
-a new connection, which the worker with a free event loop accepts first. An idle worker
-keeps its connections alive.
+running slots are all taken: the client's next request opens a new connection, which the
+worker with a free event loop accepts first. An idle worker keeps its connections alive,
+and so does a refusal (429).
 
 `AdmissionMiddleware` (outermost, `shoprank.plugin.ops.install`) records when each request
 arrived and names the worker process in `X-Shoprank-Worker`; `respond`
@@ -137,8 +137,11 @@ class Admission:
 
     def closes(self, status: int) -> bool:
         """Whether the connection of a response with `status` is to be closed now (see the
-        module docstring): only with `shed_connections`, on a refusal or while busy."""
-        return self.shed_connections and (status == 429 or self.busy())
+        module docstring): with `shed_connections`, an answer given while busy. Never a
+        refusal's: a refused client retries later anyway, and reconnecting after every
+        refusal cost both sides the CPU that overload lacks (at 4x overload it halved the
+        goodput; `benchmarks/README.md`, "Connections of a busy worker")."""
+        return self.shed_connections and status != 429 and self.busy()
 
     def leave(self) -> None:
         with self._lock:
