@@ -10,7 +10,7 @@ will wait for. An admitted search is still dropped before it runs when its clien
 With several worker processes on one port (`shoprank serve --workers N`), a connection
 belongs to the worker that accepted it, and a client's keep-alive pool reuses the
 connections that answered last: in a 2x overload step of the load benchmark one worker
-answered all 1,270 requests (707 refusals) while the other answered none. So a busy worker
+answered all 1,220 searches (659 refusals) while the other answered none. So a busy worker
 (`shed_connections`) closes the connections it answers (`Connection: close`) while its
 running slots are all taken: the client's next request opens a new connection, which the
 worker with a free event loop accepts first. An idle worker keeps its connections alive,
