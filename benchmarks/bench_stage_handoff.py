@@ -6,7 +6,7 @@ Over an index loaded by `bench_homedepot.py` (Home Depot titles), the dev querie
 searched in process, each three times in turn: `hybrid`, `full` with every optional stage
 handed to a stage thread (`StageRunner(inline=frozenset())`, how it was before), and `full`
 with query understanding and the learned ranker on the search's thread (the default,
-`shoprank.plugin.search.INLINE_STAGES`). Interleaving query by query puts the three under
+`shoprank.plugin.stages.INLINE_STAGES`). Interleaving query by query puts the three under
 the same machine state, so their ratio is stable where back-to-back runs drift. Every
 search embeds its query (no prefilled vectors), so the absolute times are higher than
 `bench_homedepot.py`'s.
@@ -27,8 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from shoprank import heap  # noqa: E402
-from shoprank.plugin.search import INLINE_STAGES  # noqa: E402
-from shoprank.plugin.stages import StageRunner  # noqa: E402
+from shoprank.plugin.stages import INLINE_STAGES, StageRunner  # noqa: E402
 from shoprank.settings import Settings  # noqa: E402
 from shoprank.wiring import make_service  # noqa: E402
 

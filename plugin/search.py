@@ -73,12 +73,12 @@ from shoprank.plugin.pipeline.request import (
 )
 from shoprank.plugin.pipeline.rerank import rerank_window
 from shoprank.plugin.pipeline.vectors import EncoderFactory, QueryVectors
-from shoprank.plugin.stages import StageRunner
+from shoprank.plugin.stages import INLINE_STAGES, StageRunner
 from shoprank.rerankers.diversity import Diversifier
 from shoprank.rerankers.intent.recovery import checked_plan, recover
 from shoprank.rerankers.intent.rewriter import RewritePlan
 from shoprank.rerankers.intent.service import QueryUnderstanding, hit_count
-from shoprank.rerankers.protocol import RANKER_NAME, Candidate, Reranker, WarmUp
+from shoprank.rerankers.protocol import Candidate, Reranker, WarmUp
 from shoprank.settings import Settings
 from shoprank.types import Mode
 
@@ -88,10 +88,6 @@ if TYPE_CHECKING:
 __all__ = ["SearchRequest", "SearchService", "Trace", "extract_filters", "extract_query_text"]
 
 Response = dict[str, Any]
-# Optional stages that bound their own work and so run on the search's thread
-# (`shoprank.plugin.stages`): query understanding and the learned ranker. Extra rerankers
-# (`SHOPRANK_EXTRA_RERANKERS`) run on the stage threads, cut off at the deadline.
-INLINE_STAGES = frozenset({"intent", f"rerank:{RANKER_NAME}"})
 NO_LEXICAL_DIVERSITY = (
     "diversity needs a fused mode (hybrid or full): this search ran lexical, in the "
     "backend's own order"

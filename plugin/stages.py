@@ -30,9 +30,13 @@ from typing import Any, Protocol, TypeVar
 
 from shoprank.errors import ConfigError
 from shoprank.metrics import degrade
-from shoprank.rerankers.protocol import Candidate, RerankContext, Reranker
+from shoprank.rerankers.protocol import RANKER_NAME, Candidate, RerankContext, Reranker
 
 T = TypeVar("T")
+# The built-in stages, which bound their own work and so run on the search's thread: query
+# understanding and the learned ranker. Extra rerankers (`SHOPRANK_EXTRA_RERANKERS`) run on
+# the stage threads, cut off at the deadline.
+INLINE_STAGES = frozenset({"intent", f"rerank:{RANKER_NAME}"})
 
 
 class _DaemonPool:
