@@ -10,8 +10,9 @@ Lateness is measured on a `StageClock` (the real `perf_counter` unless one is in
 Stages named in `inline` bound their own work (the learned ranker's CPU-time budget, query
 understanding's backend calls under the request's deadline) and run on the search's own
 thread: the hand-off to a worker thread and back cost more than they do at the tail (p99
-of `full` 24.2 → 18.9 ms on Home Depot, interleaved in one process). One that finishes after
-the deadline is skipped as late all the same; one that starts after it is not run.
+of `full` 22.0 → 17.0 ms on Home Depot, `benchmarks/bench_stage_handoff.py`). One that
+finishes after the deadline is skipped as late all the same; one that starts after it is
+not run.
 
 `load_extra_rerankers` builds the stages named in `SHOPRANK_EXTRA_RERANKERS`.
 """
