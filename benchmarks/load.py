@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -351,6 +352,15 @@ def load_step(
     }
 
 
+# --overload-* flags, the setting each sets per overload run, and its part of the result key.
+OVERLOAD_KNOBS = (
+    ("overload_inflight", "SHOPRANK_MAX_INFLIGHT", "_inflight_{}"),
+    ("overload_threads", "SHOPRANK_SEARCH_THREADS", "_threads_{}"),
+    ("overload_queue_ms", "SHOPRANK_MAX_QUEUE_MS", "_queue_{}ms"),
+    ("overload_shed", "SHOPRANK_SHED_BUSY_CONNECTIONS", "_shed_{}"),
+)
+
+
 def capacity_run(
     args: argparse.Namespace, products: list[dict[str, Any]], env: dict[str, str]
 ) -> dict[str, Any]:
@@ -389,33 +399,20 @@ def capacity_run(
     if capacities[1]:
         out["speedup"] = round(capacities[2] / capacities[1], 2)
     base = capacities[2] or capacities[1] or args.start_rate
-    inflights = [v for v in str(getattr(args, "overload_inflight", "") or "").split(",") if v]
-    threads = [v for v in str(getattr(args, "overload_threads", "") or "").split(",") if v]
-    queues = [v for v in str(getattr(args, "overload_queue_ms", "") or "").split(",") if v]
-    sheds = [v for v in str(getattr(args, "overload_shed", "") or "").split(",") if v]
-    runs = [
-        (i, t, q, s)
-        for i in inflights or [None]
-        for t in threads or [None]
-        for q in queues or [None]
-        for s in sheds or [None]
+    # Each --overload-* flag: (its values, the setting it sets, the result key's part).
+    knobs = [
+        (getattr(args, flag, "") or "", env_name, part) for flag, env_name, part in OVERLOAD_KNOBS
     ]
-    for inflight, running, queue_ms, shed in runs:
+    value_lists = [[v for v in str(values).split(",") if v] or [None] for values, _, _ in knobs]
+    for values in itertools.product(*value_lists):
+        inflight, running, queue_ms, shed = values
         # A fresh server per admission setting, offered 1x, 2x and 4x the 2-worker capacity.
         run_env = dict(env)
         key = "overload"
-        if inflight is not None:
-            run_env["SHOPRANK_MAX_INFLIGHT"] = inflight
-            key += f"_inflight_{inflight}"
-        if running is not None:
-            run_env["SHOPRANK_SEARCH_THREADS"] = running
-            key += f"_threads_{running}"
-        if queue_ms is not None:
-            run_env["SHOPRANK_MAX_QUEUE_MS"] = queue_ms
-            key += f"_queue_{queue_ms}ms"
-        if shed is not None:
-            run_env["SHOPRANK_SHED_BUSY_CONNECTIONS"] = shed
-            key += f"_shed_{shed}"
+        for value, (_, env_name, part) in zip(values, knobs, strict=True):
+            if value is not None:
+                run_env[env_name] = value
+                key += part.format(value)
         proc, url = start_server(args.data_dir, run_env, 2)
         try:
             warm_up(url, products, 2)
